@@ -1,0 +1,36 @@
+/** Bindings and settings (wrangler.toml `[vars]`, secrets). */
+export interface Env {
+  BLOBS: R2Bucket
+  LINKS: KVNamespace
+  DELETE_ENABLED?: string
+  SCHEMA1_ENABLED?: string
+  MANIFEST_MAX_BYTES?: string
+  LINK_CACHE_SECONDS?: string
+  UPLOAD_SECRET?: string
+}
+
+/** Parsed settings, with the defaults the README documents. */
+export interface Settings {
+  deleteEnabled: boolean
+  schema1Enabled: boolean
+  manifestMaxBytes: number
+  linkCacheSeconds: number
+  uploadSecret: string
+}
+
+const DEV_UPLOAD_SECRET = 'edge-registry-dev-upload-secret'
+
+export function settings(env: Env): Settings {
+  return {
+    deleteEnabled: env.DELETE_ENABLED !== 'false',
+    schema1Enabled: env.SCHEMA1_ENABLED === 'true',
+    manifestMaxBytes: positiveInt(env.MANIFEST_MAX_BYTES, 4 * 1024 * 1024),
+    linkCacheSeconds: positiveInt(env.LINK_CACHE_SECONDS, 60),
+    uploadSecret: env.UPLOAD_SECRET || DEV_UPLOAD_SECRET,
+  }
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value)
+  return Number.isSafeInteger(n) && n >= 0 ? n : fallback
+}

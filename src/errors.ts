@@ -1,0 +1,57 @@
+/**
+ * Every error code the registry answers with, once, with its HTTP status
+ * (OCI distribution-spec v1.1, "Error Codes"), and the one writer of the
+ * `{"errors":[…]}` envelope.
+ */
+const OCI = {
+  BLOB_UNKNOWN: [404, 'blob unknown to registry'],
+  BLOB_UPLOAD_INVALID: [400, 'blob upload invalid'],
+  BLOB_UPLOAD_UNKNOWN: [404, 'blob upload unknown to registry'],
+  DIGEST_INVALID: [400, 'provided digest did not match uploaded content'],
+  MANIFEST_BLOB_UNKNOWN: [400, 'manifest references a manifest or blob unknown to registry'],
+  MANIFEST_INVALID: [400, 'manifest invalid'],
+  MANIFEST_UNKNOWN: [404, 'manifest unknown to registry'],
+  NAME_INVALID: [400, 'invalid repository name'],
+  NAME_UNKNOWN: [404, 'repository name not known to registry'],
+  SIZE_INVALID: [400, 'provided length did not match content length'],
+  UNAUTHORIZED: [401, 'authentication required'],
+  DENIED: [403, 'requested access to the resource is denied'],
+  UNSUPPORTED: [405, 'the operation is unsupported'],
+  TOOMANYREQUESTS: [429, 'too many requests'],
+  // Not in the spec's table, but with the statuses the spec prescribes.
+  TAG_INVALID: [400, 'manifest tag did not match URI'],
+  RANGE_INVALID: [416, 'requested range not satisfiable'],
+  MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
+  PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
+  NOT_FOUND: [404, 'no such route'],
+  METHOD_UNKNOWN: [405, 'method not allowed'],
+  UNKNOWN: [500, 'unknown error'],
+} as const satisfies Record<string, readonly [number, string]>
+
+export type OciCode = keyof typeof OCI
+
+/** A failure that maps to one OCI error code; `headers` ride along on the reply. */
+export class RegistryError extends Error {
+  constructor(
+    readonly code: OciCode,
+    readonly detail: unknown = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(OCI[code][1])
+  }
+}
+
+/** The status a code answers with. */
+export const statusOf = (code: OciCode): number => OCI[code][0]
+
+/** Turns anything thrown by a route into the spec's error JSON; never leaks internals. */
+export function toErrorResponse(err: unknown, method = 'GET'): Response {
+  if (!(err instanceof RegistryError)) console.error(err)
+  const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
+  const [status, message] = OCI[e.code]
+  const headers = { 'Content-Type': 'application/json', ...e.headers }
+  // A HEAD reply carries no body (RFC 9110 §9.3.2); the status says it all.
+  if (method === 'HEAD') return new Response(null, { status, headers })
+  const body = JSON.stringify({ errors: [{ code: e.code, message, detail: e.detail }] })
+  return new Response(body, { status, headers })
+}

@@ -1,0 +1,3 @@
+import { router } from './router'
+
+export default { fetch: router.fetch } satisfies ExportedHandler<import('./env').Env>

@@ -1,0 +1,52 @@
+/** GET/HEAD/DELETE /v2/<name>/blobs/<digest> */
+import type { IRequest } from 'itty-router'
+import { RegistryError } from '../errors'
+import type { Ctx } from '../http/context'
+import { parseRange } from '../http/ranges'
+import { parseDigest, parseRepo } from '../names'
+import { blobBytes, forgetBlobBytes } from '../storage/edge-cache'
+import { deleteBlobLink, readBlobLink } from '../storage/links'
+
+/** HEAD: cached link or 1 KV get. GET: + cached bytes, or 1 R2 get on a cold location. */
+export async function get(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const digest = parseDigest(req.params.digest)
+  const link = await readBlobLink(c.env, c, repo, digest)                 // cache, else KV get
+  if (!link) throw new RegistryError('BLOB_UNKNOWN', { digest })
+  const etag = `"${digest}"`
+  const headers = new Headers({
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    ETag: etag,
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'max-age=31536000, immutable',
+  })
+  if (matchesEtag(req.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+  const range = parseRange(req.headers.get('range'), link.size)
+  const length = range ? range.length : link.size
+  headers.set('Content-Length', String(length))
+  const status = range ? 206 : 200
+  if (range) headers.set('Content-Range', `bytes ${range.offset}-${range.offset + length - 1}/${link.size}`)
+  if (req.method === 'HEAD') return new Response(null, { status, headers })
+  const body = await blobBytes(c.env, c, digest, link, range)            // cache, else R2 get
+  if (!body) throw new RegistryError('BLOB_UNKNOWN', { digest })
+  return new Response(body, { status, headers })
+}
+
+/** 1 KV get + 1 KV delete; the bytes stay in R2 for other repositories (and GC). */
+export async function remove(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const digest = parseDigest(req.params.digest)
+  if (!c.settings.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  if (!(await deleteBlobLink(c.env, c, repo, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest })
+  await forgetBlobBytes(c, digest)
+  return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
+}
+
+export function matchesEtag(header: string | null, etag: string): boolean {
+  if (!header) return false
+  return header.split(',').some((t) => {
+    const v = t.trim().replace(/^W\//, '')
+    return v === '*' || v === etag || v === etag.slice(1, -1)
+  })
+}

@@ -1,0 +1,143 @@
+/**
+ * /v2/<name>/blobs/uploads/: starting, mounting, feeding, finishing and cancelling
+ * uploads (spec "Pushing blobs"). Session state is client-held (upload/state.ts).
+ */
+import type { IRequest } from 'itty-router'
+import { RegistryError } from '../errors'
+import type { Ctx } from '../http/context'
+import { contentLength, parseContentRange, progressRange } from '../http/ranges'
+import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
+import { headBlob, type BlobLocation } from '../storage/blobs'
+import { readBlobLink, writeBlobLink } from '../storage/links'
+import { cancelUpload } from '../storage/uploads'
+import { append, assertLive, complete, storeWithDigest } from '../upload/session'
+import { newUploadState, uploadLocation, verifyState, type UploadState } from '../upload/state'
+
+/**
+ * POST: mount (1-2 reads + 1 KV put), monolithic (see storeWithDigest + 1 KV put),
+ * or a new session (no storage call: its state is in the Location).
+ */
+export async function start(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const url = new URL(req.url)
+  const mount = url.searchParams.get('mount')
+  if (mount !== null) {
+    const mounted = await tryMount(c, repo, tryDigest(mount), url.searchParams.get('from'))
+    if (mounted) return mounted
+  }
+  const digestParam = url.searchParams.get('digest')
+  if (digestParam !== null) {
+    const digest = parseDigest(digestParam)
+    const length = contentLength(req.headers)
+    const state = newUploadState(repo)
+    const blob = length !== null
+      ? await storeWithDigest(c.env, repo, digest, req.body, length)
+      : await complete(c.env, await append(c.env, state, req.body, null), digest)
+    return linked(c, repo, digest, blob)
+  }
+  return progress(c, newUploadState(repo), 202)
+}
+
+/** Mount from `from`, or (no `from`) any blob the registry holds; null: fall back to an upload. */
+async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string | null): Promise<Response | null> {
+  if (!digest) return null
+  let blob: BlobLocation | null
+  if (from !== null) {
+    let source: Repo
+    try {
+      source = parseRepo(from)
+    } catch {
+      return null
+    }
+    blob = await readBlobLink(c.env, c, source, digest)                   // cache, else KV get
+    if (!blob) {
+      // KV may not show a link written moments ago elsewhere; R2 knows the first owner.
+      const indexed = await headBlob(c.env, digest)                        // R2 head
+      blob = indexed && indexed.repo === source ? indexed : null
+    }
+  } else {
+    blob = await headBlob(c.env, digest)                                   // R2 head
+  }
+  return blob ? linked(c, repo, digest, blob) : null
+}
+
+/** GET: 1 R2 head (the session's bytes are still there). */
+export async function status(req: IRequest, c: Ctx): Promise<Response> {
+  const state = await session(req, c)
+  await assertLive(c.env, state)
+  return progress(c, state, 204)
+}
+
+/** PATCH: see upload/session.ts `append`. */
+export async function patch(req: IRequest, c: Ctx): Promise<Response> {
+  const state = await session(req, c)
+  const length = chunkLength(req, state)
+  return progress(c, await append(c.env, state, req.body, length), 202)
+}
+
+/** PUT ?digest=: the last chunk (optional), then verify, index and link (1 KV put). */
+export async function finish(req: IRequest, c: Ctx): Promise<Response> {
+  const state = await session(req, c)
+  const digest = parseDigest(new URL(req.url).searchParams.get('digest'))
+  const length = chunkLength(req, state)
+  const repo = state.repo as Repo
+  if (state.offset === 0 && length !== null && length > 0 && req.body) {
+    await assertLive(c.env, state)
+    return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
+  }
+  const final = await append(c.env, state, req.body, length)
+  return linked(c, repo, digest, await complete(c.env, final, digest))
+}
+
+/** DELETE: 1 R2 put (the cancellation mark); its bytes are deleted (free). */
+export async function cancel(req: IRequest, c: Ctx): Promise<Response> {
+  const state = await session(req, c)
+  await cancelUpload(c.env, state)
+  return new Response(null, { status: 204, headers: { 'Content-Length': '0' } })
+}
+
+function session(req: IRequest, c: Ctx): Promise<UploadState> {
+  const repo = parseRepo(req.params.name)
+  const token = new URL(req.url).searchParams.get('_state')
+  return verifyState(c.settings.uploadSecret, repo, req.params.uuid ?? '', token)
+}
+
+/** The chunk's length from Content-Length or Content-Range; 416 when it does not start at the offset. */
+function chunkLength(req: IRequest, state: UploadState): number | null {
+  const length = contentLength(req.headers)
+  const range = parseContentRange(req.headers.get('content-range'))
+  if (range === 'invalid') throw outOfOrder(state, 'malformed Content-Range')
+  if (!range) return length
+  if (range.start !== state.offset) throw outOfOrder(state, `chunk starts at ${range.start}, upload is at ${state.offset}`)
+  const size = range.end - range.start + 1
+  if (length !== null && length !== size) throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range')
+  return size
+}
+
+function outOfOrder(state: UploadState, detail: string): RegistryError {
+  return new RegistryError('RANGE_INVALID', detail, {
+    Range: progressRange(state.offset),
+    'Docker-Upload-UUID': state.id,
+  })
+}
+
+async function progress(c: Ctx, state: UploadState, status: 202 | 204): Promise<Response> {
+  return new Response(null, {
+    status,
+    headers: {
+      Location: await uploadLocation(c.settings.uploadSecret, state),
+      Range: progressRange(state.offset),
+      'Docker-Upload-UUID': state.id,
+      'Content-Length': '0',
+    },
+  })
+}
+
+/** Links the blob into the repository (1 KV put) and answers 201 Created. */
+async function linked(c: Ctx, repo: Repo, digest: Digest, blob: BlobLocation): Promise<Response> {
+  await writeBlobLink(c.env, c, repo, digest, blob)
+  return new Response(null, {
+    status: 201,
+    headers: { Location: `/v2/${repo}/blobs/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' },
+  })
+}

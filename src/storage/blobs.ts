@@ -1,0 +1,68 @@
+/**
+ * The registry-wide blob store in R2: one verified object (or pointer) per digest.
+ * Storage returns null for absent things and never picks an error code.
+ */
+import type { Env } from '../env'
+import type { Digest, Repo } from '../names'
+import { keys } from './keys'
+
+/** Where a verified blob's bytes are and how many there are. */
+export interface BlobLocation {
+  at: string
+  size: number
+}
+
+/** A blob as the registry-wide index knows it: location plus the first repository to hold it. */
+export interface IndexedBlob extends BlobLocation {
+  repo: string
+}
+
+/** 1 R2 head. */
+export async function headBlob(env: Env, digest: Digest): Promise<IndexedBlob | null> {
+  const object = await env.BLOBS.head(keys.blob(digest))
+  return object ? indexed(object) : null
+}
+
+function indexed(object: R2Object): IndexedBlob {
+  const meta = object.customMetadata ?? {}
+  if (meta.at) return { at: meta.at, size: Number(meta.size), repo: meta.repo ?? '' }
+  return { at: object.key, size: object.size, repo: meta.repo ?? '' }
+}
+
+/**
+ * Records that the bytes at `at` are `digest`, unless another writer got there first:
+ * then returns the winner's entry. 1 R2 put (conditional), +1 R2 head when it lost.
+ */
+export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: BlobLocation): Promise<IndexedBlob> {
+  const customMetadata = { at: location.at, size: String(location.size), repo }
+  const put = await env.BLOBS.put(keys.blob(digest), null, {
+    customMetadata,
+    onlyIf: { etagDoesNotMatch: '*' },
+  })
+  if (put) return { ...location, repo }
+  return (await headBlob(env, digest)) ?? { ...location, repo }
+}
+
+/**
+ * Streams bytes of a known digest and length straight to their final key. R2 checks
+ * the checksum before the object exists, so a mismatch leaves nothing. 1 R2 put.
+ */
+export async function putVerifiedBlob(
+  env: Env,
+  digest: Digest,
+  repo: Repo,
+  body: ReadableStream<Uint8Array> | Uint8Array,
+): Promise<IndexedBlob> {
+  const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
+  const object = await env.BLOBS.put(keys.blob(digest), body, {
+    [alg]: hex,
+    customMetadata: { repo },
+    httpMetadata: { contentType: 'application/octet-stream' },
+  })
+  return { at: object.key, size: object.size, repo }
+}
+
+/** 1 R2 get (ranged when `range` is given). */
+export function readBlob(env: Env, location: BlobLocation, range?: R2Range): Promise<R2ObjectBody | null> {
+  return env.BLOBS.get(location.at, range ? { range } : undefined)
+}

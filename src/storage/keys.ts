@@ -1,0 +1,61 @@
+/**
+ * Every R2, KV and edge-cache key is built here; nothing else joins paths.
+ *
+ * R2  env.BLOBS  (strongly consistent)
+ *   blobs/<alg>/<hex>                         a verified blob, once for the registry: its bytes, or
+ *                                             empty with customMetadata.at naming the object that holds
+ *                                             them; customMetadata.repo is the first repository to hold it
+ *   data/<upload-id>                          empty: the session was cancelled (its state is client-held)
+ *   data/<upload-id>/<write-id>               bytes of an upload not yet in a multipart part (after a JSON list
+ *                                             of part etags); written once, never overwritten. Completed
+ *                                             without parts, it is the blob's bytes, pointed at from blobs/
+ *   data/<upload-id>/parts                    multipart target of an upload; once complete, a blob's bytes
+ *   repos/<name>/_manifests/<digest>          manifest bytes; httpMetadata.contentType = media type
+ *   repos/<name>/_referrers/<subject>/<digest>  descriptor of a manifest whose `subject` is <subject>
+ * KV  env.LINKS  (edge-cached, eventually consistent)
+ *   repos/<name>/_blobs/<digest>              {"size":n,"at":key}: the blob is visible in <name>
+ *   repos/<name>/_tags/<tag>                  manifest bytes; metadata {digest, mediaType}
+ * Cache API  caches.default  (per location, free)
+ *   <origin>/_cache/blobs/<digest>            blob bytes (immutable)
+ *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
+ *
+ * Why "_": no repository path component may start with "_" (spec name grammar), so
+ * repos/a/_tags/ never holds keys of repository "a/tags", and an R2 list of repos/
+ * delimited by "/_" yields exactly the repository names (the catalog).
+ * Why data/ apart from blobs/: the digest of a streamed upload is known only at its end,
+ * and bytes are never copied, so the blob index points at where they were written.
+ * No two-hex fan-out under blobs/: that exists for filesystems, not R2.
+ */
+import type { Digest, Repo, Tag } from '../names'
+
+export const REPOS_PREFIX = 'repos/'
+/** Ends a repository name in every key under repos/ (see above). */
+export const REPO_DELIMITER = '/_'
+
+export const keys = {
+  blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
+  uploadCancelled: (id: string) => `data/${id}`,
+  uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,
+  uploadParts: (id: string) => `data/${id}/parts`,
+  manifest: (r: Repo, d: Digest) => `repos/${r}/_manifests/${d}`,
+  referrers: (r: Repo, subject: Digest) => `repos/${r}/_referrers/${subject}/`,
+  referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}/_referrers/${subject}/${d}`,
+  blobLink: (r: Repo, d: Digest) => `repos/${r}/_blobs/${d}`,
+  tags: (r: Repo) => `repos/${r}/_tags/`,
+  tag: (r: Repo, t: Tag) => `repos/${r}/_tags/${t}`,
+  cachedBlob: (origin: string, d: Digest) => `${origin}/_cache/blobs/${d}`,
+  cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
+}
+
+/** Whether a key is an upload's own object (which the upload may delete), not a registry blob. */
+export const isUploadKey = (key: string): boolean => key.startsWith('data/')
+
+/** The repository a key of `list(prefix: REPOS_PREFIX, delimiter: REPO_DELIMITER)` names. */
+export const repoOfPrefix = (prefix: string): string =>
+  prefix.slice(REPOS_PREFIX.length, -REPO_DELIMITER.length)
+
+/** The R2 `startAfter` that lists repositories after `name` in key order. */
+export const reposAfter = (name: string): string => `${REPOS_PREFIX}${name}${REPO_DELIMITER}~`
+
+/** A tag's name from its KV key. */
+export const tagOfKey = (r: Repo, key: string): string => key.slice(keys.tags(r).length)

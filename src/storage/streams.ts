@@ -1,0 +1,53 @@
+/** Small stream helpers: bounded buffering and byte counting. */
+
+/** Reads a stream in chunks as they come (async iteration of a reader). */
+export async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      if (value.byteLength) yield value
+    }
+  } finally {
+    reader.releaseLock()
+  }
+}
+
+/** Reads exactly `n` bytes (or fewer at the end of the stream) into memory; `n` must be bounded by the caller. */
+export async function readAtMost(chunks: AsyncIterator<Uint8Array>, n: number, carry: Carry): Promise<Uint8Array> {
+  const out = new Uint8Array(n)
+  let filled = 0
+  while (filled < n) {
+    let chunk = carry.pending
+    carry.pending = null
+    if (!chunk) {
+      const next = await chunks.next()
+      if (next.done) break
+      chunk = next.value
+    }
+    const take = Math.min(chunk.byteLength, n - filled)
+    out.set(chunk.subarray(0, take), filled)
+    filled += take
+    if (take < chunk.byteLength) carry.pending = chunk.subarray(take)
+  }
+  return filled === n ? out : out.slice(0, filled)
+}
+
+/** What `readAtMost` read past its limit, kept for the next call. */
+export interface Carry {
+  pending: Uint8Array | null
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
+
+/** Hex of bytes. */
+export const toHex = (bytes: Uint8Array): string => [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')

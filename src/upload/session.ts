@@ -1,0 +1,265 @@
+/**
+ * Moving an upload's bytes into R2, once each, with the digest computed on the way.
+ *
+ * - A blob whose digest is known before its bytes (monolithic POST, PUT with the
+ *   whole body) goes straight to blobs/<alg>/<hex>, R2 checking the checksum.
+ * - The first write of a session, when it fits BUFFER_LIMIT, is hashed in memory
+ *   and stored under its digest too: small blobs need no index entry.
+ * - A larger first write with a known length streams into one tail object.
+ * - Anything else (unknown length, later chunks) goes through a PART_SIZE buffer
+ *   into an R2 multipart upload; what is left over becomes the new tail, which
+ *   the next write re-reads. Memory per request is bounded by PART_SIZE.
+ */
+import { RegistryError } from '../errors'
+import { ResumableHash, type Algorithm } from '../digest/hasher'
+import type { Env } from '../env'
+import { algorithmOf, hexOf, type Digest, type Repo } from '../names'
+import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
+import { isUploadKey, keys } from '../storage/keys'
+import { chunksOf, concat, readAtMost, toHex, type Carry } from '../storage/streams'
+import {
+  completeParts, deleteTail, dropUpload, getTail, isCancelled, putPart, putTail, startParts, tailExists,
+} from '../storage/uploads'
+import { decodeHashState, encodeHashState, type UploadState } from './state'
+
+/** R2 multipart parts must be equal (but the last) and ≥ 5 MiB; this is the memory bound. */
+export const PART_SIZE = 10 * 1024 * 1024
+/** Largest first write held in memory to be stored under its own digest. */
+export const BUFFER_LIMIT = 8 * 1024 * 1024
+
+const unknown = (s: UploadState) => new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: s.id })
+
+class Hashes {
+  readonly sha256: ResumableHash
+  readonly sha512: ResumableHash
+  constructor(state: UploadState) {
+    this.sha256 = new ResumableHash('sha256', decodeHashState(state.h256))
+    this.sha512 = new ResumableHash('sha512', decodeHashState(state.h512))
+  }
+  update(chunk: Uint8Array): void {
+    this.sha256.update(chunk)
+    this.sha512.update(chunk)
+  }
+  digest(alg: Algorithm): Digest {
+    return `${alg}:${this[alg].hex()}` as Digest
+  }
+  saved(): Pick<UploadState, 'h256' | 'h512'> {
+    return { h256: encodeHashState(this.sha256.save()), h512: encodeHashState(this.sha512.save()) }
+  }
+}
+
+/** Throws BLOB_UPLOAD_UNKNOWN unless the session's bytes are still there. 1 R2 head. */
+export async function assertLive(env: Env, state: UploadState): Promise<void> {
+  const live = isUploadKey(state.at) ? await tailExists(env, state) : !(await isCancelled(env, state))
+  if (!live) throw unknown(state)
+}
+
+/**
+ * Appends a request body to the upload; `length` is null when the client did
+ * not say (chunked transfer encoding). Returns the new state.
+ * Fresh session: 1 R2 head + 1 R2 put (+ parts for an unknown length).
+ * Later chunks: 1 R2 get + 1 R2 put + one uploadPart per PART_SIZE.
+ */
+export async function append(
+  env: Env,
+  state: UploadState,
+  body: ReadableStream<Uint8Array> | null,
+  length: number | null,
+): Promise<UploadState> {
+  if (!body || length === 0) return state
+  const hashes = new Hashes(state)
+  if (state.offset === 0) {
+    if (await isCancelled(env, state)) throw unknown(state)
+    if (length !== null && length <= BUFFER_LIMIT) return appendFirstSmall(env, state, hashes, body, length)
+    if (length !== null) return appendFirstStream(env, state, hashes, body, length)
+  }
+  return appendThroughParts(env, state, hashes, body, length)
+}
+
+async function appendFirstSmall(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
+  const bytes = await readExactly(body, length)
+  hashes.update(bytes)
+  const stored = await putVerifiedBlob(env, hashes.digest('sha256'), state.repo as Repo, bytes)
+  return { ...state, ...hashes.saved(), offset: length, at: stored.at, tail: length }
+}
+
+async function appendFirstStream(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
+  const fixed = new FixedLengthStream(length)
+  const tap = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, out) {
+      hashes.update(chunk)
+      out.enqueue(chunk)
+    },
+  })
+  const [at] = await Promise.all([
+    putTail(env, state, fixed.readable),
+    body.pipeThrough(tap).pipeTo(fixed.writable),
+  ]).catch(() => {
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended before Content-Length bytes')
+  })
+  return { ...state, ...hashes.saved(), offset: length, at, tail: length }
+}
+
+async function appendThroughParts(
+  env: Env,
+  state: UploadState,
+  hashes: Hashes,
+  body: ReadableStream<Uint8Array>,
+  length: number | null,
+): Promise<UploadState> {
+  const next = { ...state }
+  let etags: string[] = []
+  const buffer = new Uint8Array(PART_SIZE)
+  let filled = 0
+  const flush = async () => {
+    if (!next.mp) next.mp = await startParts(env, next)
+    etags.push(await putPart(env, next, etags.length + 1, buffer))
+    filled = 0
+  }
+  const push = async (chunk: Uint8Array) => {
+    for (let at = 0; at < chunk.byteLength; ) {
+      const take = Math.min(PART_SIZE - filled, chunk.byteLength - at)
+      buffer.set(chunk.subarray(at, at + take), filled)
+      filled += take
+      at += take
+      if (filled === PART_SIZE) await flush()
+    }
+  }
+
+  if (state.at) {
+    const tail = await getTail(env, state)
+    if (!tail || (!isUploadKey(state.at) && (await isCancelled(env, state)))) throw unknown(state)
+    const chunks = chunksOf(tail.body)
+    const carry: Carry = { pending: null }
+    if (state.skip) etags = JSON.parse(new TextDecoder().decode(await readAtMost(chunks, state.skip, carry)))
+    if (carry.pending) await push(carry.pending)
+    for await (const chunk of chunks) await push(chunk)
+  }
+  let received = 0
+  try {
+    for await (const chunk of chunksOf(body)) {
+      if (length !== null && received + chunk.byteLength > length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
+      hashes.update(chunk)
+      received += chunk.byteLength
+      await push(chunk)
+    }
+  } catch (err) {
+    if (err instanceof RegistryError) throw err
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
+  }
+  if (length !== null && received !== length) throw new RegistryError('SIZE_INVALID', 'body shorter than Content-Length')
+  if (received === 0) return state
+
+  const rest = buffer.subarray(0, filled)
+  let at: string
+  let skip = 0
+  if (next.mp) {
+    const list = new TextEncoder().encode(JSON.stringify(etags))
+    skip = list.byteLength
+    at = await putTail(env, next, concat([list, rest]))
+  } else if (state.offset === 0) {
+    at = (await putVerifiedBlob(env, hashes.digest('sha256'), state.repo as Repo, rest.slice())).at
+  } else {
+    at = await putTail(env, next, rest.slice())
+  }
+  await deleteTail(env, state.at)
+  return { ...next, ...hashes.saved(), offset: state.offset + received, at, tail: filled, skip, parts: etags.length }
+}
+
+/**
+ * Finishes the upload as `digest`: verifies it against the hashed bytes, makes the
+ * bytes a registry blob (or finds the copy that already is one). The caller links it.
+ * Tail upload: 1 R2 head + 1 R2 put (index). Parts: 1 get, 1 uploadPart, 1 complete, 1 put.
+ */
+export async function complete(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
+  const alg = algorithmOf(digest)
+  if (new Hashes(state).digest(alg) !== digest) {
+    await dropUpload(env, state)
+    throw new RegistryError('DIGEST_INVALID', { digest })
+  }
+  const repo = state.repo as Repo
+  if (state.offset === 0) {
+    if (await isCancelled(env, state)) throw unknown(state)
+    return putVerifiedBlob(env, digest, repo, new Uint8Array(0))
+  }
+  let at = state.at
+  if (state.mp) {
+    const tail = await getTail(env, state)
+    if (!tail) throw unknown(state)
+    const chunks = chunksOf(tail.body)
+    const carry: Carry = { pending: null }
+    const etags: string[] = JSON.parse(new TextDecoder().decode(await readAtMost(chunks, state.skip, carry)))
+    if (state.tail > 0) {
+      const last = await readAtMost(chunks, state.tail, carry)
+      etags.push(await putPart(env, state, etags.length + 1, last))
+    }
+    at = await completeParts(env, state, etags)
+    await deleteTail(env, state.at)
+  } else {
+    await assertLive(env, state)
+  }
+  if (at === keys.blob(digest)) return { at, size: state.offset, repo }
+  const indexed = await indexBlob(env, digest, repo, { at, size: state.offset })
+  if (indexed.at !== at) await deleteTail(env, at)
+  return indexed
+}
+
+/**
+ * Stores a blob whose digest the client gave before its bytes (monolithic POST,
+ * PUT with the whole body). Known already: the bytes are hashed and compared,
+ * not stored again (1 R2 head). New: streamed to blobs/ with R2's checksum check
+ * (1 R2 head + 1 R2 put). A mismatch stores nothing.
+ */
+export async function storeWithDigest(
+  env: Env,
+  repo: Repo,
+  digest: Digest,
+  body: ReadableStream<Uint8Array> | null,
+  length: number,
+): Promise<IndexedBlob> {
+  const existing = await headBlob(env, digest)
+  const hash = new crypto.DigestStream(algorithmOf(digest) === 'sha256' ? 'SHA-256' : 'SHA-512')
+  const writer = hash.getWriter()
+  let received = 0
+  const tap = new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, out) {
+      received += chunk.byteLength
+      await writer.write(chunk)
+      out.enqueue(chunk)
+    },
+    async flush() {
+      await writer.close()
+    },
+  })
+  const source = (body ?? new Response('').body!).pipeThrough(tap)
+  let stored: IndexedBlob | null = existing
+  try {
+    if (existing) {
+      for await (const _ of chunksOf(source)) void _
+    } else {
+      const fixed = new FixedLengthStream(length)
+      ;[stored] = await Promise.all([putVerifiedBlob(env, digest, repo, fixed.readable), source.pipeTo(fixed.writable)])
+    }
+  } catch {
+    // R2 refused the checksum, or the body was not `length` bytes.
+  }
+  if (received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
+  const actual = toHex(new Uint8Array(await hash.digest))
+  if (actual !== hexOf(digest) || !stored) throw new RegistryError('DIGEST_INVALID', { digest })
+  if (existing && existing.size !== length) throw new RegistryError('SIZE_INVALID', { expected: existing.size, received })
+  return stored
+}
+
+async function readExactly(body: ReadableStream<Uint8Array>, length: number): Promise<Uint8Array> {
+  try {
+    const chunks = chunksOf(body)
+    const carry: Carry = { pending: null }
+    const bytes = await readAtMost(chunks, length, carry)
+    const more = carry.pending ?? (await chunks.next()).value
+    if (bytes.byteLength !== length || more) throw new RegistryError('SIZE_INVALID', { expected: length })
+    return bytes
+  } catch (err) {
+    if (err instanceof RegistryError) throw err
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
+  }
+}
