@@ -1,4 +1,15 @@
+/** GET /v2/_catalog: repositories holding manifests, in key order (name + "/"), paginated like tags. */
 import type { IRequest } from 'itty-router'
 import type { Ctx } from '../http/context'
-export async function list(_req: IRequest, _c: Ctx): Promise<Response> { return new Response('todo', { status: 501 }) }
-export const get = list, put = list, remove = list
+import { nextLink, parsePage } from '../http/pagination'
+import { listRepositories } from '../storage/manifests'
+
+/** 1 R2 list per 1,000 repositories. */
+export async function list(req: IRequest, c: Ctx): Promise<Response> {
+  const url = new URL(req.url)
+  const { n, last } = parsePage(url)
+  const { names, more } = n === 0 ? { names: [], more: false } : await listRepositories(c.env, n, last)  // R2 list
+  const headers = new Headers({ 'Content-Type': 'application/json' })
+  if (more) headers.set('Link', nextLink(url.pathname, n, names[names.length - 1]!))
+  return new Response(JSON.stringify({ repositories: names }), { headers })
+}

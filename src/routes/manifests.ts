@@ -1,4 +1,226 @@
+/** GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference> (spec "Pulling manifests", "Pushing manifests", "Deleting"). */
 import type { IRequest } from 'itty-router'
+import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
-export async function list(_req: IRequest, _c: Ctx): Promise<Response> { return new Response('todo', { status: 501 }) }
-export const get = list, put = list, remove = list
+import { accepts, acceptedTypes, specificType } from '../http/accept'
+import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../manifests'
+import { isObject, type Descriptor, type Parsed } from '../manifests/handler'
+import { algorithmOf, digestOf, parseReference, parseRepo, type Digest, type Reference, type Repo } from '../names'
+import { headBlob } from '../storage/blobs'
+import { readBlobLink } from '../storage/links'
+import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
+import { deleteReferrer, putReferrer } from '../storage/referrers'
+import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
+import { matchesEtag } from './blobs'
+
+/** A manifest may reference at most this many blobs and manifests (each is one storage read). */
+const MAX_REFERENCES = 500
+
+/**
+ * By tag: 1 KV get (the tag record holds the manifest). By digest: 1 R2 get.
+ * An index served to a client that takes only single manifests: +1 R2 get.
+ * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN).
+ */
+export async function get(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const ref = parseReference(req.params.reference ?? '')
+  let found = await readReference(c, repo, ref)                           // KV get (tag) or R2 get (digest)
+  if (!found) throw await unknownManifest(req, c, repo, ref)              // (GET only) R2 list
+  const accepted = acceptedTypes(req.headers.get('accept'))
+  if (!accepts(accepted, found.mediaType)) {
+    found = ref.kind === 'tag' ? await platformManifest(c, repo, found, accepted) : null  // R2 get
+    if (!found) throw new RegistryError('MANIFEST_UNKNOWN', { reason: 'no acceptable media type', accept: accepted })
+  }
+  const etag = `"${found.digest}"`
+  const headers = new Headers({
+    'Content-Type': found.mediaType,
+    'Content-Length': String(found.bytes.byteLength),
+    'Docker-Content-Digest': found.digest,
+    ETag: etag,
+  })
+  if (matchesEtag(req.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+  return new Response(req.method === 'HEAD' ? null : found.bytes, { headers })
+}
+
+interface Found {
+  digest: Digest
+  mediaType: string
+  bytes: ArrayBuffer
+}
+
+async function readReference(c: Ctx, repo: Repo, ref: Reference): Promise<Found | null> {
+  if (ref.kind === 'tag') return readTag(c.env, repo, ref.tag)
+  const m = await getManifest(c.env, repo, ref.digest)
+  return m && { digest: ref.digest, mediaType: m.mediaType, bytes: m.bytes }
+}
+
+/** MANIFEST_UNKNOWN, or NAME_UNKNOWN when the repository has nothing (checked on GET only: a HEAD has no body). */
+async function unknownManifest(req: IRequest, c: Ctx, repo: Repo, ref: Reference): Promise<RegistryError> {
+  const detail = ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }
+  if (req.method === 'GET' && !(await repoExists(c.env, repo))) return new RegistryError('NAME_UNKNOWN', { name: repo })
+  return new RegistryError('MANIFEST_UNKNOWN', detail)
+}
+
+/**
+ * A client that takes only single manifests asked by tag for an index: serve its
+ * linux/amd64 entry, as distribution does for old docker clients.
+ */
+async function platformManifest(c: Ctx, repo: Repo, index: Found, accepted: string[]): Promise<Found | null> {
+  if (!INDEX_TYPES.includes(index.mediaType) || !accepted.some((t) => SINGLE_MANIFEST_TYPES.includes(t))) return null
+  const doc = JSON.parse(new TextDecoder().decode(index.bytes)) as { manifests?: Descriptor[] }
+  const entry = doc.manifests?.find(
+    (m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64' && accepts(accepted, m.mediaType),
+  )
+  if (!entry) return null
+  return readReference(c, repo, { kind: 'digest', digest: entry.digest })
+}
+
+/**
+ * Reads (cache, else 1 KV get) per referenced blob not linked at this location, +1 R2
+ * head per blob KV misses; 1 R2 head per child manifest. Writes: 1 R2 put (manifest),
+ * +1 KV put (tag), +1 R2 put (referrer, with a subject).
+ */
+export async function put(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const ref = parseReference(req.params.reference ?? '')
+  const bytes = await readLimited(req, c.settings.manifestMaxBytes)
+  const doc = parseJson(bytes)
+  const mediaType = mediaTypeOf(req, doc)
+  const handler = handlerFor(mediaType)
+  if (!handler) throw unknownType(mediaType)
+  if (handler.setting && !c.settings[handler.setting]) {
+    throw new RegistryError('MANIFEST_INVALID', { reason: `${mediaType} manifests are disabled on this registry` })
+  }
+  const parsed = await handler.parse(doc, bytes, { repo, tag: ref.kind === 'tag' ? ref.tag : null })
+  const digest = await digestOf(handler.digestedBytes?.(doc, bytes) ?? bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256')
+  if (ref.kind === 'digest' && ref.digest !== digest) throw new RegistryError('DIGEST_INVALID', { expected: ref.digest, actual: digest })
+  await verifyReferences(c, repo, parsed)
+
+  // The manifest exists before anything points at it: a failed write leaves no dangling tag.
+  await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
+  await Promise.all([
+    ref.kind === 'tag' && writeTag(c.env, repo, ref.tag, { digest, mediaType }, bytes),        // KV put
+    parsed.subject && putReferrer(c.env, repo, parsed.subject.digest, referrerOf(digest, mediaType, bytes, parsed)), // R2 put
+  ])
+  const headers = new Headers({
+    Location: `/v2/${repo}/manifests/${digest}`,
+    'Docker-Content-Digest': digest,
+    'Content-Length': '0',
+  })
+  if (parsed.subject) headers.set('OCI-Subject', parsed.subject.digest)
+  return new Response(null, { status: 201, headers })
+}
+
+async function readLimited(req: IRequest, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? NaN)
+  const tooLarge = () => new RegistryError('MANIFEST_TOO_LARGE', { limit: max })
+  if (declared > max) throw tooLarge()
+  if (!req.body) return new Uint8Array(0)
+  const parts: Uint8Array[] = []
+  let size = 0
+  const reader = (req.body as ReadableStream<Uint8Array>).getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > max) {
+        await reader.cancel()
+        throw tooLarge()
+      }
+      parts.push(value)
+    }
+  } catch (err) {
+    if (err instanceof RegistryError) throw err
+    throw new RegistryError('MANIFEST_INVALID', { reason: 'the request body was cut off' })
+  }
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  let doc: unknown
+  try {
+    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes))
+  } catch {
+    throw new RegistryError('MANIFEST_INVALID', { reason: 'not valid JSON' })
+  }
+  if (!isObject(doc)) throw new RegistryError('MANIFEST_INVALID', { reason: 'not a JSON object' })
+  return doc
+}
+
+/**
+ * The request's Content-Type, else the manifest's own `mediaType` field; a
+ * conflict between the two is MANIFEST_INVALID. Without either, the shape decides
+ * (OCI manifests may omit `mediaType`) and schema 1 is recognised by its version.
+ */
+function mediaTypeOf(req: IRequest, doc: Record<string, unknown>): string {
+  const header = specificType(req.headers.get('content-type'))
+  const field = typeof doc.mediaType === 'string' ? doc.mediaType : null
+  if (header && field && header !== field) {
+    throw new RegistryError('MANIFEST_INVALID', { reason: `Content-Type ${header} conflicts with mediaType ${field}` })
+  }
+  if (header || field) return (header ?? field)!
+  if (doc.schemaVersion === 1) return 'application/vnd.docker.distribution.manifest.v1+prettyjws'
+  if (Array.isArray(doc.manifests)) return 'application/vnd.oci.image.index.v1+json'
+  return 'application/vnd.oci.image.manifest.v1+json'
+}
+
+/** Every blob must be linked in the repository and every child manifest stored in it. */
+async function verifyReferences(c: Ctx, repo: Repo, parsed: Parsed): Promise<void> {
+  if (parsed.blobs.length + parsed.manifests.length > MAX_REFERENCES) {
+    throw new RegistryError('MANIFEST_INVALID', { reason: `more than ${MAX_REFERENCES} references` })
+  }
+  // Independent reads: one per reference, all at once.
+  const [blobs, children] = await Promise.all([
+    Promise.all(parsed.blobs.map((d) => blobLinked(c, repo, d))),
+    Promise.all(parsed.manifests.map((m) => headManifest(c.env, repo, m.digest))),
+  ])
+  const missingBlob = parsed.blobs.find((_, i) => !blobs[i])
+  if (missingBlob) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingBlob })
+  const missingChild = parsed.manifests.find((_, i) => !children[i])
+  if (missingChild) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingChild.digest })
+}
+
+/** Linked per KV (or the location's cache); a KV miss is confirmed against R2's index before it fails a push. */
+async function blobLinked(c: Ctx, repo: Repo, digest: Digest): Promise<boolean> {
+  if (await readBlobLink(c.env, c, repo, digest)) return true             // cache, else KV get
+  return (await headBlob(c.env, digest))?.repo === repo                    // R2 head
+}
+
+function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed: Parsed): Descriptor {
+  const d: Descriptor = { mediaType, digest, size: bytes.byteLength }
+  if (parsed.artifactType) d.artifactType = parsed.artifactType
+  if (parsed.annotations) d.annotations = parsed.annotations
+  return d
+}
+
+/**
+ * By tag: 1 KV get + 1 KV delete. By digest: 1 R2 head, free R2 deletes, 1 KV list
+ * per 1,000 tags (to drop the tags pointing at it) + 1 KV delete each.
+ */
+export async function remove(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const ref = parseReference(req.params.reference ?? '')
+  if (!c.settings.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  if (ref.kind === 'tag') {
+    if (!(await readTag(c.env, repo, ref.tag))) throw new RegistryError('MANIFEST_UNKNOWN', { tag: ref.tag })
+    await deleteTag(c.env, repo, ref.tag)
+  } else {
+    const stored = await headManifest(c.env, repo, ref.digest)
+    if (!stored) throw new RegistryError('MANIFEST_UNKNOWN', { digest: ref.digest })
+    await deleteManifest(c.env, repo, ref.digest)
+    const work: Promise<void>[] = []
+    if (stored.subject) work.push(deleteReferrer(c.env, repo, stored.subject, ref.digest))
+    for await (const t of allTags(c.env, repo)) {
+      if (t.digest === ref.digest) work.push(deleteTag(c.env, repo, t.tag))
+    }
+    await Promise.all(work)
+  }
+  return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
+}

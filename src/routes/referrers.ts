@@ -1,4 +1,25 @@
+/** GET /v2/<name>/referrers/<digest> (spec "Listing Referrers"). */
 import type { IRequest } from 'itty-router'
 import type { Ctx } from '../http/context'
-export async function list(_req: IRequest, _c: Ctx): Promise<Response> { return new Response('todo', { status: 501 }) }
-export const get = list, put = list, remove = list
+import { parseDigest, parseRepo } from '../names'
+import { listReferrers } from '../storage/referrers'
+
+/** Exactly this, no parameters: referrers-aware clients compare the header as a string. */
+const INDEX = 'application/vnd.oci.image.index.v1+json'
+
+/** 1 R2 list per page of up to 1,000 referrers. An unknown subject is an empty index. */
+export async function list(req: IRequest, c: Ctx): Promise<Response> {
+  const repo = parseRepo(req.params.name)
+  const subject = parseDigest(req.params.digest)
+  const url = new URL(req.url)
+  const artifactType = url.searchParams.get('artifactType')
+  const page = await listReferrers(c.env, repo, subject, url.searchParams.get('cursor') ?? undefined)  // R2 list
+  const manifests = artifactType ? page.descriptors.filter((d) => d.artifactType === artifactType) : page.descriptors
+  const headers = new Headers({ 'Content-Type': INDEX })
+  if (artifactType) headers.set('OCI-Filters-Applied', 'artifactType')
+  if (page.cursor) {
+    const next = new URLSearchParams({ ...(artifactType ? { artifactType } : {}), cursor: page.cursor })
+    headers.set('Link', `<${url.pathname}?${next}>; rel="next"`)
+  }
+  return new Response(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }), { headers })
+}

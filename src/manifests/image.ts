@@ -1,0 +1,27 @@
+/**
+ * Image manifests (config + layers): Docker schema 2 and OCI image manifest share
+ * one shape, so both handlers are made here from their differences.
+ */
+import type { Digest } from '../names'
+import { descriptor, descriptors, invalid, isObject, schemaVersion, type ManifestHandler, type Parsed } from './handler'
+
+export function imageManifest(mediaType: string, opts: { subject: boolean }): ManifestHandler {
+  return {
+    mediaTypes: [mediaType],
+    parse(doc): Parsed {
+      schemaVersion(doc, 2)
+      if (doc.mediaType !== undefined && doc.mediaType !== mediaType) throw invalid('mediaType does not match')
+      if (doc.manifests !== undefined) throw invalid('an image manifest has no manifests')
+      const config = descriptor(doc.config, 'config')
+      const layers = descriptors(doc, 'layers', opts.subject)
+      // Foreign layers (with urls) live elsewhere; only what this registry stores is checked.
+      const blobs: Digest[] = [config.digest, ...layers.filter((l) => !l.urls?.length).map((l) => l.digest)]
+      const parsed: Parsed = { blobs: [...new Set(blobs)], manifests: [] }
+      if (opts.subject && doc.subject !== undefined) parsed.subject = descriptor(doc.subject, 'subject')
+      if (typeof doc.artifactType === 'string') parsed.artifactType = doc.artifactType
+      else if (opts.subject) parsed.artifactType = config.mediaType
+      if (isObject(doc.annotations)) parsed.annotations = doc.annotations as Record<string, string>
+      return parsed
+    },
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Manifests in R2, per repository: strongly consistent, so a pull by digest and
+ * an index's check of children pushed a moment ago never see a stale miss.
+ */
+import type { Env } from '../env'
+import type { Digest, Repo } from '../names'
+import { keys, REPO_DELIMITER, repoOfPrefix, REPOS_PREFIX, reposAfter } from './keys'
+
+export interface StoredManifest {
+  mediaType: string
+  size: number
+  /** Digest of the manifest's `subject`, when it has one (for deletes). */
+  subject: Digest | null
+}
+
+/** 1 R2 put. */
+export async function putManifest(env: Env, repo: Repo, digest: Digest, bytes: Uint8Array, mediaType: string, subject: Digest | null): Promise<void> {
+  await env.BLOBS.put(keys.manifest(repo, digest), bytes, {
+    httpMetadata: { contentType: mediaType },
+    customMetadata: subject ? { subject } : {},
+  })
+}
+
+/** 1 R2 get. */
+export async function getManifest(env: Env, repo: Repo, digest: Digest): Promise<(StoredManifest & { bytes: ArrayBuffer }) | null> {
+  const object = await env.BLOBS.get(keys.manifest(repo, digest))
+  if (!object) return null
+  return { ...stored(object), bytes: await object.arrayBuffer() }
+}
+
+/** 1 R2 head. */
+export async function headManifest(env: Env, repo: Repo, digest: Digest): Promise<StoredManifest | null> {
+  const object = await env.BLOBS.head(keys.manifest(repo, digest))
+  return object ? stored(object) : null
+}
+
+/** Free (R2 delete). */
+export async function deleteManifest(env: Env, repo: Repo, digest: Digest): Promise<void> {
+  await env.BLOBS.delete(keys.manifest(repo, digest))
+}
+
+function stored(object: R2Object): StoredManifest {
+  return {
+    mediaType: object.httpMetadata?.contentType ?? 'application/octet-stream',
+    size: object.size,
+    subject: (object.customMetadata?.subject as Digest | undefined) ?? null,
+  }
+}
+
+/** Whether the repository holds any manifest. 1 R2 list. */
+export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
+  const list = await env.BLOBS.list({ prefix: `${REPOS_PREFIX}${repo}${REPO_DELIMITER}`, limit: 1 })
+  return list.objects.length > 0
+}
+
+/**
+ * Repository names after `last`, in key order, up to `n`: repositories with
+ * manifests or referrers. 1 R2 list per 1,000 names.
+ */
+export async function listRepositories(env: Env, n: number, last: string | null): Promise<{ names: string[]; more: boolean }> {
+  const names: string[] = []
+  let cursor: string | undefined
+  for (;;) {
+    const page = await env.BLOBS.list({
+      prefix: REPOS_PREFIX,
+      delimiter: REPO_DELIMITER,
+      limit: Math.min(1000, n + 1),
+      ...(cursor ? { cursor } : last ? { startAfter: reposAfter(last) } : {}),
+    })
+    for (const p of page.delimitedPrefixes) names.push(repoOfPrefix(p))
+    if (names.length > n || !page.truncated) break
+    cursor = page.cursor
+  }
+  return { names: names.slice(0, n), more: names.length > n }
+}
