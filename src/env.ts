@@ -15,10 +15,9 @@ export interface Settings {
   schema1Enabled: boolean
   manifestMaxBytes: number
   linkCacheSeconds: number
-  uploadSecret: string
+  /** Signs upload session state; when unset, a random one is made once and kept in R2. */
+  uploadSecret: string | null
 }
-
-const DEV_UPLOAD_SECRET = 'edge-registry-dev-upload-secret'
 
 export function settings(env: Env): Settings {
   return {
@@ -26,7 +25,7 @@ export function settings(env: Env): Settings {
     schema1Enabled: env.SCHEMA1_ENABLED === 'true',
     manifestMaxBytes: positiveInt(env.MANIFEST_MAX_BYTES, 4 * 1024 * 1024),
     linkCacheSeconds: positiveInt(env.LINK_CACHE_SECONDS, 60),
-    uploadSecret: env.UPLOAD_SECRET || DEV_UPLOAD_SECRET,
+    uploadSecret: env.UPLOAD_SECRET || null,
   }
 }
 

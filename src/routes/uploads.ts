@@ -9,6 +9,7 @@ import { contentLength, parseContentRange, progressRange } from '../http/ranges'
 import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLink, writeBlobLink } from '../storage/links'
+import { uploadSecret } from '../storage/secrets'
 import { cancelUpload } from '../storage/uploads'
 import { append, assertLive, complete, storeWithDigest } from '../upload/session'
 import { newUploadState, uploadLocation, verifyState, type UploadState } from '../upload/state'
@@ -96,10 +97,10 @@ export async function cancel(req: IRequest, c: Ctx): Promise<Response> {
   return new Response(null, { status: 204, headers: { 'Content-Length': '0' } })
 }
 
-function session(req: IRequest, c: Ctx): Promise<UploadState> {
+async function session(req: IRequest, c: Ctx): Promise<UploadState> {
   const repo = parseRepo(req.params.name)
   const token = new URL(req.url).searchParams.get('_state')
-  return verifyState(c.settings.uploadSecret, repo, req.params.uuid ?? '', token)
+  return verifyState(await uploadSecret(c.env, c.settings.uploadSecret), repo, req.params.uuid ?? '', token)
 }
 
 /** The chunk's length from Content-Length or Content-Range; 416 when it does not start at the offset. */
@@ -125,7 +126,7 @@ async function progress(c: Ctx, state: UploadState, status: 202 | 204): Promise<
   return new Response(null, {
     status,
     headers: {
-      Location: await uploadLocation(c.settings.uploadSecret, state),
+      Location: await uploadLocation(await uploadSecret(c.env, c.settings.uploadSecret), state),
       Range: progressRange(state.offset),
       'Docker-Upload-UUID': state.id,
       'Content-Length': '0',

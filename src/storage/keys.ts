@@ -12,6 +12,7 @@
  *   data/<upload-id>/parts                    multipart target of an upload; once complete, a blob's bytes
  *   repos/<name>/_manifests/<digest>          manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>/_referrers/<subject>/<digest>  descriptor of a manifest whose `subject` is <subject>
+ *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>/_blobs/<digest>              {"size":n,"at":key}: the blob is visible in <name>
  *   repos/<name>/_tags/<tag>                  manifest bytes; metadata {digest, mediaType}
@@ -33,6 +34,7 @@ export const REPOS_PREFIX = 'repos/'
 export const REPO_DELIMITER = '/_'
 
 export const keys = {
+  uploadSecret: () => '_registry/upload-secret',
   blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
   uploadCancelled: (id: string) => `data/${id}`,
   uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,
@@ -47,8 +49,11 @@ export const keys = {
   cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
 }
 
-/** Whether a key is an upload's own object (which the upload may delete), not a registry blob. */
-export const isUploadKey = (key: string): boolean => key.startsWith('data/')
+/** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */
+export const isUploadKey = (key: string, id?: string): boolean => key.startsWith(id ? `data/${id}/` : 'data/')
+
+/** Whether a key is a registry blob's (blobs/<alg>/<hex>). */
+export const isBlobKey = (key: string): boolean => /^blobs\/sha(256\/[a-f0-9]{64}|512\/[a-f0-9]{128})$/.test(key)
 
 /** The repository a key of `list(prefix: REPOS_PREFIX, delimiter: REPO_DELIMITER)` names. */
 export const repoOfPrefix = (prefix: string): string =>

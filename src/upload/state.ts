@@ -6,6 +6,7 @@
  */
 import { RegistryError } from '../errors'
 import type { Repo } from '../names'
+import { isBlobKey, isUploadKey } from '../storage/keys'
 import { toHex } from '../storage/streams'
 
 export interface UploadState {
@@ -78,6 +79,8 @@ export async function verifyState(secret: string, repo: Repo, id: string, token:
     throw unknown
   }
   if (state.id !== id || state.repo !== repo || Date.now() - state.started > MAX_SESSION_AGE_MS) throw unknown
+  // Defence in depth: a state can only name this session's own objects or a registry blob.
+  if (state.at && !isUploadKey(state.at, id) && !isBlobKey(state.at)) throw unknown
   return state
 }
 
