@@ -44,8 +44,10 @@ export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: 
 }
 
 /**
- * Streams bytes of a known digest and length straight to their final key. R2 checks
- * the checksum before the object exists, so a mismatch leaves nothing. 1 R2 put.
+ * Writes bytes of a known digest straight to their final key. R2 checks the
+ * checksum before the object exists, so a mismatch leaves nothing. 1 R2 put.
+ * Bytes already in memory are written only if the blob is new (+1 R2 head when
+ * it was not); a stream is always written (the caller heads first).
  */
 export async function putVerifiedBlob(
   env: Env,
@@ -54,12 +56,15 @@ export async function putVerifiedBlob(
   body: ReadableStream<Uint8Array> | Uint8Array,
 ): Promise<IndexedBlob> {
   const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
+  const inMemory = body instanceof Uint8Array
   const object = await env.BLOBS.put(keys.blob(digest), body, {
     [alg]: hex,
     customMetadata: { repo },
     httpMetadata: { contentType: 'application/octet-stream' },
+    ...(inMemory ? { onlyIf: { etagDoesNotMatch: '*' } } : {}),
   })
-  return { at: object.key, size: object.size, repo }
+  if (object) return { at: object.key, size: object.size, repo }
+  return (await headBlob(env, digest)) ?? { at: keys.blob(digest), size: (body as Uint8Array).byteLength, repo }
 }
 
 /** 1 R2 get (ranged when `range` is given). */
