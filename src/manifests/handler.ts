@@ -39,6 +39,8 @@ export interface Parsed {
 export interface PutTarget {
   repo: string
   tag: string | null
+  /** The media type the manifest is put as (Content-Type, else its `mediaType`); unknown when absent. */
+  mediaType?: string
 }
 
 export interface ManifestHandler {

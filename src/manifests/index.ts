@@ -5,9 +5,9 @@ import { dockerManifest } from './docker-v2'
 import type { ManifestHandler } from './handler'
 import { ociIndex } from './oci-index'
 import { ociManifest } from './oci-manifest'
-// schema1 lands with its handler file
+import { schema1 } from './schema1'
 
-const all: ManifestHandler[] = [dockerManifest, dockerManifestList, ociManifest, ociIndex]
+const all: ManifestHandler[] = [dockerManifest, dockerManifestList, ociManifest, ociIndex, schema1]
 
 const byMediaType = new Map<string, ManifestHandler>()
 for (const handler of all) {

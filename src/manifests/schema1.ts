@@ -27,14 +27,6 @@ const COORDINATE_BYTES: Record<string, number> = { 'P-256': 32, 'P-384': 48, 'P-
  */
 const MAX_SIGNATURES = 8
 
-/**
- * Where the manifest is put. `mediaType` (the request's Content-Type) says whether an
- * unsigned body is allowed: only `…v1+json` may be unsigned. Unknown means signed.
- */
-export interface Schema1Target extends PutTarget {
-  mediaType?: string
-}
-
 export const schema1 = {
   mediaTypes: [SIGNED, UNSIGNED],
   setting: 'schema1Enabled',
@@ -59,7 +51,7 @@ interface Envelope {
  * Checks a schema 1 manifest: every signature verifies over one payload, `name` and
  * `tag` match where it is put, `fsLayers` and `history` pair up. The blobs are the layers.
  */
-async function parse(doc: Record<string, unknown>, bytes: Uint8Array, target: Schema1Target): Promise<Parsed> {
+async function parse(doc: Record<string, unknown>, bytes: Uint8Array, target: PutTarget): Promise<Parsed> {
   const envelope = cutEnvelope(doc, bytes)
   if (!envelope && target.mediaType !== UNSIGNED) {
     throw invalid(`a signed schema 1 manifest needs at least one signature (only ${UNSIGNED} may be unsigned)`)

@@ -91,7 +91,7 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   if (handler.setting && !c.settings[handler.setting]) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `${mediaType} manifests are disabled on this registry` })
   }
-  const parsed = await handler.parse(doc, bytes, { repo, tag: ref.kind === 'tag' ? ref.tag : null })
+  const parsed = await handler.parse(doc, bytes, { repo, tag: ref.kind === 'tag' ? ref.tag : null, mediaType })
   const digest = await digestOf(handler.digestedBytes?.(doc, bytes) ?? bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256')
   if (ref.kind === 'digest' && ref.digest !== digest) throw new RegistryError('DIGEST_INVALID', { expected: ref.digest, actual: digest })
   await verifyReferences(c, repo, parsed)

@@ -1,7 +1,8 @@
 import { base64url } from 'jose'
 import { describe, expect, it } from 'vitest'
 import { RegistryError } from '../../src/errors'
-import { libtrustKeyId, schema1, type Schema1Target } from '../../src/manifests/schema1'
+import type { PutTarget } from '../../src/manifests/handler'
+import { libtrustKeyId, schema1 } from '../../src/manifests/schema1'
 import { prettyPayload, schema1Key, schema1Signature, signSchema1, spliceSignatures } from './schema1-sign'
 
 const SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws'
@@ -11,7 +12,7 @@ const TAG = 'latest'
 const LAYER_A = `sha256:${'a'.repeat(64)}`
 const LAYER_B = `sha256:${'b'.repeat(64)}`
 
-const byTag: Schema1Target = { repo: REPO, tag: TAG, mediaType: SIGNED }
+const byTag: PutTarget = { repo: REPO, tag: TAG, mediaType: SIGNED }
 const utf8 = new TextEncoder()
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 
@@ -32,7 +33,7 @@ function manifest(overrides: Record<string, unknown> = {}): Record<string, unkno
   } as Record<string, unknown> & { history: object[] }
 }
 
-function parse(bytes: Uint8Array, target: Schema1Target = byTag) {
+function parse(bytes: Uint8Array, target: PutTarget = byTag) {
   return schema1.parse(JSON.parse(text(bytes)), bytes, target)
 }
 
@@ -214,7 +215,7 @@ describe('schema 1 handler', () => {
   })
 
   describe('the unsigned application/vnd.docker.distribution.manifest.v1+json form', () => {
-    const unsignedTarget: Schema1Target = { repo: REPO, tag: TAG, mediaType: UNSIGNED }
+    const unsignedTarget: PutTarget = { repo: REPO, tag: TAG, mediaType: UNSIGNED }
 
     it('is accepted without signatures and digested as its bytes', async () => {
       const bytes = prettyPayload(manifest())
