@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# End-to-end: real clients (skopeo, podman, umoci, curl) against the registry.
+#
+#   npm run e2e                       starts `npm start` on fresh state, tests it, stops it
+#   REGISTRY=host:port npm run e2e    tests that registry instead (e.g. a deployed worker)
+#   npm run e2e -- host:port          same
+#
+# Env: E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
+# layer, default 300), E2E_CACHE (where the big image is kept between runs), E2E_KEEP=1 (keep
+# the work dir), E2E_TLS_VERIFY=true (verify the registry's certificate; default false),
+# E2E_AUTH=1 with REGISTRY_USER and REGISTRY_PASSWORD (log in first; tokens for curl steps).
+#
+# One line per step, `PASS name` or `FAIL name: reason`, then `N passed, M failed`; the exit
+# status is non-zero when anything failed. Each step's full output is in $WORK/logs/<step>.log.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/e2e/images.sh"
+
+REGISTRY=${1:-${REGISTRY:-}}
+BIG_MB=${E2E_BIG_MB:-300}
+CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-e2e.XXXXXX")
+RUN=run-$(date +%Y%m%d%H%M%S)-$RANDOM   # repositories are new on every run
+NS=e2e/$RUN
+PASSED=0 FAILED=0 REG_PID= STARTED_AT=$(date +%s)
+mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE"
+export REGISTRY_AUTH_FILE=$WORK/auth.json   # skopeo and podman both read it
+printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
+export TMPDIR=$WORK/tmp                     # podman's and skopeo's temporary layer copies
+mkdir -p "$TMPDIR"
+
+# ---------------------------------------------------------------- plumbing
+
+# step NAME COMMAND...: runs it in this shell (so it may set variables), output to its log.
+step() {
+  local name=$1 t0 rc reason
+  shift
+  t0=$(date +%s.%N)
+  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
+  rc=$?
+  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  if [ $rc -eq 0 ]; then
+    PASSED=$((PASSED + 1))
+    echo "PASS $name"
+  else
+    FAILED=$((FAILED + 1))
+    # The last line said, without the long signed upload state clients quote in errors.
+    reason=$(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | sed -E 's/_state=[A-Za-z0-9._-]+/_state=…/g' | cut -c1-400)
+    echo "FAIL $name: ${reason:-exit status $rc}"
+  fi
+  return $rc
+}
+fail() { echo "$*"; return 1; }
+note() { echo "# $*"; }
+
+# Each push must really upload: the blob-info caches remember where blobs were seen and
+# would let skopeo and podman skip or mount instead.
+clear_blob_caches() {
+  rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb \
+    "${XDG_DATA_HOME:-${HOME:-/root}/.local/share}/containers/cache/blob-info-cache-v1.boltdb" \
+    "$WORK/podman/root/cache/blob-info-cache-v1.boltdb"
+}
+
+TLS_VERIFY=${E2E_TLS_VERIFY:-false}
+sk() { skopeo --policy "$WORK/policy.json" "$@"; }
+skcopy() { sk copy --src-tls-verify="$TLS_VERIFY" --dest-tls-verify="$TLS_VERIFY" "$@"; }
+pm() {
+  podman --root "$WORK/podman/root" --runroot "$WORK/podman/runroot" --tmpdir "$WORK/podman/tmp" \
+    --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
+}
+
+# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
+same_blobs() {
+  local a b f
+  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
+  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
+  for f in $a; do
+    cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return
+  done
+  echo "$(echo "$a" | wc -l) blobs identical"
+}
+
+# blobs_match_names DIR: every blob in an OCI layout hashes to its file name.
+blobs_match_names() {
+  local f
+  for f in "$1"/blobs/sha256/*; do
+    [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$(basename "$f")" ] || fail "blob $(basename "$f") does not match its digest" || return
+  done
+}
+
+# layout_digest DIR: the digest index.json names (one entry).
+layout_digest() { jq -r '.manifests[0].digest' "$1/index.json"; }
+raw_digest() { sk inspect --tls-verify="$TLS_VERIFY" --raw "docker://$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
+blob() { echo "$1/blobs/sha256/${2#sha256:}"; }
+
+# rcurl CURL-ARGS... URL: curl, with a token (or Basic credentials) when E2E_AUTH=1. The token's
+# scope is pull,push on the repository the URL names.
+rcurl() {
+  [ "${E2E_AUTH:-0}" = 1 ] || { curl -sk "$@"; return; }
+  local url=${*: -1} chal realm service repo token
+  chal=$(curl -sk -D - -o /dev/null "$SCHEME://$REGISTRY/v2/" | tr -d '\r' | grep -i '^www-authenticate:' | head -n 1)
+  case $chal in
+    *[Bb]earer*)
+      realm=$(sed -n 's/.*realm="\([^"]*\)".*/\1/p' <<<"$chal")
+      service=$(sed -n 's/.*service="\([^"]*\)".*/\1/p' <<<"$chal")
+      repo=$(sed -E 's#^[a-z]+://[^/]+/v2/(.*)/(blobs|manifests|tags)/.*#\1#' <<<"$url")
+      token=$(curl -sk -G -u "$REGISTRY_USER:$REGISTRY_PASSWORD" --data-urlencode "service=$service" \
+        --data-urlencode "scope=repository:$repo:pull,push" "$realm" | jq -r '.token // .access_token')
+      curl -sk -H "Authorization: Bearer $token" "$@"
+      ;;
+    *) curl -sk -u "$REGISTRY_USER:$REGISTRY_PASSWORD" "$@" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- setup
+
+install_tools() {
+  local missing=() t
+  for t in skopeo podman umoci jq curl gzip:gzip setsid:util-linux openssl; do
+    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
+  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update && apt-get install -y "${missing[@]}"
+}
+
+write_policy() {
+  printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+  mkdir -p "$WORK/podman/root" "$WORK/podman/runroot" "$WORK/podman/tmp"
+  # podman reads the system policy; Debian ships one, a minimal system may not.
+  [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Starts `npm start` in its own session on fresh state (a new persist dir under $WORK), on
+# E2E_PORT or else the first free port from 8787 (trying the next when another process wins it).
+start_registry() {
+  local port=${E2E_PORT:-8787} tries=0 i
+  while [ $tries -lt 10 ]; do
+    tries=$((tries + 1))
+    if port_busy "$port"; then
+      [ -n "${E2E_PORT:-}" ] && { fail "port $port is in use"; return; }
+      port=$((port + 1))
+      continue
+    fi
+    REGISTRY=localhost:$port
+    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state") >"$WORK/registry.log" 2>&1 &
+    REG_PID=$!
+    echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
+    # The front binds its port at once; a lost race shows within seconds.
+    for i in $(seq 1 100); do
+      port_busy "$port" && return 0
+      kill -0 "$REG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    grep -q EADDRINUSE "$WORK/registry.log" && [ -z "${E2E_PORT:-}" ] || { tail -n 5 "$WORK/registry.log"; fail "npm start did not listen on $port"; return; }
+    stop_registry
+    port=$((port + 1))
+  done
+  fail "no free port found"
+}
+
+# Stops everything in the session start_registry made (npm, node, wrangler's group, workerd).
+stop_registry() {
+  [ -n "$REG_PID" ] || return 0
+  local i left
+  kill -TERM -- "-$REG_PID" 2>/dev/null
+  for i in $(seq 1 100); do
+    left=$(ps -eo pid=,sid= | awk -v s="$REG_PID" '$2 == s { print $1 }')
+    [ -z "$left" ] && break
+    sleep 0.1
+  done
+  [ -n "$left" ] && kill -KILL $left 2>/dev/null
+  REG_PID=
+}
+
+# Waits until /v2/ answers (200, or 401 when auth is on); picks https when it speaks it.
+wait_for_registry() {
+  local deadline=$(($(date +%s) + ${E2E_START_TIMEOUT:-180})) code
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    for SCHEME in https http; do
+      code=$(curl -sk -o /dev/null -m 5 -w '%{http_code}' "$SCHEME://$REGISTRY/v2/")
+      case $code in 200 | 401) echo "$SCHEME://$REGISTRY/v2/ answers $code"; return 0 ;; esac
+    done
+    if [ -n "$REG_PID" ] && ! kill -0 "$REG_PID" 2>/dev/null; then
+      tail -n 20 "$WORK/registry.log"
+      fail "npm start exited: $(grep -v '^[[:space:]]*$' "$WORK/registry.log" | tail -n 1)"; return
+    fi
+    sleep 1
+  done
+  fail "no answer from $REGISTRY/v2/ within ${E2E_START_TIMEOUT:-180} s"
+}
+
+cleanup() {
+  stop_registry
+  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- the local front (npm start)
+
+# TLS on the plain port: a handshake answered at once, not after the clients' 10 s timeout.
+https_answers() {
+  local t
+  t=$(curl -sk -o /dev/null -m 5 -w '%{http_code} %{time_total}' "https://$REGISTRY/v2/") || fail "no TLS answer" || return
+  echo "https /v2/: $t"
+  [ "${t% *}" = 200 ] || fail "https /v2/ answered ${t% *}" || return
+}
+
+skopeo_answers_at_once() {
+  local t0 t
+  t0=$(date +%s%N)
+  sk --debug inspect --tls-verify=false "docker://$REGISTRY/$NS/absent:x" >"$WORK/tmp/inspect.out" 2>&1
+  t=$(( ($(date +%s%N) - t0) / 1000000 ))
+  grep -E 'GET|Ping' "$WORK/tmp/inspect.out" | head -n 4
+  note "skopeo inspect took $t ms"
+  grep -q "Ping https://$REGISTRY/v2/ status 200" "$WORK/tmp/inspect.out" || fail "skopeo did not reach /v2/ over https" || return
+  [ "$t" -lt 3000 ] || fail "skopeo inspect took $t ms" || return
+}
+
+# A blob through POST, the Location it returns, and PUT ?digest=, over one scheme; read back.
+upload_follows_location() {
+  local scheme=$1 base="$1://$REGISTRY" f loc hex code
+  f=$WORK/tmp/blob-$scheme
+  head -c 100000 /dev/urandom >"$f"
+  hex=$(sha256sum "$f" | cut -d' ' -f1)
+  loc=$(rcurl -X POST -D - -o /dev/null "$base/v2/$NS/curl/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  echo "Location: $loc"
+  [ -n "$loc" ] || fail "POST gave no Location" || return
+  case $loc in
+    /*) loc=$base$loc ;;
+    http://"$REGISTRY"/* | https://"$REGISTRY"/*) ;;
+    *) fail "Location is not on $REGISTRY: $loc"; return ;;
+  esac
+  case $loc in *\?*) loc="$loc&digest=sha256:$hex" ;; *) loc="$loc?digest=sha256:$hex" ;; esac
+  code=$(rcurl -X PUT -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' --data-binary "@$f" "$loc")
+  [ "$code" = 201 ] || fail "PUT to the Location answered $code" || return
+  rcurl -o "$f.back" "$base/v2/$NS/curl/blobs/sha256:$hex"
+  cmp -s "$f" "$f.back" || fail "blob read back differs" || return
+}
+
+# ---------------------------------------------------------------- skopeo
+
+login_all() {
+  [ -n "${REGISTRY_USER:-}" ] && [ -n "${REGISTRY_PASSWORD:-}" ] || fail "E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD" || return
+  sk login --tls-verify="$TLS_VERIFY" -u "$REGISTRY_USER" --password-stdin "$REGISTRY" <<<"$REGISTRY_PASSWORD" || return 1
+  pm login --tls-verify="$TLS_VERIFY" -u "$REGISTRY_USER" --password-stdin "$REGISTRY" <<<"$REGISTRY_PASSWORD"
+}
+
+skopeo_push() {
+  clear_blob_caches
+  skcopy --preserve-digests "oci:$SRC_APP:latest" "docker://$REGISTRY/$NS/app:v1" || return 1
+  [ "$(raw_digest "$REGISTRY/$NS/app:v1")" = "$APP_DIGEST" ] || fail "manifest digest in the registry is not $APP_DIGEST" || return
+}
+
+skopeo_inspect() {
+  local out
+  out=$(sk inspect --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/app:v1") || return 1
+  echo "$out"
+  [ "$(jq -r .Digest <<<"$out")" = "$APP_DIGEST" ] || fail "Digest is $(jq -r .Digest <<<"$out")" || return
+  [ "$(jq -r .Architecture <<<"$out")" = amd64 ] || fail "Architecture is $(jq -r .Architecture <<<"$out")" || return
+  [ "$(jq '.Layers | length' <<<"$out")" = 2 ] || fail "expected 2 layers" || return
+}
+
+skopeo_tags() {
+  local tags
+  skcopy "docker://$REGISTRY/$NS/app:v1" "docker://$REGISTRY/$NS/app:v2" || return 1
+  tags=$(sk list-tags --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/app") || return 1
+  echo "$tags"
+  [ "$(jq -c '.Tags | sort' <<<"$tags")" = '["v1","v2"]' ] || fail "tags are $(jq -c .Tags <<<"$tags")" || return
+  [ "$(raw_digest "$REGISTRY/$NS/app:v2")" = "$APP_DIGEST" ] || fail "v2 is not the same manifest" || return
+}
+
+skopeo_pull() {
+  skcopy --preserve-digests "docker://$REGISTRY/$NS/app:v1" "oci:$WORK/pull/app:v1" || return 1
+  [ "$(layout_digest "$WORK/pull/app")" = "$APP_DIGEST" ] || fail "pulled manifest is $(layout_digest "$WORK/pull/app")" || return
+  same_blobs "$SRC_APP" "$WORK/pull/app"
+}
+
+# The pulled layout unpacks to the files that went in.
+umoci_unpack() {
+  umoci unpack --image "$WORK/pull/app:v1" "$WORK/bundle" || return 1
+  cmp "$WORK/tree/app1/bin.dat" "$WORK/bundle/rootfs/bin.dat" && cmp "$WORK/tree/app2/lib.dat" "$WORK/bundle/rootfs/lib.dat"
+}
+
+skopeo_push_index() {
+  clear_blob_caches
+  skcopy --all --preserve-digests "oci:$SRC_MULTI:latest" "docker://$REGISTRY/$NS/multi:v1" || return 1
+  [ "$(raw_digest "$REGISTRY/$NS/multi:v1")" = "$MULTI_DIGEST" ] || fail "index digest in the registry is not $MULTI_DIGEST" || return
+}
+
+# skopeo inspect reports the index's digest; the platform shows in Architecture and the layers.
+skopeo_inspect_platforms() {
+  local arch want got
+  for arch in amd64 arm64; do
+    [ $arch = amd64 ] && want=$AMD64_DIGEST || want=$ARM64_DIGEST
+    want="$arch $(jq -c '[.layers[].digest]' "$(blob "$SRC_MULTI" "$want")")"
+    got=$(sk --override-arch $arch inspect --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/multi:v1" | jq -r '.Architecture + " " + (.Layers | tojson)')
+    echo "$arch: $got"
+    [ "$got" = "$want" ] || fail "$arch resolves to $got, not $want" || return
+  done
+}
+
+skopeo_pull_index() {
+  skcopy --all --preserve-digests "docker://$REGISTRY/$NS/multi:v1" "oci:$WORK/pull/multi:v1" || return 1
+  [ "$(layout_digest "$WORK/pull/multi")" = "$MULTI_DIGEST" ] || fail "pulled index is $(layout_digest "$WORK/pull/multi")" || return
+  same_blobs "$SRC_MULTI" "$WORK/pull/multi"
+}
+
+# Registry to registry, same registry, other repository: skopeo mounts the blobs it knows are
+# there (its blob-info cache remembers the push above) instead of uploading them.
+skopeo_mount() {
+  local out=$WORK/tmp/mount.out n
+  sk --debug copy --src-tls-verify="$TLS_VERIFY" --dest-tls-verify="$TLS_VERIFY" \
+    "docker://$REGISTRY/$NS/app:v1" "docker://$REGISTRY/$NS/mounted/app:v1" >"$out" 2>&1 || { tail -n 5 "$out"; return 1; }
+  grep -E 'Trying to mount|mount OK|Skipping blob|PATCH' "$out" | cut -c1-200
+  # Layers are mounted; skopeo always uploads the config (small) again.
+  n=$(grep -c 'mount OK' "$out")
+  [ "$n" = 2 ] || fail "$n of 2 layers mounted" || return
+  skcopy "docker://$REGISTRY/$NS/mounted/app:v1" "oci:$WORK/pull/mounted:v1" || return 1
+  same_blobs "$SRC_APP" "$WORK/pull/mounted"
+}
+
+# The mount request itself: 201 and the blob visible (with its length) in the new repository.
+curl_mount() {
+  local layer base="$SCHEME://$REGISTRY" code len
+  layer=$(jq -r '.layers[0].digest' "$(blob "$SRC_APP" "$APP_DIGEST")")
+  code=$(rcurl -X POST -o /dev/null -w '%{http_code}' "$base/v2/$NS/curl-mount/blobs/uploads/?mount=$layer&from=$NS/app")
+  [ "$code" = 201 ] || fail "mount answered $code" || return
+  len=$(rcurl -I "$base/v2/$NS/curl-mount/blobs/$layer" | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ll]ength: //p')
+  [ "$len" = "$(stat -c %s "$(blob "$SRC_APP" "$layer")")" ] || fail "HEAD of the mounted blob gives length '$len'" || return
+}
+
+skopeo_delete() {
+  sk delete --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/mounted/app:v1" || return 1
+  if sk inspect --tls-verify="$TLS_VERIFY" --raw "docker://$REGISTRY/$NS/mounted/app:v1"; then fail "still there after delete"; return; fi
+  sk delete --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/multi@$MULTI_DIGEST" || return 1
+  if sk inspect --tls-verify="$TLS_VERIFY" --raw "docker://$REGISTRY/$NS/multi@$MULTI_DIGEST"; then fail "index still there after delete"; return; fi
+  # Shared blobs survive: the original repository still pulls in full.
+  rm -rf "$WORK/pull/after-delete"
+  skcopy "docker://$REGISTRY/$NS/app:v1" "oci:$WORK/pull/after-delete:v1" || return 1
+  same_blobs "$SRC_APP" "$WORK/pull/after-delete"
+}
+
+# ---------------------------------------------------------------- podman
+
+# podman recompresses layers from its storage, so what it pushes differs from the source in
+# compressed bytes only: the registry must hold exactly what podman sent (digest file, every
+# blob's hash) and the layers must unpack to the source's diff_ids.
+podman_push() {
+  local d
+  skcopy "oci:$SRC_APP:latest" "containers-storage:[vfs@$WORK/podman/root+$WORK/podman/runroot]$REGISTRY/$NS/podman-app:v1" || return 1
+  clear_blob_caches
+  pm push --tls-verify="$TLS_VERIFY" --format oci --digestfile "$WORK/tmp/podman.digest" "$REGISTRY/$NS/podman-app:v1" || return 1
+  d=$(cat "$WORK/tmp/podman.digest")
+  [ "$(raw_digest "$REGISTRY/$NS/podman-app:v1")" = "$d" ] || fail "registry manifest is not podman's $d" || return
+  skcopy --preserve-digests "docker://$REGISTRY/$NS/podman-app:v1" "oci:$WORK/pull/podman-app:v1" || return 1
+  [ "$(layout_digest "$WORK/pull/podman-app")" = "$d" ] || fail "pulled manifest is not $d" || return
+  blobs_match_names "$WORK/pull/podman-app" || return 1
+  local m want got
+  m=$(blob "$WORK/pull/podman-app" "$d")
+  want=$(jq -c .rootfs.diff_ids "$(blob "$SRC_APP" "$(jq -r .config.digest "$(blob "$SRC_APP" "$APP_DIGEST")")")")
+  got=$(for l in $(jq -r '.layers[].digest' "$m"); do
+    echo "sha256:$(gzip -dc "$(blob "$WORK/pull/podman-app" "$l")" | sha256sum | cut -d' ' -f1)"
+  done | jq -Rsc 'split("\n") | map(select(. != ""))')
+  [ "$want" = "$got" ] || fail "layers unpack to $got, not $want" || return
+}
+
+podman_pull() {
+  pm rmi -af >/dev/null
+  pm pull --tls-verify="$TLS_VERIFY" "$REGISTRY/$NS/app:v1" || return 1
+  local d
+  d=$(pm image inspect --format '{{.Digest}}' "$REGISTRY/$NS/app:v1") || return 1
+  [ "$d" = "$APP_DIGEST" ] || fail "podman sees $d" || return
+}
+
+podman_pull_arch() {
+  skcopy --all --preserve-digests "oci:$SRC_MULTI:latest" "docker://$REGISTRY/$NS/multi2:v1" || return 1
+  pm pull --tls-verify="$TLS_VERIFY" --arch arm64 "$REGISTRY/$NS/multi2:v1" || return 1
+  # The image id is its config's digest.
+  local out want
+  want="$(jq -r .config.digest "$(blob "$SRC_MULTI" "$ARM64_DIGEST")" | cut -d: -f2) arm64"
+  out=$(pm image inspect --format '{{.Id}} {{.Architecture}}' "$REGISTRY/$NS/multi2:v1") || return 1
+  echo "$out"
+  [ "$out" = "$want" ] || fail "podman pulled $out, not $want" || return
+}
+
+# ---------------------------------------------------------------- the big image
+
+big_push() {
+  clear_blob_caches
+  skcopy --preserve-digests "oci:$SRC_BIG:latest" "docker://$REGISTRY/$NS/big:v1" || return 1
+  [ "$(raw_digest "$REGISTRY/$NS/big:v1")" = "$BIG_DIGEST" ] || fail "manifest digest is not $BIG_DIGEST" || return
+}
+
+big_pull() {
+  skcopy --preserve-digests "docker://$REGISTRY/$NS/big:v1" "oci:$WORK/pull/big:v1" || return 1
+  same_blobs "$SRC_BIG" "$WORK/pull/big"
+}
+
+podman_pull_big() {
+  pm rmi -af >/dev/null
+  pm pull --tls-verify="$TLS_VERIFY" "$REGISTRY/$NS/big:v1" || return 1
+  [ "$(pm image inspect --format '{{.Digest}}' "$REGISTRY/$NS/big:v1")" = "$BIG_DIGEST" ] || fail "podman sees another digest" || return
+  pm rmi -af >/dev/null
+}
+
+# ---------------------------------------------------------------- the run
+
+timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
+
+echo "# work dir $WORK, repositories under $NS"
+step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+write_policy
+clear_blob_caches
+
+if [ -z "$REGISTRY" ]; then
+  LOCAL=1
+  step registry-start start_registry
+  step registry-ready wait_for_registry
+  timed registry-ready
+else
+  LOCAL=0
+  step registry-ready wait_for_registry
+fi
+if [ $FAILED -gt 0 ]; then
+  [ -f "$WORK/registry.log" ] && tail -n 30 "$WORK/registry.log" >&2
+  echo "$PASSED passed, $FAILED failed"
+  exit 1
+fi
+note "registry $SCHEME://$REGISTRY"
+
+step build-images build_images "$WORK" "$CACHE"
+timed build-images "(big layer: ${BIG_MB} MiB, cached in $CACHE)"
+
+if [ "$LOCAL" = 1 ]; then
+  step https-on-plain-port https_answers
+  step skopeo-no-tls-wait skopeo_answers_at_once
+  timed skopeo-inspect
+  step upload-location-http upload_follows_location http
+  step upload-location-https upload_follows_location https
+else
+  step "upload-location-$SCHEME" upload_follows_location "$SCHEME"
+fi
+
+[ "${E2E_AUTH:-0}" = 1 ] && step login login_all
+
+step skopeo-push skopeo_push
+step skopeo-inspect skopeo_inspect
+step skopeo-list-tags skopeo_tags
+step skopeo-pull skopeo_pull
+step umoci-unpack umoci_unpack
+step skopeo-cross-repo-mount skopeo_mount   # before the caches are cleared again
+step curl-mount curl_mount
+step skopeo-push-index skopeo_push_index
+step skopeo-inspect-platforms skopeo_inspect_platforms
+step skopeo-pull-index skopeo_pull_index
+step podman-push podman_push
+step podman-pull podman_pull
+step podman-pull-arm64 podman_pull_arch
+step big-push big_push;             timed big-push "${BIG_MB} MiB"
+step big-pull big_pull;             timed big-pull "${BIG_MB} MiB, compared byte for byte"
+step podman-pull-big podman_pull_big; timed podman-pull-big "${BIG_MB} MiB into vfs storage"
+step skopeo-delete skopeo_delete
+
+note "total $(($(date +%s) - STARTED_AT)) s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
