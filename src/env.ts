@@ -7,6 +7,16 @@ export interface Env {
   MANIFEST_MAX_BYTES?: string
   LINK_CACHE_SECONDS?: string
   UPLOAD_SECRET?: string
+  /** "none" (open registry, the default) or "token" (src/auth/; README "Authentication"). */
+  AUTH_MODE?: string
+  /** The token service name; unset = the request's host. */
+  AUTH_SERVICE?: string
+  /** JSON rules: who may pull, push, delete where (src/auth/rules.ts). */
+  AUTH_RULES?: string
+  /** Secret: JSON `{"user": "pbkdf2-sha256$…"}` (scripts/hash-password.mjs). */
+  AUTH_USERS?: string
+  /** Secret: HS256 key for tokens, at least 32 characters. */
+  AUTH_TOKEN_SECRET?: string
 }
 
 /** Parsed settings, with the defaults the README documents. */

@@ -23,6 +23,7 @@ const OCI = {
   RANGE_INVALID: [416, 'requested range not satisfiable'],
   MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
+  TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
   METHOD_UNKNOWN: [405, 'method not allowed'],
   UNKNOWN: [500, 'unknown error'],

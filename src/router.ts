@@ -1,5 +1,10 @@
-/** Every route, on one screen. Handlers get the request and a per-request context. */
+/**
+ * Every route, on one screen. Handlers get the request and a per-request context;
+ * every /v2/ route passes the auth layer first (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ */
 import { Router, type IRequest } from 'itty-router'
+import * as token from './auth/endpoint'
+import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
 import { contextOf, type Ctx } from './http/context'
@@ -12,7 +17,10 @@ import * as tags from './routes/tags'
 import * as uploads from './routes/uploads'
 
 type Handler = (req: IRequest, c: Ctx) => Promise<Response> | Response
-const route = (h: Handler) => (req: IRequest, env: Env, exec: ExecutionContext) => h(req, contextOf(req, env, exec))
+const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionContext) => {
+  const auth = await authorize(req, env)                                  // 401/403 thrown here
+  return h(req, { ...contextOf(req, env, exec), auth })
+}
 
 export const router = Router<IRequest, [Env, ExecutionContext]>({
   catch: (err, req) => toErrorResponse(err, req.method),
@@ -34,6 +42,8 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .delete('/v2/:name+/manifests/:reference', route(manifests.remove))
   .get('/v2/:name+/tags/list', route(tags.list))
   .get('/v2/:name+/referrers/:digest', route(referrers.list))
+  .get('/token', token.get)
+  .post('/token', token.post)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

@@ -1,11 +1,14 @@
 /** What every route gets besides the request: bindings, settings, the execution context. */
 import type { IRequest } from 'itty-router'
+import type { Access } from '../auth/access'
 import { settings, type Env, type Settings } from '../env'
 import type { LinkContext } from '../storage/links'
 
 export interface Ctx extends LinkContext {
   env: Env
   settings: Settings
+  /** The caller's rights, set by the auth layer; absent when auth is off (everything allowed). */
+  auth?: Access
 }
 
 export function contextOf(req: IRequest, env: Env, exec: ExecutionContext): Ctx {

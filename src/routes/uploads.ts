@@ -30,18 +30,23 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   if (digestParam !== null) {
     const digest = parseDigest(digestParam)
     const length = contentLength(req.headers)
-    const state = newUploadState(repo)
+    const state = newUploadState(repo, Date.now(), c.auth?.sub)
     const blob = length !== null
       ? await storeWithDigest(c.env, repo, digest, req.body, length)
       : await complete(c.env, await append(c.env, state, req.body, null), digest)
     return linked(c, repo, digest, blob)
   }
-  return progress(c, newUploadState(repo), 202)
+  return progress(c, newUploadState(repo, Date.now(), c.auth?.sub), 202)
 }
 
-/** Mount from `from`, or (no `from`) any blob the registry holds; null: fall back to an upload. */
+/**
+ * Mount from `from`, or (no `from`) any blob the registry holds; null: fall back to an upload.
+ * With auth on, the caller must be able to pull `from` (or, without `from`, the blob's first
+ * repository): otherwise the same 202 as for an unknown blob, so a mount reveals nothing.
+ */
 async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string | null): Promise<Response | null> {
   if (!digest) return null
+  const mayPull = (source: string) => !c.auth || c.auth.can(source, 'pull')
   let blob: BlobLocation | null
   if (from !== null) {
     let source: Repo
@@ -50,6 +55,7 @@ async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string 
     } catch {
       return null
     }
+    if (!mayPull(source)) return null
     blob = await readBlobLink(c.env, c, source, digest)                   // cache, else KV get
     if (!blob) {
       // KV may not show a link written moments ago elsewhere; R2 knows the first owner.
@@ -57,7 +63,8 @@ async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string 
       blob = indexed && indexed.repo === source ? indexed : null
     }
   } else {
-    blob = await headBlob(c.env, digest)                                   // R2 head
+    const indexed = await headBlob(c.env, digest)                          // R2 head
+    blob = indexed && mayPull(indexed.repo) ? indexed : null
   }
   return blob ? linked(c, repo, digest, blob) : null
 }
@@ -100,7 +107,7 @@ export async function cancel(req: IRequest, c: Ctx): Promise<Response> {
 async function session(req: IRequest, c: Ctx): Promise<UploadState> {
   const repo = parseRepo(req.params.name)
   const token = new URL(req.url).searchParams.get('_state')
-  return verifyState(await uploadSecret(c.env, c.settings.uploadSecret), repo, req.params.uuid ?? '', token)
+  return verifyState(await uploadSecret(c.env, c.settings.uploadSecret), repo, req.params.uuid ?? '', token, c.auth?.sub)
 }
 
 /** The chunk's length from Content-Length or Content-Range; 416 when it does not start at the offset. */

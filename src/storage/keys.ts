@@ -16,6 +16,8 @@
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>/_blobs/<digest>              {"size":n,"at":key}: the blob is visible in <name>
  *   repos/<name>/_tags/<tag>                  manifest bytes; metadata {digest, mediaType}
+ *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
+ *                                             "token"); scripts/robot.mjs spells this key too
  * Cache API  caches.default  (per location, free)
  *   <origin>/_cache/blobs/<digest>            blob bytes (immutable)
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
@@ -27,6 +29,7 @@
  * and bytes are never copied, so the blob index points at where they were written.
  * No two-hex fan-out under blobs/: that exists for filesystems, not R2.
  */
+import type { RobotName } from '../auth/robots'
 import type { Digest, Repo, Tag } from '../names'
 
 export const REPOS_PREFIX = 'repos/'
@@ -47,6 +50,7 @@ export const keys = {
   tag: (r: Repo, t: Tag) => `repos/${r}/_tags/${t}`,
   cachedBlob: (origin: string, d: Digest) => `${origin}/_cache/blobs/${d}`,
   cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
+  robot: (name: RobotName) => `auth/robots/${name}`,
 }
 
 /** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */

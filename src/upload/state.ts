@@ -2,7 +2,8 @@
  * An upload session's state travels with the client, signed, in the `_state`
  * query parameter of every Location we send (as CNCF distribution does), so that
  * a PATCH or PUT needs no storage read to know where the upload stands. R2 keeps
- * only the bytes. The signature binds the state to its repository.
+ * only the bytes. The signature binds the state to its repository and to the
+ * identity that opened it (`sub`, when auth is on).
  */
 import { RegistryError } from '../errors'
 import type { Repo } from '../names'
@@ -28,14 +29,19 @@ export interface UploadState {
   /** Multipart upload id ('' when none) and parts uploaded. */
   mp: string
   parts: number
+  /** Who opened the session ('' = anonymous, or auth off); only they may continue it. */
+  sub?: string
 }
 
 /** Sessions older than this are unknown: R2 aborts unfinished multipart uploads after 7 days. */
 export const MAX_SESSION_AGE_MS = 6 * 24 * 3600 * 1000
 
-export function newUploadState(repo: Repo, now = Date.now()): UploadState {
+export function newUploadState(repo: Repo, now = Date.now(), sub = ''): UploadState {
   const random = crypto.getRandomValues(new Uint8Array(16))
-  return { id: toHex(random), repo, started: now, offset: 0, h256: '', h512: '', at: '', tail: 0, skip: 0, mp: '', parts: 0 }
+  const state: UploadState = { id: toHex(random), repo, started: now, offset: 0, h256: '', h512: '', at: '', tail: 0, skip: 0, mp: '', parts: 0 }
+  // Only when set: an open registry's Locations stay as short as before.
+  if (sub) state.sub = sub
+  return state
 }
 
 const keyCache = new Map<string, Promise<CryptoKey>>()
@@ -61,10 +67,10 @@ export async function signState(secret: string, state: UploadState): Promise<str
 }
 
 /**
- * The state of session `id` in `repo`, from its signed token. Anything forged,
- * foreign, stale or malformed is BLOB_UPLOAD_UNKNOWN.
+ * The state of session `id` in `repo` opened by `sub`, from its signed token. Anything
+ * forged, foreign (another repository or identity), stale or malformed is BLOB_UPLOAD_UNKNOWN.
  */
-export async function verifyState(secret: string, repo: Repo, id: string, token: string | null): Promise<UploadState> {
+export async function verifyState(secret: string, repo: Repo, id: string, token: string | null, sub = ''): Promise<UploadState> {
   const unknown = new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: id.slice(0, 100) })
   const [payload, mac, extra] = (token ?? '').split('.')
   if (!payload || !mac || extra !== undefined || token!.length > 8192) throw unknown
@@ -79,6 +85,7 @@ export async function verifyState(secret: string, repo: Repo, id: string, token:
     throw unknown
   }
   if (state.id !== id || state.repo !== repo || Date.now() - state.started > MAX_SESSION_AGE_MS) throw unknown
+  if ((state.sub ?? '') !== sub) throw unknown
   // Defence in depth: a state can only name this session's own objects or a registry blob.
   if (state.at && !isUploadKey(state.at, id) && !isBlobKey(state.at)) throw unknown
   return state

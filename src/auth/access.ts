@@ -1,0 +1,27 @@
+/** What a /v2/ request's caller may do, as routes see it (`Ctx.auth`; absent when auth is off). */
+import { actionsOn, type Rules } from './rules'
+import type { Action, Scope } from './scopes'
+import type { AccessClaims } from './tokens'
+
+export interface Access {
+  /** Who: a user name, `robot:<name>`, or '' for anonymous. Upload sessions are bound to it. */
+  readonly sub: string
+  /** Whether the caller may `action` on repository `repo`. CPU only. */
+  can(repo: string, action: Action): boolean
+}
+
+/** A caller with Basic credentials or none: the rules decide. */
+export const ruleAccess = (rules: Rules, sub: string): Access => ({
+  sub,
+  can: (repo, action) => actionsOn(rules, sub, repo).has(action),
+})
+
+/** A Bearer token's holder: only what the token grants (a leaked token stays as narrow as it was issued). */
+export const tokenAccess = (claims: AccessClaims): Access => ({
+  sub: claims.sub,
+  can: (repo, action) => holds(claims.access, { type: 'repository', name: repo, actions: [action] }),
+})
+
+/** Whether `granted` covers every action `need` asks for. */
+export const holds = (granted: Scope[], need: Scope): boolean =>
+  granted.some((g) => g.type === need.type && g.name === need.name && need.actions.every((a) => g.actions.includes(a)))
