@@ -1,0 +1,141 @@
+/** The printed table: every section present in the results, targets marked pass/miss. */
+
+const MiB = 1024 * 1024
+const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d))
+
+/** "pass (52% of limit)" / "miss (+23% over)". */
+export function verdict(value, limit, strict = false) {
+  if (value === null || value === undefined || Number.isNaN(value)) return 'miss (no figure)'
+  const ok = strict ? value < limit : value <= limit
+  const pct = (value / limit) * 100
+  return ok ? `pass (${pct.toFixed(0)}% of limit)` : `MISS (+${(pct - 100).toFixed(0)}% over)`
+}
+
+function table(rows, align) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
+  const line = (r) => r.map((c, i) => (align?.[i] === 'l' ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ')
+  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
+}
+
+const COST_ROWS = [
+  ['push', 'reference push (skopeo: HEAD, POST, PATCH+length, PUT; HEAD+PUT manifest)'],
+  ['pull-cold', 'cold pull (manifest by tag, config, 3 layers)'],
+  ['pull-warm', 'warm pull (same location, right after)'],
+  ['pull-warm-links-expired', 'warm pull after the 60 s link cache expired'],
+  ['isolate-first-upload', 'once per isolate: first upload request (loads the upload key)'],
+  ['push-unchanged', 'push again, unchanged (every HEAD hits)'],
+  ['push-docker', 'docker push (PATCH chunked, no length; HEAD after PUT)'],
+  ['push-chunked', 'reference push with chunked PATCHes (skopeo compressing)'],
+  ['push-monolithic', 'containerd push (POST + PUT with body)'],
+  ['upload-64MiB-1MiB-chunks', '64 MiB blob, 1 MiB PATCHes with Content-Range'],
+  ['upload-64MiB-16MiB-chunks', '64 MiB blob, 16 MiB PATCHes with Content-Range'],
+  ['upload-64MiB-one-patch-chunked', '64 MiB blob, one chunked PATCH (docker)'],
+  ['upload-64MiB-one-patch-length', '64 MiB blob, one PATCH with Content-Length'],
+]
+
+export function costReport(cost) {
+  const out = []
+  const p = cost.prices
+  out.push(`COST per million workloads at list prices (R2 class A $${p.r2A}/M, class B $${p.r2B}/M, KV read $${p.kvRead}/M, KV write/delete/list $${p.kvWrite}/M; Cache API free)`)
+  const rows = [['workload', 'req', 'R2 A', 'R2 B', 'KV rd', 'KV wr', 'cache m/hit/put', 'R2 MiB w/r', '$/M', 'target']]
+  const seen = new Set()
+  const add = (key, label) => {
+    const w = cost.workloads[key]
+    if (!w) return
+    seen.add(key)
+    const t = cost.targets[key]
+    rows.push([
+      label + (w.ok ? '' : ' [INCOMPLETE: ' + [...w.failed, ...w.unknownMethods].join('; ') + ']'),
+      w.requests, w.calls.r2A, w.calls.r2B, w.calls.kvRead, w.calls.kvWrite,
+      `${w.cache.match}/${w.cache.hit}/${w.cache.put}`,
+      `${f(w.r2Bytes.written / MiB, 1)}/${f(w.r2Bytes.read / MiB, 1)}`,
+      f(w.usdPerMillion), t !== undefined ? `≤ ${t}: ${w.ok ? verdict(w.usdPerMillion, t) : 'MISS (incomplete)'}` : '',
+    ])
+    if (cost.peer[key]) {
+      const c = cost.peer[key]
+      rows.push([`  peer (shared/COST.md)`, '', c.calls.r2A, c.calls.r2B, c.calls.kvRead, c.calls.kvWrite, 'no cache', '', f(c.usdPerMillion), ''])
+    }
+  }
+  for (const [key, label] of COST_ROWS) add(key, label)
+  for (const key of Object.keys(cost.workloads)) if (!seen.has(key)) add(key, key)
+  out.push(table(rows, ['l']))
+  out.push('')
+  out.push('Where the calls go (per route, summed over the workload):')
+  const rrows = [['workload', 'route', 'requests', 'R2 A', 'R2 B', 'KV rd', 'KV wr', '$/M', 'binding calls']]
+  for (const key of ['push', 'pull-cold', 'pull-warm', 'push-docker', 'upload-64MiB-1MiB-chunks', 'upload-64MiB-16MiB-chunks', 'upload-64MiB-one-patch-chunked']) {
+    const w = cost.workloads[key]
+    if (!w) continue
+    for (const [route, r] of Object.entries(w.routes)) {
+      const calls = Object.entries(r.byMethod).filter(([k]) => !k.startsWith('bytes.')).map(([k, v]) => `${k}×${v}`).join(' ')
+      rrows.push([key, route, r.requests, r.r2A, r.r2B, r.kvRead, r.kvWrite, f(r.usdPerMillion), calls || '—'])
+    }
+  }
+  out.push(table(rrows, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l']))
+  return out.join('\n')
+}
+
+export function speedReport(speed) {
+  const out = [`SPEED: ${speed.skopeo ?? "skopeo"}, wall time, median of ${speed.runs} runs (MB = 10^6 bytes); ours = npm start over TLS, distribution (${speed.distribution ?? ""}) over TLS, filesystem storage; floor = sha256sum + cp of the same blobs`]
+  const rows = [['image', 'op', 'ours s', 'ours MB/s', 'dist s', 'dist MB/s', 'floor s', 'floor MB/s', 'ours/dist', 'ours/floor', 'target']]
+  for (const [key, r] of Object.entries(speed.images)) {
+    for (const op of ['push', 'pull']) {
+      const ours = r.ours
+      const dist = r.distribution
+      const ratio = r.ratios[`${op}VsDistribution`]
+      const limit = key === 'single' ? (op === 'push' ? 2 : 1.5) : null
+      rows.push([
+        `${r.label} (${f(r.bytes / 1e6, 0)} MB)`, op,
+        f(ours[`${op}Median`]), f(ours[`${op}MBps`], 0), f(dist[`${op}Median`]), f(dist[`${op}MBps`], 0),
+        f(r.floorMedian.seconds), f(r.floorMBps, 0), f(ratio), f(r.ratios[`${op}VsFloor`]),
+        limit ? `ours/dist ≤ ${limit}×: ${verdict(ratio, limit)}` : '',
+      ])
+    }
+  }
+  out.push(table(rows, ['l', 'l']))
+  for (const [key, r] of Object.entries(speed.images)) {
+    const runs = (m, op) => `${m[op].map((x) => (x === null ? 'FAIL' : f(x))).join(' ')} (${m[`${op}Ok`] ?? '?'} ok)`
+    out.push(`  ${key}: seconds per run: ours push ${runs(r.ours, 'push')} | pull ${runs(r.ours, 'pull')}; distribution push ${runs(r.distribution, 'push')} | pull ${runs(r.distribution, 'pull')}; floor sha256sum ${f(r.floorMedian.sha256sum)} + cp ${f(r.floorMedian.cp)}`)
+    const st = Object.entries(r.oursServerTime ?? {}).sort((a, b) => b[1].ms - a[1].ms)
+    if (st.length) out.push(`  ${key}: ours' time by route over all runs (wrangler log, to response headers): ${st.map(([k, v]) => `${k} ×${v.requests} ${f(v.ms / 1000, 1)} s`).join('; ')}`)
+    for (const e of [...r.ours.errors, ...r.distribution.errors]) out.push(`  ${key} error: ${e.split(':')[0]}: …${e.slice(-160)}`)
+  }
+  return out.join('\n')
+}
+
+export function memoryReport(m) {
+  const out = ['MEMORY: VmHWM of the workerd that runs the worker (and, locally, the R2/KV/cache simulators) while streaming one PATCH; the figure is chunked 100 MiB → 1 GiB']
+  const rows = [['step', 'seconds', 'MB/s', 'worker VmHWM MiB', 'Δ MiB', 'worker peak VmRSS MiB', 'proxy workerd VmHWM MiB', 'worker CPU s', 'CPU ms/MiB', 'note']]
+  const proxies = m.processes.filter((p) => p.role !== 'worker').map((p) => p.pid)
+  const base = m.processes.find((p) => p.role === 'worker').baseline.hwm
+  rows.push(['baseline (after a 16 MiB warm-up)', '', '', f(base / MiB, 1), '', '', proxies.map((p) => f(m.processes.find((x) => x.pid === p).baseline.hwm / MiB, 1)).join(' '), '', '', ''])
+  let prev = base
+  for (const s of m.steps) {
+    const delta = s.hwm[m.workerPid] - prev
+    prev = s.hwm[m.workerPid]
+    rows.push([`${s.label} (${s.framing ?? 'chunked'})`, f(s.seconds, 1), f(s.MBps, 0), f(s.hwm[m.workerPid] / MiB, 1), f(delta / MiB, 1), f(s.peakRssSampled[m.workerPid] / MiB, 1), proxies.map((p) => f(s.hwm[p] / MiB, 1)).join(' '),
+      f(s.cpuSeconds?.[m.workerPid], 1), f(s.workerCpuMsPerMiB, 1), s.putRetried ? 'PUT got wrangler 503, retried' : ''])
+  }
+  out.push(table(rows, ['l']))
+  out.push(`growth 100 MiB → 1 GiB: ${f(m.growthBytes / MiB, 1)} MiB (limit < 32 MiB): ${verdict(m.growthBytes / MiB, 32, true)}; wrangler's proxy workerd grew ${m.proxyGrowthBytes.map((b) => f(b / MiB, 1)).join(', ')} MiB`)
+  return out.join('\n')
+}
+
+export function requestsReport(r) {
+  const out = [`REQUESTS: manifest by tag, ${r.connections} connections, ${r.seconds} s (node: bench/lib/load.mjs; wrk -t2 for GET as a cross-check)`]
+  const rows = [['target', 'method', 'tool', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors']]
+  for (const x of Object.values(r.results)) {
+    rows.push([x.target, x.method, x.tool, f(x.requestsPerSec, 0), f(x.p50Ms), f(x.p99Ms), x.non2xx, x.errors ?? x.socketErrors])
+  }
+  out.push(table(rows, ['l', 'l']))
+  return out.join('\n')
+}
+
+export function report(results) {
+  const parts = []
+  const when = (s) => `  [${s.measuredAt}, ${s.commit?.slice(0, 7) ?? '?'}${s.dirty ? ' + uncommitted src' : ''}${s.loadAverage ? `, load average ${s.loadAverage.map((x) => x.toFixed(1)).join(' ')} on ${results.machine?.cpus ?? '?'} CPUs` : ''}]`
+  if (results.cost) parts.push(costReport(results.cost) + '\n' + when(results.cost))
+  if (results.speed) parts.push(speedReport(results.speed) + '\n' + when(results.speed))
+  if (results.memory) parts.push(memoryReport(results.memory) + '\n' + when(results.memory))
+  if (results.requests) parts.push(requestsReport(results.requests) + '\n' + when(results.requests))
+  return parts.join('\n\n')
+}
