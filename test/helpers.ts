@@ -52,3 +52,139 @@ export async function errorCode(res: Response): Promise<string | undefined> {
   const body = (await res.json()) as { errors?: { code: string }[] }
   return body.errors?.[0]?.code
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the blob and upload tests (appended; the ones above are unchanged).
+// ES module imports are hoisted, so they may sit here.
+import { env as testEnv } from 'cloudflare:workers'
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import type { Env } from '../src/env'
+import { router } from '../src/router'
+
+export const MiB = 1024 * 1024
+
+/** The test worker's bindings (real simulated R2 and KV), typed. */
+export const bindings = testEnv as unknown as Env
+
+/**
+ * A request straight to the router with some bindings replaced (a setting, a
+ * stale KV), waiting for its background work like the runtime would.
+ * Also the way to hand the handler a body stream that errors: through `call`
+ * the service binding turns a failed stream into a clean end of body.
+ */
+export async function callWith(overrides: Partial<Env>, path: string, init?: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext()
+  const request = new Request(path.startsWith('http') ? path : ORIGIN + path, init)
+  const res = await router.fetch(request, { ...bindings, ...overrides }, ctx)
+  await waitOnExecutionContext(ctx)
+  return res
+}
+
+/** POST /blobs/uploads/: the new session's Location (throws unless 202). */
+export async function startUpload(repo: string, via: typeof call = call): Promise<string> {
+  const res = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+  if (res.status !== 202) throw new Error(`POST failed: ${res.status} ${await res.text()}`)
+  return res.headers.get('location')!
+}
+
+/** A session Location with `digest=` added (Locations always carry `?_state=`). */
+export const withDigest = (location: string, digest: string): string => `${location}&digest=${digest}`
+
+/** The body of a reply as bytes. */
+export const bytesOf = async (res: Response): Promise<Uint8Array> => new Uint8Array(await res.arrayBuffer())
+
+/** `bytes` as a stream of `chunk`-sized pieces (a body of unknown length). */
+export function streamOf(bytes: Uint8Array, chunk = MiB): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (at >= bytes.length) return c.close()
+      c.enqueue(bytes.slice(at, at + chunk))
+      at += chunk
+    },
+  })
+}
+
+/** A body that sends the first `after` bytes of `bytes`, then fails (a client cut off). */
+export function cutOffStream(bytes: Uint8Array, after: number, chunk = MiB): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (at >= after) return c.error(new Error('connection reset by peer'))
+      const end = Math.min(after, at + chunk)
+      c.enqueue(bytes.slice(at, end))
+      at = end
+    },
+  })
+}
+
+/** Every R2 object (under `prefix`), with custom metadata. */
+export async function listObjects(prefix?: string): Promise<R2Object[]> {
+  const out: R2Object[] = []
+  let cursor: string | undefined
+  do {
+    const page = await bindings.BLOBS.list({ prefix, cursor, include: ['customMetadata'] } as R2ListOptions)
+    out.push(...page.objects)
+    cursor = page.truncated ? page.cursor : undefined
+  } while (cursor)
+  return out
+}
+
+/**
+ * KV as one edge location sees it: each key's first read is remembered (a miss
+ * as much as a value) and served again for the next `hold` reads, whatever was
+ * written or deleted meanwhile; writes go through to the real namespace.
+ * Real KV caches negative lookups and values at a location for up to a minute.
+ */
+export class StaleKV {
+  /** Reads answered from the remembered copy. */
+  staleReads = 0
+  /** Reads answered from the remembered copy with a miss. */
+  staleMisses = 0
+  private readonly seen = new Map<string, { value: string | null; reads: number }>()
+
+  constructor(
+    private readonly kv: KVNamespace = bindings.LINKS,
+    private readonly hold = 1_000,
+  ) {}
+
+  /** Typed as the binding, to pass as `LINKS`. */
+  get binding(): KVNamespace {
+    return this as unknown as KVNamespace
+  }
+
+  async get(key: string, options?: unknown): Promise<unknown> {
+    const type = typeof options === 'string' ? options : (options as { type?: string } | undefined)?.type ?? 'text'
+    let entry = this.seen.get(key)
+    if (entry && entry.reads < this.hold) {
+      entry.reads++
+      this.staleReads++
+      if (entry.value === null) this.staleMisses++
+    } else {
+      entry = { value: await this.kv.get(key), reads: 0 }
+      this.seen.set(key, entry)
+    }
+    const v = entry.value
+    if (v === null || type === 'text') return v
+    if (type === 'json') return JSON.parse(v)
+    if (type === 'arrayBuffer') return new TextEncoder().encode(v).buffer
+    if (type === 'stream') return new Response(v).body
+    throw new Error(`StaleKV: unsupported type ${type}`)
+  }
+
+  put(...args: Parameters<KVNamespace['put']>): Promise<void> {
+    return this.kv.put(...args)
+  }
+
+  delete(key: string): Promise<void> {
+    return this.kv.delete(key)
+  }
+
+  list(options?: KVNamespaceListOptions) {
+    return this.kv.list(options)
+  }
+
+  getWithMetadata(key: string, options?: unknown) {
+    return this.kv.getWithMetadata(key, options as KVNamespaceGetOptions<'text'>)
+  }
+}

@@ -37,11 +37,12 @@ export async function writeBlobLink(env: Env, c: LinkContext, repo: Repo, digest
 /** 1 KV get + 1 KV delete; false when there was no link. */
 export async function deleteBlobLink(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<boolean> {
   const key = keys.blobLink(repo, digest)
-  const [existing] = await Promise.all([
+  const [existing, cached] = await Promise.all([
     env.LINKS.get(key),
     caches.default.delete(keys.cachedLink(c.origin, repo, digest)),
   ])
-  if (existing === null) return false
+  // Where the link was just written KV may still serve a cached miss; the location's copy proves it.
+  if (existing === null && !cached) return false
   await env.LINKS.delete(key)
   return true
 }

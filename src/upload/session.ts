@@ -79,8 +79,18 @@ export async function append(
 async function appendFirstSmall(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
   const bytes = await readExactly(body, length)
   hashes.update(bytes)
-  const stored = await putVerifiedBlob(env, hashes.digest('sha256'), state.repo as Repo, bytes)
-  return { ...state, ...hashes.saved(), offset: length, at: stored.at, tail: length }
+  const at = await storeFirstWrite(env, state, hashes.digest('sha256'), bytes)
+  return { ...state, ...hashes.saved(), offset: length, at, tail: length }
+}
+
+/**
+ * A session's first bytes, under their digest. When the registry already indexes that
+ * digest as a pointer to another upload's object, the session keeps its own copy (a tail)
+ * instead: a session never names, nor later deletes, another upload's objects.
+ */
+async function storeFirstWrite(env: Env, state: UploadState, digest: Digest, bytes: Uint8Array): Promise<string> {
+  const stored = await putVerifiedBlob(env, digest, state.repo as Repo, bytes)
+  return stored.at === keys.blob(digest) ? stored.at : putTail(env, state, bytes)
 }
 
 async function appendFirstStream(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
@@ -158,7 +168,7 @@ async function appendThroughParts(
     skip = list.byteLength
     at = await putTail(env, next, concat([list, rest]))
   } else if (state.offset === 0) {
-    at = (await putVerifiedBlob(env, hashes.digest('sha256'), state.repo as Repo, rest.slice())).at
+    at = await storeFirstWrite(env, next, hashes.digest('sha256'), rest.slice())
   } else {
     at = await putTail(env, next, rest.slice())
   }

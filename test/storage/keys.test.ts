@@ -1,0 +1,97 @@
+/**
+ * The storage layout, pinned as exact strings.
+ *
+ * Every key here names data already written by deployed registries: a changed
+ * key is a data migration (existing blobs, links, tags and uploads would vanish
+ * from view), not a refactor. Change a row only together with a migration.
+ */
+import { describe, expect, it } from 'vitest'
+import type { RobotName } from '../../src/auth/robots'
+import type { Digest, Repo, Tag } from '../../src/names'
+import { isBlobKey, isUploadKey, keys, REPO_DELIMITER, REPOS_PREFIX, repoOfPrefix, reposAfter, tagOfKey } from '../../src/storage/keys'
+
+const repo = 'library/ubuntu' as Repo
+const tag = 'v1.0_rc-2' as Tag
+const hex256 = 'a'.repeat(63) + 'f'
+const hex512 = 'b'.repeat(127) + '0'
+const d256 = `sha256:${hex256}` as Digest
+const d512 = `sha512:${hex512}` as Digest
+const subject = `sha256:${'c'.repeat(64)}` as Digest
+const origin = 'https://registry.example.com'
+
+describe('storage keys', () => {
+  it.each([
+    ['generated upload-state secret', keys.uploadSecret(), '_registry/upload-secret'],
+    ['blob (sha256)', keys.blob(d256), `blobs/sha256/${hex256}`],
+    ['blob (sha512)', keys.blob(d512), `blobs/sha512/${hex512}`],
+    ['cancelled upload mark', keys.uploadCancelled('0123abcd'), 'data/0123abcd'],
+    ['upload tail', keys.uploadTail('0123abcd', 'feed'), 'data/0123abcd/feed'],
+    ['upload multipart target', keys.uploadParts('0123abcd'), 'data/0123abcd/parts'],
+    ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu/_manifests/sha256:${hex256}`],
+    ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu/_referrers/${subject}/`],
+    ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu/_referrers/${subject}/${d256}`],
+    ['blob link (KV)', keys.blobLink(repo, d256), `repos/library/ubuntu/_blobs/sha256:${hex256}`],
+    ['tags of a repository (KV prefix)', keys.tags(repo), 'repos/library/ubuntu/_tags/'],
+    ['tag (KV)', keys.tag(repo, tag), 'repos/library/ubuntu/_tags/v1.0_rc-2'],
+    ['cached blob bytes', keys.cachedBlob(origin, d256), `https://registry.example.com/_cache/blobs/sha256:${hex256}`],
+    ['cached blob link', keys.cachedLink(origin, repo, d256), `https://registry.example.com/_cache/links/library/ubuntu/sha256:${hex256}`],
+    ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toBe(expected)
+  })
+
+  it('covers every key builder (add a row above for a new one)', () => {
+    expect(Object.keys(keys).sort()).toEqual([
+      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
+      'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
+    ])
+  })
+
+  it('pins the repository prefix and delimiter', () => {
+    expect(REPOS_PREFIX).toBe('repos/')
+    expect(REPO_DELIMITER).toBe('/_')
+  })
+
+  it('tells upload objects from registry blobs', () => {
+    expect(isUploadKey(keys.uploadTail('id', 'w'))).toBe(true)
+    expect(isUploadKey(keys.uploadParts('id'))).toBe(true)
+    expect(isUploadKey(keys.uploadCancelled('id'))).toBe(true)
+    expect(isUploadKey(keys.blob(d256))).toBe(false)
+    expect(isUploadKey(keys.manifest(repo, d256))).toBe(false)
+    expect(isUploadKey('')).toBe(false)
+    // of one session only, when asked
+    expect(isUploadKey(keys.uploadTail('id', 'w'), 'id')).toBe(true)
+    expect(isUploadKey(keys.uploadParts('id'), 'id')).toBe(true)
+    expect(isUploadKey(keys.uploadTail('id2', 'w'), 'id')).toBe(false)
+    expect(isUploadKey(keys.uploadTail('idx', 'w'), 'id')).toBe(false)
+  })
+
+  it('recognises exactly the keys of registry blobs', () => {
+    expect(isBlobKey(keys.blob(d256))).toBe(true)
+    expect(isBlobKey(keys.blob(d512))).toBe(true)
+    expect(isBlobKey(`blobs/sha256/${hex512}`)).toBe(false)
+    expect(isBlobKey(`blobs/sha512/${hex256}`)).toBe(false)
+    expect(isBlobKey(`blobs/sha256/${hex256}/x`)).toBe(false)
+    expect(isBlobKey(`blobs/sha256/${hex256.toUpperCase()}`)).toBe(false)
+    expect(isBlobKey(keys.uploadParts('id'))).toBe(false)
+    expect(isBlobKey(keys.uploadSecret())).toBe(false)
+  })
+
+  it('reads the repository back from a delimited listing prefix', () => {
+    // list({ prefix: 'repos/', delimiter: '/_' }) yields 'repos/<name>/_'
+    expect(repoOfPrefix('repos/library/ubuntu/_')).toBe('library/ubuntu')
+    expect(repoOfPrefix('repos/a/_')).toBe('a')
+  })
+
+  it('lists repositories after a name, skipping all of its keys', () => {
+    expect(reposAfter('library/ubuntu')).toBe('repos/library/ubuntu/_~')
+    // '~' sorts after every key character a repository's own keys use after '/_'
+    expect(reposAfter('a') > keys.tag('a' as Repo, 'zzz' as Tag)).toBe(true)
+    expect(reposAfter('a') > keys.blobLink('a' as Repo, d512)).toBe(true)
+    expect(reposAfter('a') < `${REPOS_PREFIX}a0/_blobs/x`).toBe(true)
+  })
+
+  it('reads a tag back from its KV key', () => {
+    expect(tagOfKey(repo, keys.tag(repo, tag))).toBe(tag)
+  })
+})
