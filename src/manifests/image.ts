@@ -13,7 +13,7 @@ export function imageManifest(mediaType: string, opts: { subject: boolean }): Ma
       if (doc.mediaType !== undefined && doc.mediaType !== mediaType) throw invalid('mediaType does not match')
       if (doc.manifests !== undefined) throw invalid('an image manifest has no manifests')
       const config = descriptor(doc.config, 'config')
-      const layers = descriptors(doc, 'layers', opts.subject)
+      const layers = descriptors(doc, 'layers')
       // Foreign layers (with urls) live elsewhere; only what this registry stores is checked.
       const blobs: Digest[] = [config.digest, ...layers.filter((l) => !l.urls?.length).map((l) => l.digest)]
       const parsed: Parsed = { blobs: [...new Set(blobs)], manifests: [] }

@@ -6,8 +6,7 @@ import { accepts, acceptedTypes, specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../manifests'
 import { isObject, type Descriptor, type Parsed } from '../manifests/handler'
 import { algorithmOf, digestOf, parseReference, parseRepo, type Digest, type Reference, type Repo } from '../names'
-import { headBlob } from '../storage/blobs'
-import { readBlobLink } from '../storage/links'
+import { readBlobLinkConfirmed } from '../storage/links'
 import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
 import { deleteReferrer, putReferrer } from '../storage/referrers'
 import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
@@ -178,19 +177,13 @@ async function verifyReferences(c: Ctx, repo: Repo, parsed: Parsed): Promise<voi
   }
   // Independent reads: one per reference, all at once.
   const [blobs, children] = await Promise.all([
-    Promise.all(parsed.blobs.map((d) => blobLinked(c, repo, d))),
+    Promise.all(parsed.blobs.map((d) => readBlobLinkConfirmed(c.env, c, repo, d))),
     Promise.all(parsed.manifests.map((m) => headManifest(c.env, repo, m.digest))),
   ])
   const missingBlob = parsed.blobs.find((_, i) => !blobs[i])
   if (missingBlob) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingBlob })
   const missingChild = parsed.manifests.find((_, i) => !children[i])
   if (missingChild) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingChild.digest })
-}
-
-/** Linked per KV (or the location's cache); a KV miss is confirmed against R2's index before it fails a push. */
-async function blobLinked(c: Ctx, repo: Repo, digest: Digest): Promise<boolean> {
-  if (await readBlobLink(c.env, c, repo, digest)) return true             // cache, else KV get
-  return (await headBlob(c.env, digest))?.repo === repo                    // R2 head
 }
 
 function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed: Parsed): Descriptor {

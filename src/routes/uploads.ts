@@ -8,7 +8,7 @@ import type { Ctx } from '../http/context'
 import { contentLength, parseContentRange, progressRange } from '../http/ranges'
 import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
 import { headBlob, type BlobLocation } from '../storage/blobs'
-import { readBlobLink, writeBlobLink } from '../storage/links'
+import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
 import { uploadSecret } from '../storage/secrets'
 import { cancelUpload } from '../storage/uploads'
 import { append, assertLive, complete, storeWithDigest } from '../upload/session'
@@ -56,12 +56,7 @@ async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string 
       return null
     }
     if (!mayPull(source)) return null
-    blob = await readBlobLink(c.env, c, source, digest)                   // cache, else KV get
-    if (!blob) {
-      // KV may not show a link written moments ago elsewhere; R2 knows the first owner.
-      const indexed = await headBlob(c.env, digest)                        // R2 head
-      blob = indexed && indexed.repo === source ? indexed : null
-    }
+    blob = await readBlobLinkConfirmed(c.env, c, source, digest)          // cache or KV get, R2 head on a miss
   } else {
     const indexed = await headBlob(c.env, digest)                          // R2 head
     blob = indexed && mayPull(indexed.repo) ? indexed : null

@@ -15,6 +15,8 @@ export interface BlobLocation {
 /** A blob as the registry-wide index knows it: location plus the first repository to hold it. */
 export interface IndexedBlob extends BlobLocation {
   repo: string
+  /** When the index entry was written (ms since epoch). */
+  indexed: number
 }
 
 /** 1 R2 head. */
@@ -25,8 +27,9 @@ export async function headBlob(env: Env, digest: Digest): Promise<IndexedBlob | 
 
 function indexed(object: R2Object): IndexedBlob {
   const meta = object.customMetadata ?? {}
-  if (meta.at) return { at: meta.at, size: Number(meta.size), repo: meta.repo ?? '' }
-  return { at: object.key, size: object.size, repo: meta.repo ?? '' }
+  const indexed = object.uploaded.getTime()
+  if (meta.at) return { at: meta.at, size: Number(meta.size), repo: meta.repo ?? '', indexed }
+  return { at: object.key, size: object.size, repo: meta.repo ?? '', indexed }
 }
 
 /**
@@ -39,8 +42,8 @@ export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: 
     customMetadata,
     onlyIf: { etagDoesNotMatch: '*' },
   })
-  if (put) return { ...location, repo }
-  return (await headBlob(env, digest)) ?? { ...location, repo }
+  if (put) return { ...location, repo, indexed: put.uploaded.getTime() }
+  return (await headBlob(env, digest)) ?? { ...location, repo, indexed: Date.now() }
 }
 
 /**
@@ -63,8 +66,8 @@ export async function putVerifiedBlob(
     httpMetadata: { contentType: 'application/octet-stream' },
     ...(inMemory ? { onlyIf: { etagDoesNotMatch: '*' } } : {}),
   })
-  if (object) return { at: object.key, size: object.size, repo }
-  return (await headBlob(env, digest)) ?? { at: keys.blob(digest), size: (body as Uint8Array).byteLength, repo }
+  if (object) return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
+  return (await headBlob(env, digest)) ?? { at: keys.blob(digest), size: (body as Uint8Array).byteLength, repo, indexed: Date.now() }
 }
 
 /** 1 R2 get (ranged when `range` is given). */

@@ -5,7 +5,7 @@
  */
 import type { Env } from '../env'
 import type { Digest, Repo } from '../names'
-import type { BlobLocation } from './blobs'
+import { headBlob, type BlobLocation } from './blobs'
 import { keys } from './keys'
 
 /** Per request: where cache copies live and how long they last. */
@@ -15,14 +15,41 @@ export interface LinkContext {
   waitUntil(p: Promise<unknown>): void
 }
 
+/** The location's copy of a link deleted here: KV may still serve the old value for a while. */
+const DELETED = { deleted: true } as const
+type Deleted = typeof DELETED
+const isDeleted = (v: BlobLocation | Deleted | null): v is Deleted => v !== null && 'deleted' in v
+
 /** Cache match, then on a miss 1 KV get. */
 export async function readBlobLink(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<BlobLocation | null> {
+  const link = await lookup(env, c, repo, digest)
+  return isDeleted(link) ? null : link
+}
+
+async function lookup(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<BlobLocation | Deleted | null> {
   const cacheKey = keys.cachedLink(c.origin, repo, digest)
   const cached = await caches.default.match(cacheKey)
-  if (cached) return (await cached.json()) as BlobLocation
+  if (cached) return (await cached.json()) as BlobLocation | Deleted
   const link = await env.LINKS.get<BlobLocation>(keys.blobLink(repo, digest), 'json')
   if (link) c.waitUntil(cacheLink(c, cacheKey, link))
   return link
+}
+
+/**
+ * KV may not yet show, at another location, a link written in the last minute or so.
+ * Where a miss would fail a push, R2's index (strongly consistent) is asked: it knows
+ * the blob's first repository, and is trusted for that only within this window, so
+ * that a link deleted since (KV) is not revived by the index.
+ */
+export const KV_PROPAGATION_MS = 5 * 60 * 1000
+
+/** `readBlobLink`, then on a miss 1 R2 head (see KV_PROPAGATION_MS). */
+export async function readBlobLinkConfirmed(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<BlobLocation | null> {
+  const link = await lookup(env, c, repo, digest)                          // cache, else KV get
+  if (link) return isDeleted(link) ? null : link
+  const indexed = await headBlob(env, digest)                              // R2 head
+  const recent = indexed && Date.now() - indexed.indexed < KV_PROPAGATION_MS
+  return recent && indexed.repo === repo ? indexed : null
 }
 
 /** 1 KV put (+ the cache copy, free). */
@@ -37,18 +64,25 @@ export async function writeBlobLink(env: Env, c: LinkContext, repo: Repo, digest
 /** 1 KV get + 1 KV delete; false when there was no link. */
 export async function deleteBlobLink(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<boolean> {
   const key = keys.blobLink(repo, digest)
-  const [existing, cached] = await Promise.all([
-    env.LINKS.get(key),
-    caches.default.delete(keys.cachedLink(c.origin, repo, digest)),
-  ])
+  const cacheKey = keys.cachedLink(c.origin, repo, digest)
+  const [existing, cached] = await Promise.all([env.LINKS.get(key), caches.default.match(cacheKey)])
+  const copy = cached ? ((await cached.json()) as BlobLocation | Deleted) : null
+  if (isDeleted(copy)) return false
   // Where the link was just written KV may still serve a cached miss; the location's copy proves it.
-  if (existing === null && !cached) return false
-  await env.LINKS.delete(key)
+  if (existing === null && !copy) return false
+  await Promise.all([
+    env.LINKS.delete(key),
+    // Until KV forgets the link everywhere, this location answers from the mark (free).
+    putCached(cacheKey, DELETED, KV_PROPAGATION_MS / 1000),
+  ])
   return true
 }
 
-function cacheLink(c: LinkContext, cacheKey: string, link: BlobLocation): Promise<void> {
-  if (c.ttl <= 0) return Promise.resolve()
-  const headers = { 'Content-Type': 'application/json', 'Cache-Control': `max-age=${c.ttl}` }
-  return caches.default.put(cacheKey, new Response(JSON.stringify(link), { headers }))
+function cacheLink(c: LinkContext, cacheKey: string, link: BlobLocation): Promise<unknown> {
+  return c.ttl > 0 ? putCached(cacheKey, link, c.ttl) : caches.default.delete(cacheKey)
+}
+
+function putCached(cacheKey: string, value: unknown, seconds: number): Promise<void> {
+  const headers = { 'Content-Type': 'application/json', 'Cache-Control': `max-age=${seconds}` }
+  return caches.default.put(cacheKey, new Response(JSON.stringify(value), { headers }))
 }

@@ -208,7 +208,7 @@ export async function complete(env: Env, state: UploadState, digest: Digest): Pr
   } else {
     await assertLive(env, state)
   }
-  if (at === keys.blob(digest)) return { at, size: state.offset, repo }
+  if (at === keys.blob(digest)) return { at, size: state.offset, repo, indexed: Date.now() }
   const indexed = await indexBlob(env, digest, repo, { at, size: state.offset })
   if (indexed.at !== at) await deleteTail(env, at)
   return indexed
