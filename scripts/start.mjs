@@ -4,13 +4,18 @@
  *
  * skopeo, podman and docker try HTTPS first even with TLS verification off; a plain-HTTP
  * `wrangler dev` port never answers their ClientHello, so each call would wait 10 s before
- * falling back. Here a small TCP front owns the public port and looks at the first byte of each
- * connection: 0x16 (a TLS handshake record) is decrypted with a self-signed certificate, anything
- * else is passed through untouched. Both go, byte for byte, to `wrangler dev` on a loopback port.
+ * falling back. Here a small front owns the public port and looks at the first byte of each
+ * connection: 0x16 (a TLS handshake record) goes to an HTTPS server with a self-signed
+ * certificate, anything else to a plain HTTP server. Both forward every request, body streamed,
+ * to `wrangler dev` on a loopback port.
  *
- * Bytes are piped, not re-parsed, so the worker sees the client's own Host header and path
- * (what it builds Location headers from), and chunked bodies, Expect: 100-continue and
- * keep-alive reach it exactly as sent.
+ * The front forwards HTTP, not bytes, because hop-by-hop headers must stop at a proxy: skopeo
+ * and podman send `Connection: close`, wrangler's own proxy passes it on to the worker, which
+ * then drops a connection wrangler still reuses, and the PUT right after a long PATCH (a
+ * 300 MB layer) fails with 503 "Your worker restarted mid-request". Everything else reaches the
+ * worker as sent: the client's Host (what the worker builds Location headers from), method, path,
+ * headers and body bytes (chunked bodies stay chunked). HTTPS requests also carry
+ * `X-Forwarded-Proto: https`.
  *
  * Env: PORT (public port, default 8787), WRANGLER_PORT (internal, default: a free loopback port).
  * Arguments go to `wrangler dev`, except `--port`/`--ip`, which apply to the public port.
@@ -18,14 +23,18 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
-import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const TLS_HANDSHAKE = 0x16
+// Hop-by-hop headers (RFC 9110 7.6.1) concern one connection and are not forwarded; nor is
+// Expect, which the front's own server answers (100 Continue).
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'])
 
 const { publicIp, publicPort, wranglerArgs } = parseArgs(process.argv.slice(2))
 const innerPort = Number(process.env.WRANGLER_PORT) || (await freePort())
@@ -40,7 +49,11 @@ process.on('uncaughtException', (err) => {
   stop(1)
 })
 
-const secureContext = loadCertificate()
+const certificate = loadCertificate()
+const toWrangler = new http.Agent({ keepAlive: true })
+// No request timeout: a big layer may take minutes to upload.
+const plain = http.createServer({ requestTimeout: 0 }, forward)
+const secure = certificate && https.createServer({ ...certificate, requestTimeout: 0, ALPNProtocols: ['http/1.1'] }, forward)
 let announced
 const wranglerAnnounced = new Promise((resolve) => (announced = resolve))
 wrangler = startWrangler()
@@ -48,7 +61,7 @@ wrangler = startWrangler()
 const wranglerReady = waitForWrangler()
 await listen()
 await wranglerReady
-log(`registry ready on http://localhost:${publicPort} and https://localhost:${publicPort} (self-signed${secureContext ? '' : ': unavailable, TLS is refused'})`)
+log(`registry ready on http://localhost:${publicPort} and https://localhost:${publicPort} (self-signed${secure ? '' : ': unavailable, TLS is refused'})`)
 
 /** `--port N` / `--ip A` (either form, `--port=N`) are ours; everything else is wrangler's. */
 function parseArgs(args) {
@@ -70,7 +83,8 @@ function parseArgs(args) {
 }
 
 /**
- * A self-signed certificate for localhost, made once with the openssl CLI into .wrangler/certs.
+ * A self-signed certificate for localhost (key and cert PEM), made once with the openssl CLI
+ * into .wrangler/certs.
  * Without openssl, TLS connections are closed at once: clients then fall back to HTTP without
  * waiting (they only wait when the handshake goes unanswered).
  */
@@ -92,7 +106,7 @@ function loadCertificate() {
     }
     log(`created a self-signed certificate in ${dir}`)
   }
-  return tls.createSecureContext({ key: readFileSync(key), cert: readFileSync(cert) })
+  return { key: readFileSync(key), cert: readFileSync(cert) }
 }
 
 /** wrangler dev in its own process group, so stopping it also stops workerd. */
@@ -141,36 +155,51 @@ async function listen() {
   }
 }
 
-/** Sniff the first byte, then pipe to wrangler in plain text or through TLS. */
-function route(client) {
-  client.on('error', () => client.destroy())
-  client.once('data', (first) => {
-    client.pause()
-    client.unshift(first)
-    if (first[0] !== TLS_HANDSHAKE) return pipeToWrangler(client)
-    if (!secureContext) return client.destroy()
-    const secure = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] })
-    secure.on('error', () => secure.destroy())
-    pipeToWrangler(secure)
+/** Sniff the first byte and hand the connection to the HTTPS or the HTTP server. */
+function route(socket) {
+  socket.on('error', () => socket.destroy())
+  socket.once('data', (first) => {
+    socket.pause()
+    socket.unshift(first)
+    if (first[0] === TLS_HANDSHAKE) {
+      // The TLS socket reads what was put back; resuming this one would hand it to no one.
+      if (secure) secure.emit('connection', socket)
+      else socket.destroy()
+      return
+    }
+    plain.emit('connection', socket)
+    socket.resume()
   })
 }
 
-async function pipeToWrangler(downstream) {
+/** One request to wrangler and its answer back, both streamed. */
+async function forward(req, res) {
   await wranglerReady
-  if (downstream.destroyed) return
-  const upstream = net.connect({ host: '127.0.0.1', port: innerPort })
-  upstream.setNoDelay(true)
-  const close = () => {
-    upstream.destroy()
-    downstream.destroy()
+  const headers = []
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]
+    if (!HOP_BY_HOP.has(name.toLowerCase()) && name.toLowerCase() !== 'x-forwarded-proto') headers.push(name, req.rawHeaders[i + 1])
   }
-  upstream.on('error', close)
-  downstream.on('error', close)
-  upstream.on('close', close)
-  downstream.on('close', close)
-  downstream.pipe(upstream)
-  upstream.pipe(downstream)
-  downstream.resume()
+  if (req.socket.encrypted) headers.push('X-Forwarded-Proto', 'https')
+  const upstream = http.request({
+    host: '127.0.0.1', port: innerPort, method: req.method, path: req.url, headers, agent: toWrangler,
+  }, (answer) => {
+    const back = []
+    for (let i = 0; i < answer.rawHeaders.length; i += 2) {
+      if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) back.push(answer.rawHeaders[i], answer.rawHeaders[i + 1])
+    }
+    res.writeHead(answer.statusCode, answer.statusMessage, back)
+    answer.pipe(res)
+    answer.on('error', () => res.destroy())
+  })
+  upstream.on('error', (err) => {
+    if (res.headersSent) return res.destroy()
+    res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
+  })
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.destroy()
+  })
+  req.pipe(upstream)
 }
 
 /** A loopback port nothing listens on now (the kernel's pick). */
@@ -205,6 +234,7 @@ async function stop(code) {
   if (stopping) return
   stopping = true
   for (const s of servers) s.close()
+  toWrangler.destroy()
   if (!wrangler) process.exit(code)
   const group = -wrangler.pid
   const alive = () => wrangler.exitCode === null && wrangler.signalCode === null
