@@ -39,7 +39,7 @@ step() {
   t0=$(date +%s.%N)
   "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
   rc=$?
-  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
   if [ $rc -eq 0 ]; then
     PASSED=$((PASSED + 1))
     echo "PASS $name"
@@ -98,15 +98,17 @@ blob() { echo "$1/blobs/sha256/${2#sha256:}"; }
 # scope is pull,push on the repository the URL names.
 rcurl() {
   [ "${E2E_AUTH:-0}" = 1 ] || { curl -sk "$@"; return; }
-  local url=${*: -1} chal realm service repo token
+  local url=${*: -1} chal realm service repo from token
   chal=$(curl -sk -D - -o /dev/null "$SCHEME://$REGISTRY/v2/" | tr -d '\r' | grep -i '^www-authenticate:' | head -n 1)
   case $chal in
     *[Bb]earer*)
       realm=$(sed -n 's/.*realm="\([^"]*\)".*/\1/p' <<<"$chal")
       service=$(sed -n 's/.*service="\([^"]*\)".*/\1/p' <<<"$chal")
       repo=$(sed -E 's#^[a-z]+://[^/]+/v2/(.*)/(blobs|manifests|tags)/.*#\1#' <<<"$url")
+      from=$(sed -n 's/.*[?&]from=\([^&]*\).*/\1/p' <<<"$url")   # a mount also reads its source
       token=$(curl -sk -G -u "$REGISTRY_USER:$REGISTRY_PASSWORD" --data-urlencode "service=$service" \
-        --data-urlencode "scope=repository:$repo:pull,push" "$realm" | jq -r '.token // .access_token')
+        --data-urlencode "scope=repository:$repo:pull,push" ${from:+--data-urlencode "scope=repository:$from:pull"} \
+        "$realm" | jq -r '.token // .access_token')
       curl -sk -H "Authorization: Bearer $token" "$@"
       ;;
     *) curl -sk -u "$REGISTRY_USER:$REGISTRY_PASSWORD" "$@" ;;
@@ -247,7 +249,6 @@ upload_follows_location() {
 # ---------------------------------------------------------------- skopeo
 
 login_all() {
-  [ -n "${REGISTRY_USER:-}" ] && [ -n "${REGISTRY_PASSWORD:-}" ] || fail "E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD" || return
   sk login --tls-verify="$TLS_VERIFY" -u "$REGISTRY_USER" --password-stdin "$REGISTRY" <<<"$REGISTRY_PASSWORD" || return 1
   pm login --tls-verify="$TLS_VERIFY" -u "$REGISTRY_USER" --password-stdin "$REGISTRY" <<<"$REGISTRY_PASSWORD"
 }
@@ -415,6 +416,11 @@ podman_pull_big() {
 timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
+if [ "${E2E_AUTH:-0}" = 1 ] && { [ -z "${REGISTRY_USER:-}" ] || [ -z "${REGISTRY_PASSWORD:-}" ]; }; then
+  echo "FAIL auth-settings: E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
 write_policy
 clear_blob_caches
@@ -434,6 +440,7 @@ if [ $FAILED -gt 0 ]; then
   exit 1
 fi
 note "registry $SCHEME://$REGISTRY"
+[ "${E2E_AUTH:-0}" = 1 ] && step login login_all
 
 step build-images build_images "$WORK" "$CACHE"
 timed build-images "(big layer: ${BIG_MB} MiB, cached in $CACHE)"
@@ -441,14 +448,12 @@ timed build-images "(big layer: ${BIG_MB} MiB, cached in $CACHE)"
 if [ "$LOCAL" = 1 ]; then
   step https-on-plain-port https_answers
   step skopeo-no-tls-wait skopeo_answers_at_once
-  timed skopeo-inspect
+  timed skopeo-no-tls-wait
   step upload-location-http upload_follows_location http
   step upload-location-https upload_follows_location https
 else
   step "upload-location-$SCHEME" upload_follows_location "$SCHEME"
 fi
-
-[ "${E2E_AUTH:-0}" = 1 ] && step login login_all
 
 step skopeo-push skopeo_push
 step skopeo-inspect skopeo_inspect
