@@ -103,11 +103,11 @@ export async function runSpeed({ registries, runs, workDir, log }) {
   }
   const stamp = Date.now().toString(36)
   // wrangler dev sometimes drops the request after a long upload (see the bench's report):
-  // runs that fail are kept as failures and more are made, up to twice `runs`, until every
-  // figure has `runs` successes.
+  // runs that fail are kept as failures and more are made, up to three times `runs`, until
+  // every figure has `runs` successes.
   const successes = (m, op) => m[op].filter((x) => typeof x === 'number').length
   const enough = () => Object.values(out).every((res) => registries.every((r) => successes(res[r.name], 'push') >= runs && successes(res[r.name], 'pull') >= runs))
-  for (let run = 0; run < 2 * runs && !enough(); run++) {
+  for (let run = 0; run < 3 * runs && !enough(); run++) {
     const order = run % 2 === 0 ? registries : [...registries].reverse()
     for (const [key, spec] of Object.entries(IMAGES)) {
       const all = spec.platforms.length > 1
