@@ -6,14 +6,15 @@
  * `wrangler dev` port never answers their ClientHello, so each call would wait 10 s before
  * falling back. Here a small front owns the public port and looks at the first byte of each
  * connection: 0x16 (a TLS handshake record) goes to an HTTPS server with a self-signed
- * certificate, anything else to a plain HTTP server. Both forward every request, body streamed,
- * to `wrangler dev` on a loopback port.
+ * certificate, anything else to a plain HTTP server. Both forward every request (large bodies
+ * streamed) to `wrangler dev` on a loopback port.
  *
- * The front forwards HTTP, not bytes, because hop-by-hop headers must stop at a proxy: skopeo
- * and podman send `Connection: close`, wrangler's own proxy passes it on to the worker, which
- * then drops a connection wrangler still reuses, and the PUT right after a long PATCH (a
- * 300 MB layer) fails with 503 "Your worker restarted mid-request". Everything else reaches the
- * worker as sent: the client's Host (what the worker builds Location headers from), method, path,
+ * The front forwards HTTP, not bytes, for two wrangler dev 4.86 quirks that broke big pushes
+ * (the PUT right after a 300 MB PATCH answered 503 "Your worker restarted mid-request", though
+ * nothing restarted): hop-by-hop headers stop here (skopeo and podman send `Connection: close`,
+ * which wrangler's own proxy passes on to the worker), and a request with a small body that
+ * wrangler's proxy lost on a stale connection is sent again. Everything else reaches the worker
+ * as sent: the client's Host (what the worker builds Location headers from), method, path,
  * headers and body bytes (chunked bodies stay chunked). HTTPS requests also carry
  * `X-Forwarded-Proto: https`.
  *
@@ -29,6 +30,7 @@ import net from 'node:net'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import zlib from 'node:zlib'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const TLS_HANDSHAKE = 0x16
@@ -50,10 +52,12 @@ process.on('uncaughtException', (err) => {
 })
 
 const certificate = loadCertificate()
-const toWrangler = new http.Agent({ keepAlive: true })
+// Idle connections are dropped before workerd's own 5 s keep-alive timeout can race a request.
+const toWrangler = new http.Agent({ keepAlive: true, timeout: 2000 })
+const RETRY_BODY_LIMIT = 4 * 1024 * 1024
 // No request timeout: a big layer may take minutes to upload.
-const plain = http.createServer({ requestTimeout: 0 }, forward)
-const secure = certificate && https.createServer({ ...certificate, requestTimeout: 0, ALPNProtocols: ['http/1.1'] }, forward)
+const plain = http.createServer({ requestTimeout: 0 }, handle)
+const secure = certificate && https.createServer({ ...certificate, requestTimeout: 0, ALPNProtocols: ['http/1.1'] }, handle)
 let announced
 const wranglerAnnounced = new Promise((resolve) => (announced = resolve))
 wrangler = startWrangler()
@@ -172,34 +176,95 @@ function route(socket) {
   })
 }
 
-/** One request to wrangler and its answer back, both streamed. */
+/** A client that goes away mid-request loses its request, nothing more. */
+function handle(req, res) {
+  forward(req, res).catch(() => res.destroy())
+}
+
+/**
+ * One request to wrangler and its answer back, streamed. A request whose whole body is small
+ * (at most RETRY_BODY_LIMIT bytes: every bodiless request, manifests) is held so it can be sent
+ * again when wrangler's proxy lost its connection to the worker before any answer (see
+ * lostByWrangler); large bodies are streamed once.
+ */
 async function forward(req, res) {
   await wranglerReady
   const headers = []
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]
-    if (!HOP_BY_HOP.has(name.toLowerCase()) && name.toLowerCase() !== 'x-forwarded-proto') headers.push(name, req.rawHeaders[i + 1])
+    const name = req.rawHeaders[i].toLowerCase()
+    if (!HOP_BY_HOP.has(name) && name !== 'x-forwarded-proto') headers.push(req.rawHeaders[i], req.rawHeaders[i + 1])
   }
   if (req.socket.encrypted) headers.push('X-Forwarded-Proto', 'https')
-  const upstream = http.request({
-    host: '127.0.0.1', port: innerPort, method: req.method, path: req.url, headers, agent: toWrangler,
-  }, (answer) => {
+  const body = await smallBody(req)
+  for (let attempt = 1; ; attempt++) {
+    const retryable = body !== null && attempt < 4
+    let answer
+    try {
+      answer = await send(req, headers, body, res)
+    } catch (err) {
+      if (res.destroyed) return
+      if (retryable && err.reusedSocket) continue
+      res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
+      return
+    }
+    const lost = await lostByWrangler(answer)
+    if (lost?.retry && retryable) continue
     const back = []
     for (let i = 0; i < answer.rawHeaders.length; i += 2) {
       if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) back.push(answer.rawHeaders[i], answer.rawHeaders[i + 1])
     }
     res.writeHead(answer.statusCode, answer.statusMessage, back)
-    answer.pipe(res)
+    if (lost) return res.end(lost.bytes)
     answer.on('error', () => res.destroy())
+    answer.pipe(res)
+    return
+  }
+}
+
+/** The body when it is known to be at most RETRY_BODY_LIMIT bytes (empty: none), else null. */
+async function smallBody(req) {
+  const chunked = req.headers['transfer-encoding'] !== undefined
+  const length = Number(req.headers['content-length'] ?? (chunked ? NaN : 0))
+  if (!(length <= RETRY_BODY_LIMIT)) return null
+  const chunks = []
+  for await (const chunk of req) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+/** Sends the request (the held body, or the client's streamed); resolves with wrangler's answer. */
+function send(req, headers, body, res) {
+  return new Promise((resolve, reject) => {
+    const upstream = http.request({
+      host: '127.0.0.1', port: innerPort, method: req.method, path: req.url, headers, agent: toWrangler,
+    }, resolve)
+    upstream.on('error', (err) => reject(Object.assign(err, { reusedSocket: upstream.reusedSocket })))
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy()
+    })
+    if (body) upstream.end(body)
+    else req.pipe(upstream)
   })
-  upstream.on('error', (err) => {
-    if (res.headersSent) return res.destroy()
-    res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
-  })
-  res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy()
-  })
-  req.pipe(upstream)
+}
+
+/**
+ * wrangler dev's own proxy answers 503 "Your worker restarted mid-request" when its connection
+ * to the worker failed before any answer. With wrangler 4.86 that happens without any restart,
+ * on a pooled connection the worker's runtime has just closed (the PUT right after a long
+ * PATCH); the request never reached the worker. For a 503 with `Retry-After: 0` this reads the
+ * (small) body and says whether it is that one; null for any other answer, left unread.
+ */
+async function lostByWrangler(answer) {
+  if (answer.statusCode !== 503 || answer.headers['retry-after'] !== '0') return null
+  const chunks = []
+  for await (const chunk of answer) chunks.push(chunk)
+  const bytes = Buffer.concat(chunks)
+  let text = bytes
+  try {
+    const encoding = answer.headers['content-encoding']
+    if (encoding === 'gzip') text = zlib.gunzipSync(bytes)
+    else if (encoding === 'br') text = zlib.brotliDecompressSync(bytes)
+  } catch {}
+  return { bytes, retry: text.toString().startsWith('Your worker restarted mid-request') }
 }
 
 /** A loopback port nothing listens on now (the kernel's pick). */
