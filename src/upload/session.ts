@@ -16,7 +16,7 @@ import type { Env } from '../env'
 import { algorithmOf, hexOf, type Digest, type Repo } from '../names'
 import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
 import { isUploadKey, keys } from '../storage/keys'
-import { chunksOf, concat, readAtMost, toHex, type Carry } from '../storage/streams'
+import { batched, chunksOf, concat, pumpTo, readAtMost, toHex, type Carry } from '../storage/streams'
 import {
   completeParts, deleteTail, dropUpload, getTail, isCancelled, putPart, putTail, startParts, tailExists,
 } from '../storage/uploads'
@@ -26,6 +26,8 @@ import { decodeHashState, encodeHashState, type UploadState } from './state'
 export const PART_SIZE = 10 * 1024 * 1024
 /** Largest first write held in memory to be stored under its own digest. */
 export const BUFFER_LIMIT = 8 * 1024 * 1024
+/** Bytes hashed and written at a time (see streams.ts `batched`). */
+const BATCH_SIZE = 1024 * 1024
 
 const unknown = (s: UploadState) => new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: s.id })
 
@@ -95,15 +97,9 @@ async function storeFirstWrite(env: Env, state: UploadState, digest: Digest, byt
 
 async function appendFirstStream(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
   const fixed = new FixedLengthStream(length)
-  const tap = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, out) {
-      hashes.update(chunk)
-      out.enqueue(chunk)
-    },
-  })
   const [at] = await Promise.all([
     putTail(env, state, fixed.readable),
-    body.pipeThrough(tap).pipeTo(fixed.writable),
+    pumpTo(batched(body, BATCH_SIZE), fixed.writable, (piece) => hashes.update(piece)),
   ]).catch(() => {
     throw new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended before Content-Length bytes')
   })
@@ -147,7 +143,7 @@ async function appendThroughParts(
   }
   let received = 0
   try {
-    for await (const chunk of chunksOf(body)) {
+    for await (const chunk of batched(body, BATCH_SIZE)) {
       if (length !== null && received + chunk.byteLength > length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
       hashes.update(chunk)
       received += chunk.byteLength
@@ -229,30 +225,26 @@ export async function storeWithDigest(
 ): Promise<IndexedBlob> {
   const existing = await headBlob(env, digest)
   const hash = new crypto.DigestStream(algorithmOf(digest) === 'sha256' ? 'SHA-256' : 'SHA-512')
-  const writer = hash.getWriter()
+  const hashing = hash.getWriter()
   let received = 0
-  const tap = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, out) {
-      received += chunk.byteLength
-      await writer.write(chunk)
-      out.enqueue(chunk)
-    },
-    async flush() {
-      await writer.close()
-    },
-  })
-  const source = (body ?? new Response('').body!).pipeThrough(tap)
+  const feed = (piece: Uint8Array) => {
+    received += piece.byteLength
+    return hashing.write(piece)
+  }
+  const pieces = batched(body ?? new Response('').body!, BATCH_SIZE)
   let stored: IndexedBlob | null = existing
   try {
     if (existing) {
-      for await (const _ of chunksOf(source)) void _
+      for await (const piece of pieces) await feed(piece)
     } else {
+      // One pass feeds both the digest and R2, which checks the checksum itself.
       const fixed = new FixedLengthStream(length)
-      ;[stored] = await Promise.all([putVerifiedBlob(env, digest, repo, fixed.readable), source.pipeTo(fixed.writable)])
+      ;[stored] = await Promise.all([putVerifiedBlob(env, digest, repo, fixed.readable), pumpTo(pieces, fixed.writable, feed)])
     }
   } catch {
-    // R2 refused the checksum, or the body was not `length` bytes.
+    stored = null // R2 refused the checksum, or the body was not `length` bytes.
   }
+  await hashing.close().catch(() => {})
   if (received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
   const actual = toHex(new Uint8Array(await hash.digest))
   if (actual !== hexOf(digest) || !stored) throw new RegistryError('DIGEST_INVALID', { digest })
