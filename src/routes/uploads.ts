@@ -75,7 +75,8 @@ export async function status(req: IRequest, c: Ctx): Promise<Response> {
 export async function patch(req: IRequest, c: Ctx): Promise<Response> {
   const state = await session(req, c)
   const length = chunkLength(req, state)
-  return progress(c, await append(c.env, state, req.body, length), 202)
+  const chunked = req.headers.has('content-range')
+  return progress(c, await append(c.env, state, req.body, length, chunked), 202)
 }
 
 /** PUT ?digest=: the last chunk (optional), then verify, index and link (1 KV put). */

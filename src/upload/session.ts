@@ -58,7 +58,9 @@ export async function assertLive(env: Env, state: UploadState): Promise<void> {
 
 /**
  * Appends a request body to the upload; `length` is null when the client did
- * not say (chunked transfer encoding). Returns the new state.
+ * not say (chunked transfer encoding). `chunked`: the client sends the blob in
+ * several PATCHes (it gave a Content-Range), so a first write is a tail, not a
+ * blob of its own that later chunks would leave behind. Returns the new state.
  * Fresh session: 1 R2 head + 1 R2 put (+ parts for an unknown length).
  * Later chunks: 1 R2 get + 1 R2 put + one uploadPart per PART_SIZE.
  */
@@ -67,21 +69,22 @@ export async function append(
   state: UploadState,
   body: ReadableStream<Uint8Array> | null,
   length: number | null,
+  chunked = false,
 ): Promise<UploadState> {
   if (!body || length === 0) return state
   const hashes = new Hashes(state)
   if (state.offset === 0) {
     if (await isCancelled(env, state)) throw unknown(state)
-    if (length !== null && length <= BUFFER_LIMIT) return appendFirstSmall(env, state, hashes, body, length)
+    if (length !== null && length <= BUFFER_LIMIT) return appendFirstSmall(env, state, hashes, body, length, chunked)
     if (length !== null) return appendFirstStream(env, state, hashes, body, length)
   }
-  return appendThroughParts(env, state, hashes, body, length)
+  return appendThroughParts(env, state, hashes, body, length, chunked)
 }
 
-async function appendFirstSmall(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
+async function appendFirstSmall(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number, chunked: boolean) {
   const bytes = await readExactly(body, length)
   hashes.update(bytes)
-  const at = await storeFirstWrite(env, state, hashes.digest('sha256'), bytes)
+  const at = chunked ? await putTail(env, state, bytes) : await storeFirstWrite(env, state, hashes.digest('sha256'), bytes)
   return { ...state, ...hashes.saved(), offset: length, at, tail: length }
 }
 
@@ -112,6 +115,7 @@ async function appendThroughParts(
   hashes: Hashes,
   body: ReadableStream<Uint8Array>,
   length: number | null,
+  chunked: boolean,
 ): Promise<UploadState> {
   const next = { ...state }
   let etags: string[] = []
@@ -163,7 +167,7 @@ async function appendThroughParts(
     const list = new TextEncoder().encode(JSON.stringify(etags))
     skip = list.byteLength
     at = await putTail(env, next, concat([list, rest]))
-  } else if (state.offset === 0) {
+  } else if (state.offset === 0 && !chunked) {
     at = await storeFirstWrite(env, next, hashes.digest('sha256'), rest.slice())
   } else {
     at = await putTail(env, next, rest.slice())

@@ -339,6 +339,21 @@ describe('POST, PATCH, PUT', () => {
     await expectServed(first, digest, bytes)
   })
 
+  it('leaves no blob behind for the first chunk of a Content-Range upload', async () => {
+    const repo = repoName('uploads')
+    const bytes = randomBlob(3 * MiB)
+    const first = bytes.subarray(0, MiB)
+    const digest = await sha256(bytes)
+    let location = await startUpload(repo)
+    const id = uuidOf(location)
+    location = expectProgress(await patch(location, first, { 'Content-Range': `0-${MiB - 1}` }), repo, MiB, 202, id)
+    location = expectProgress(await patch(location, bytes.subarray(MiB), { 'Content-Range': `${MiB}-${3 * MiB - 1}` }), repo, 3 * MiB, 202, id)
+    expectCreated(await call(withDigest(location, digest), { method: 'PUT' }), repo, digest)
+    await expectServed(repo, digest, bytes)
+    // the first chunk was a tail of this session, not a blob of its own
+    expect(await listObjects(`blobs/sha256/${(await sha256(first)).slice(7)}`)).toEqual([])
+  })
+
   it('takes chunks without Content-Range (appended at the offset)', async () => {
     const repo = repoName('uploads')
     const bytes = randomBlob(50_000)
