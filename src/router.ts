@@ -48,9 +48,14 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
     throw new RegistryError('NOT_FOUND')
   })
 
-/** Every reply says which API it speaks (spec end-1; docker checks it). */
+/**
+ * Every reply says which API it speaks (spec end-1; docker checks it), and has a
+ * Content-Type: Cloudflare (and wrangler dev) compress a reply without one for
+ * clients sending Accept-Encoding: gzip, dropping its Content-Length.
+ */
 function withApiVersion(res: Response): Response {
   const out = new Response(res.body, res)
   out.headers.set('Docker-Distribution-API-Version', 'registry/2.0')
+  if (!out.headers.has('Content-Type')) out.headers.set('Content-Type', 'text/plain; charset=utf-8')
   return out
 }

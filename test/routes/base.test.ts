@@ -16,3 +16,11 @@ describe('GET /v2/', () => {
     expect(await errorCode(res)).toBe('NOT_FOUND')
   })
 })
+
+describe('every reply', () => {
+  it('has a Content-Type, so the edge never compresses it (even an empty 202)', async () => {
+    const res = await call('/v2/base/ct/blobs/uploads/', { method: 'POST' })
+    expect(res.status).toBe(202)
+    expect(res.headers.get('Content-Type')).toBe('text/plain; charset=utf-8')
+  })
+})
