@@ -117,6 +117,9 @@ export function memoryReport(m) {
   }
   out.push(table(rows, ['l']))
   out.push(`growth 100 MiB → 1 GiB: ${f(m.growthBytes / MiB, 1)} MiB (limit < 32 MiB): ${verdict(m.growthBytes / MiB, 32, true)}; wrangler's proxy workerd grew ${m.proxyGrowthBytes.map((b) => f(b / MiB, 1)).join(', ')} MiB`)
+  if (m.steadyGrowthBytes !== undefined) {
+    out.push(`growth 100 MiB → 1 GiB once the R2 simulator has grown (steady steps): ${f(m.steadyGrowthBytes / MiB, 1)} MiB (limit < 32 MiB): ${verdict(m.steadyGrowthBytes / MiB, 32, true)}`)
+  }
   return out.join('\n')
 }
 
