@@ -149,7 +149,7 @@ start_registry() {
       continue
     fi
     REGISTRY=localhost:$port
-    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state") >"$WORK/registry.log" 2>&1 &
+    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state" "${AUTH_ARGS[@]}") >"$WORK/registry.log" 2>&1 &
     REG_PID=$!
     echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
     # The front binds its port at once; a lost race shows within seconds.
@@ -211,7 +211,10 @@ https_answers() {
   local t
   t=$(curl -sk -o /dev/null -m 5 -w '%{http_code} %{time_total}' "https://$REGISTRY/v2/") || fail "no TLS answer" || return
   echo "https /v2/: $t"
-  [ "${t% *}" = 200 ] || fail "https /v2/ answered ${t% *}" || return
+  # With auth on, /v2/ asks for credentials: 401 is the right answer.
+  local want=200
+  [ "${E2E_AUTH:-0}" = 1 ] && want=401
+  [ "${t% *}" = "$want" ] || fail "https /v2/ answered ${t% *}, not $want" || return
 }
 
 skopeo_answers_at_once() {
@@ -221,7 +224,7 @@ skopeo_answers_at_once() {
   t=$(( ($(date +%s%N) - t0) / 1000000 ))
   grep -E 'GET|Ping' "$WORK/tmp/inspect.out" | head -n 4
   note "skopeo inspect took $t ms"
-  grep -q "Ping https://$REGISTRY/v2/ status 200" "$WORK/tmp/inspect.out" || fail "skopeo did not reach /v2/ over https" || return
+  grep -Eq "Ping https://$REGISTRY/v2/ status (200|401)" "$WORK/tmp/inspect.out" || fail "skopeo did not reach /v2/ over https" || return
   [ "$t" -lt 3000 ] || fail "skopeo inspect took $t ms" || return
 }
 
@@ -416,6 +419,20 @@ podman_pull_big() {
 timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
+# With auth on and no registry given, the registry started here gets token auth and one user
+# allowed everything (made up for this run unless REGISTRY_USER/REGISTRY_PASSWORD are set).
+AUTH_ARGS=()
+if [ "${E2E_AUTH:-0}" = 1 ] && [ -z "$REGISTRY" ]; then
+  REGISTRY_USER=${REGISTRY_USER:-e2e}
+  REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
+  hash=$(cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | node scripts/hash-password.mjs --iterations 10000)
+  AUTH_ARGS=(
+    --var AUTH_MODE:token
+    --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)"
+    --var "AUTH_USERS:{\"$REGISTRY_USER\":\"$hash\"}"
+    --var "AUTH_RULES:[{\"repos\":\"*\",\"users\":[\"$REGISTRY_USER\"],\"actions\":[\"pull\",\"push\",\"delete\"]},{\"catalog\":[\"$REGISTRY_USER\"]}]"
+  )
+fi
 if [ "${E2E_AUTH:-0}" = 1 ] && { [ -z "${REGISTRY_USER:-}" ] || [ -z "${REGISTRY_PASSWORD:-}" ]; }; then
   echo "FAIL auth-settings: E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD"
   echo "0 passed, 1 failed"
