@@ -9,6 +9,7 @@ import { algorithmOf, digestOf, parseReference, parseRepo, type Digest, type Ref
 import { readBlobLinkConfirmed } from '../storage/links'
 import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
 import { deleteReferrer, putReferrer } from '../storage/referrers'
+import { concat } from '../storage/streams'
 import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
 import { matchesEtag } from './blobs'
 
@@ -133,13 +134,7 @@ async function readLimited(req: IRequest, max: number): Promise<Uint8Array> {
     if (err instanceof RegistryError) throw err
     throw new RegistryError('MANIFEST_INVALID', { reason: 'the request body was cut off' })
   }
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
+  return concat(parts)
 }
 
 function parseJson(bytes: Uint8Array): Record<string, unknown> {
