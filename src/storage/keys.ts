@@ -10,12 +10,12 @@
  *                                             of part etags); written once, never overwritten. Completed
  *                                             without parts, it is the blob's bytes, pointed at from blobs/
  *   data/<upload-id>/parts                    multipart target of an upload; once complete, a blob's bytes
- *   repos/<name>/_manifests/<digest>          manifest bytes; httpMetadata.contentType = media type
- *   repos/<name>/_referrers/<subject>/<digest>  descriptor of a manifest whose `subject` is <subject>
+ *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
+ *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  * KV  env.LINKS  (edge-cached, eventually consistent)
- *   repos/<name>/_blobs/<digest>              {"size":n,"at":key}: the blob is visible in <name>
- *   repos/<name>/_tags/<tag>                  manifest bytes; metadata {digest, mediaType}
+ *   repos/<name>+blobs/<digest>               {"size":n,"at":key}: the blob is visible in <name>
+ *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType}
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
  * Cache API  caches.default  (per location, free)
@@ -23,7 +23,7 @@
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
  *
  * Why "_": no repository path component may start with "_" (spec name grammar), so
- * repos/a/_tags/ never holds keys of repository "a/tags", and an R2 list of repos/
+ * repos/a+tags/ never holds keys of repository "a/tags", and an R2 list of repos/
  * delimited by "/_" yields exactly the repository names (the catalog).
  * Why data/ apart from blobs/: the digest of a streamed upload is known only at its end,
  * and bytes are never copied, so the blob index points at where they were written.
@@ -34,7 +34,7 @@ import type { Digest, Repo, Tag } from '../names'
 
 export const REPOS_PREFIX = 'repos/'
 /** Ends a repository name in every key under repos/ (see above). */
-export const REPO_DELIMITER = '/_'
+export const REPO_DELIMITER = '+'
 
 export const keys = {
   uploadSecret: () => '_registry/upload-secret',
@@ -42,12 +42,12 @@ export const keys = {
   uploadCancelled: (id: string) => `data/${id}`,
   uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,
   uploadParts: (id: string) => `data/${id}/parts`,
-  manifest: (r: Repo, d: Digest) => `repos/${r}/_manifests/${d}`,
-  referrers: (r: Repo, subject: Digest) => `repos/${r}/_referrers/${subject}/`,
-  referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}/_referrers/${subject}/${d}`,
-  blobLink: (r: Repo, d: Digest) => `repos/${r}/_blobs/${d}`,
-  tags: (r: Repo) => `repos/${r}/_tags/`,
-  tag: (r: Repo, t: Tag) => `repos/${r}/_tags/${t}`,
+  manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
+  referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
+  referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
+  blobLink: (r: Repo, d: Digest) => `repos/${r}+blobs/${d}`,
+  tags: (r: Repo) => `repos/${r}+tags/`,
+  tag: (r: Repo, t: Tag) => `repos/${r}+tags/${t}`,
   cachedBlob: (origin: string, d: Digest) => `${origin}/_cache/blobs/${d}`,
   cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
   robot: (name: RobotName) => `auth/robots/${name}`,
@@ -63,7 +63,7 @@ export const isBlobKey = (key: string): boolean => /^blobs\/sha(256\/[a-f0-9]{64
 export const repoOfPrefix = (prefix: string): string =>
   prefix.slice(REPOS_PREFIX.length, -REPO_DELIMITER.length)
 
-/** The R2 `startAfter` that lists repositories after `name` in key order. */
+/** The R2 `startAfter` that lists repositories after `name` ("~" sorts after "+manifests", "+referrers"). */
 export const reposAfter = (name: string): string => `${REPOS_PREFIX}${name}${REPO_DELIMITER}~`
 
 /** A tag's name from its KV key. */

@@ -27,12 +27,12 @@ describe('storage keys', () => {
     ['cancelled upload mark', keys.uploadCancelled('0123abcd'), 'data/0123abcd'],
     ['upload tail', keys.uploadTail('0123abcd', 'feed'), 'data/0123abcd/feed'],
     ['upload multipart target', keys.uploadParts('0123abcd'), 'data/0123abcd/parts'],
-    ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu/_manifests/sha256:${hex256}`],
-    ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu/_referrers/${subject}/`],
-    ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu/_referrers/${subject}/${d256}`],
-    ['blob link (KV)', keys.blobLink(repo, d256), `repos/library/ubuntu/_blobs/sha256:${hex256}`],
-    ['tags of a repository (KV prefix)', keys.tags(repo), 'repos/library/ubuntu/_tags/'],
-    ['tag (KV)', keys.tag(repo, tag), 'repos/library/ubuntu/_tags/v1.0_rc-2'],
+    ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu+manifests/sha256:${hex256}`],
+    ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu+referrers/${subject}/`],
+    ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu+referrers/${subject}/${d256}`],
+    ['blob link (KV)', keys.blobLink(repo, d256), `repos/library/ubuntu+blobs/sha256:${hex256}`],
+    ['tags of a repository (KV prefix)', keys.tags(repo), 'repos/library/ubuntu+tags/'],
+    ['tag (KV)', keys.tag(repo, tag), 'repos/library/ubuntu+tags/v1.0_rc-2'],
     ['cached blob bytes', keys.cachedBlob(origin, d256), `https://registry.example.com/_cache/blobs/sha256:${hex256}`],
     ['cached blob link', keys.cachedLink(origin, repo, d256), `https://registry.example.com/_cache/links/library/ubuntu/sha256:${hex256}`],
     ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
@@ -49,7 +49,7 @@ describe('storage keys', () => {
 
   it('pins the repository prefix and delimiter', () => {
     expect(REPOS_PREFIX).toBe('repos/')
-    expect(REPO_DELIMITER).toBe('/_')
+    expect(REPO_DELIMITER).toBe('+')
   })
 
   it('tells upload objects from registry blobs', () => {
@@ -78,17 +78,24 @@ describe('storage keys', () => {
   })
 
   it('reads the repository back from a delimited listing prefix', () => {
-    // list({ prefix: 'repos/', delimiter: '/_' }) yields 'repos/<name>/_'
-    expect(repoOfPrefix('repos/library/ubuntu/_')).toBe('library/ubuntu')
-    expect(repoOfPrefix('repos/a/_')).toBe('a')
+    // list({ prefix: 'repos/', delimiter: '+' }) yields 'repos/<name>+'
+    expect(repoOfPrefix('repos/library/ubuntu+')).toBe('library/ubuntu')
+    expect(repoOfPrefix('repos/a+')).toBe('a')
+  })
+
+  it('orders keys under repos/ as the names sort lexically', () => {
+    const names = ['a', 'a-b', 'a.b', 'a/b', 'a0', 'a_b', 'ab']
+    const keyed = names.map((n) => keys.manifest(n as Repo, d256)).sort()
+    expect(keyed.map((k) => repoOfPrefix(k.slice(0, k.indexOf('+') + 1)))).toEqual([...names].sort())
   })
 
   it('lists repositories after a name, skipping all of its keys', () => {
-    expect(reposAfter('library/ubuntu')).toBe('repos/library/ubuntu/_~')
-    // '~' sorts after every key character a repository's own keys use after '/_'
+    expect(reposAfter('library/ubuntu')).toBe('repos/library/ubuntu+~')
+    // '~' sorts after every key character a repository's own keys use after '+'
     expect(reposAfter('a') > keys.tag('a' as Repo, 'zzz' as Tag)).toBe(true)
     expect(reposAfter('a') > keys.blobLink('a' as Repo, d512)).toBe(true)
-    expect(reposAfter('a') < `${REPOS_PREFIX}a0/_blobs/x`).toBe(true)
+    expect(reposAfter('a') < `${REPOS_PREFIX}a0+blobs/x`).toBe(true)
+    expect(reposAfter('a') < `${REPOS_PREFIX}a-b+manifests/x`).toBe(true)
   })
 
   it('reads a tag back from its KV key', () => {

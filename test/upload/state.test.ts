@@ -27,7 +27,7 @@ describe('upload state (client-held, signed)', () => {
 
   it('is unknown when it names an object that is neither its own nor a registry blob', async () => {
     const fresh = newUploadState(repo)
-    for (const at of [`data/${newUploadState(repo).id}/0a1b`, `data/${fresh.id}`, '_registry/upload-secret', 'repos/team/app/_manifests/x', `blobs/sha256/${'e'.repeat(10)}`]) {
+    for (const at of [`data/${newUploadState(repo).id}/0a1b`, `data/${fresh.id}`, '_registry/upload-secret', 'repos/team/app+manifests/x', `blobs/sha256/${'e'.repeat(10)}`]) {
       const token = await signState(SECRET, { ...fresh, offset: 1, at, tail: 1 })
       expect(await unknownCode(verifyState(SECRET, repo, fresh.id, token)), at).toBe('BLOB_UPLOAD_UNKNOWN')
     }
