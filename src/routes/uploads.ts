@@ -10,8 +10,7 @@ import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../na
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
 import { uploadSecret } from '../storage/secrets'
-import { cancelUpload } from '../storage/uploads'
-import { append, assertLive, complete, storeWithDigest } from '../upload/session'
+import { append, assertLive, cancel as cancelSession, complete, storeWithDigest } from '../upload/session'
 import { newUploadState, uploadLocation, verifyState, type UploadState } from '../upload/state'
 
 /**
@@ -96,7 +95,7 @@ export async function finish(req: IRequest, c: Ctx): Promise<Response> {
 /** DELETE: 1 R2 put (the cancellation mark); its bytes are deleted (free). */
 export async function cancel(req: IRequest, c: Ctx): Promise<Response> {
   const state = await session(req, c)
-  await cancelUpload(c.env, state)
+  await cancelSession(c.env, state)
   return new Response(null, { status: 204, headers: { 'Content-Length': '0' } })
 }
 

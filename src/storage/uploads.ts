@@ -34,12 +34,9 @@ export async function isCancelled(env: Env, state: UploadState): Promise<boolean
   return (await env.BLOBS.head(keys.uploadCancelled(state.id))) !== null
 }
 
-/** Marks the session cancelled and drops its bytes. 1 R2 put (+ free deletes and abort). */
-export async function cancelUpload(env: Env, state: UploadState): Promise<void> {
-  await Promise.all([
-    env.BLOBS.put(keys.uploadCancelled(state.id), null, { customMetadata: { cancelled: String(Date.now()) } }),
-    dropUpload(env, state),
-  ])
+/** Marks the session cancelled. 1 R2 put. */
+export async function markCancelled(env: Env, state: UploadState): Promise<void> {
+  await env.BLOBS.put(keys.uploadCancelled(state.id), null, { customMetadata: { cancelled: String(Date.now()) } })
 }
 
 /** Drops the bytes of an upload that will not complete (free: deletes and abort). */

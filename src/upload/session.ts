@@ -18,7 +18,7 @@ import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../stora
 import { isUploadKey, keys } from '../storage/keys'
 import { batched, chunksOf, concat, pumpTo, readAtMost, toHex, type Carry } from '../storage/streams'
 import {
-  completeParts, deleteTail, dropUpload, getTail, isCancelled, putPart, putTail, startParts, tailExists,
+  completeParts, deleteTail, dropUpload, getTail, isCancelled, markCancelled, putPart, putTail, startParts, tailExists,
 } from '../storage/uploads'
 import { decodeHashState, encodeHashState, type UploadState } from './state'
 
@@ -48,6 +48,28 @@ class Hashes {
   saved(): Pick<UploadState, 'h256' | 'h512'> {
     return { h256: encodeHashState(this.sha256.save()), h512: encodeHashState(this.sha512.save()) }
   }
+}
+
+/**
+ * Whether the session's tail object has become a blob's bytes: a completed upload's
+ * Location can be replayed, and its tail must then never be deleted. Only a tail
+ * without parts can be one. 0 calls, or 2 R2 heads (the index under both digests).
+ */
+async function spent(env: Env, state: UploadState): Promise<boolean> {
+  if (!isUploadKey(state.at) || state.mp) return false
+  const hashes = new Hashes(state)
+  const indexed = await Promise.all([headBlob(env, hashes.digest('sha256')), headBlob(env, hashes.digest('sha512'))])
+  return indexed.some((blob) => blob?.at === state.at)
+}
+
+/** Drops what the session wrote (tail, parts), unless a replayed Location names a completed upload. */
+async function dropUnlessSpent(env: Env, state: UploadState): Promise<void> {
+  if (!(await spent(env, state))) await dropUpload(env, state)
+}
+
+/** Cancels the session (DELETE): marked cancelled (1 R2 put), its bytes dropped (free, after the check above). */
+export async function cancel(env: Env, state: UploadState): Promise<void> {
+  await Promise.all([markCancelled(env, state), dropUnlessSpent(env, state)])
 }
 
 /** Throws BLOB_UPLOAD_UNKNOWN unless the session's bytes are still there. 1 R2 head. */
@@ -172,7 +194,7 @@ async function appendThroughParts(
   } else {
     at = await putTail(env, next, rest.slice())
   }
-  await deleteTail(env, state.at)
+  if (!(await spent(env, state))) await deleteTail(env, state.at)
   return { ...next, ...hashes.saved(), offset: state.offset + received, at, tail: filled, skip, parts: etags.length }
 }
 
@@ -184,7 +206,7 @@ async function appendThroughParts(
 export async function complete(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
   const alg = algorithmOf(digest)
   if (new Hashes(state).digest(alg) !== digest) {
-    await dropUpload(env, state)
+    await dropUnlessSpent(env, state)
     throw new RegistryError('DIGEST_INVALID', { digest })
   }
   const repo = state.repo as Repo
@@ -210,7 +232,8 @@ export async function complete(env: Env, state: UploadState, digest: Digest): Pr
   }
   if (at === keys.blob(digest)) return { at, size: state.offset, repo, indexed: Date.now() }
   const indexed = await indexBlob(env, digest, repo, { at, size: state.offset })
-  if (indexed.at !== at) await deleteTail(env, at)
+  // Lost to another upload of the same bytes: ours go (unless a replay made them a blob already).
+  if (indexed.at !== at && (at !== state.at || !(await spent(env, state)))) await deleteTail(env, at)
   return indexed
 }
 

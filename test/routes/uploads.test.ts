@@ -465,6 +465,24 @@ describe('POST, PATCH, PUT', () => {
   })
 })
 
+describe('a completed upload\'s Location, replayed', () => {
+  // The state is client-held, so a spent Location still verifies; what it names may
+  // by then be a blob's bytes, which nothing may delete or change.
+  it('cannot delete or alter the blob it made (DELETE, PATCH, PUT with another digest)', async () => {
+    const repo = repoName('uploads')
+    const bytes = randomBlob(5000)
+    const digest = await sha256(bytes)
+    const started = await startUpload(repo)
+    const spent = expectProgress(await patch(started, bytes, { 'Content-Range': '0-4999' }), repo, 5000, 202, uuidOf(started))
+    expectCreated(await call(withDigest(spent, digest), { method: 'PUT' }), repo, digest)
+
+    expect((await call(withDigest(spent, await sha256(randomBlob(10))), { method: 'PUT' })).status).toBe(400)
+    await patch(spent, randomBlob(100), { 'Content-Range': '5000-5099' })
+    expect((await call(spent, { method: 'DELETE' })).status).toBe(204)
+    await expectServed(repo, digest, bytes)
+  })
+})
+
 describe('cancelled and unknown sessions', () => {
   it('DELETE answers 204; the session is then unknown to GET, PATCH and PUT', async () => {
     const repo = repoName('uploads')

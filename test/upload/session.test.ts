@@ -6,8 +6,7 @@ import { reset } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { Digest, Repo } from '../../src/names'
 import { keys } from '../../src/storage/keys'
-import { cancelUpload } from '../../src/storage/uploads'
-import { append, assertLive, BUFFER_LIMIT, complete, PART_SIZE, storeWithDigest } from '../../src/upload/session'
+import { append, assertLive, BUFFER_LIMIT, complete, PART_SIZE, storeWithDigest, cancel } from '../../src/upload/session'
 import { newUploadState, signState, verifyState, type UploadState } from '../../src/upload/state'
 import { bindings as env, bytesOf, listObjects, MiB, randomBlob, sha256, sha512, streamOf } from '../helpers'
 
@@ -122,7 +121,7 @@ describe('append', () => {
   it('refuses to feed a cancelled session', async () => {
     const state = newUploadState(repo)
     await assertLive(env, state)
-    await cancelUpload(env, state)
+    await cancel(env, state)
     expect(await codeOf(assertLive(env, state))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(append(env, state, body(randomBlob(10)), 10))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(append(env, state, streamOf(randomBlob(10)), null))).toBe('BLOB_UPLOAD_UNKNOWN')
@@ -131,7 +130,7 @@ describe('append', () => {
   it('drops the tail of a cancelled session, which then is unknown', async () => {
     const state = await append(env, newUploadState(repo), body(randomBlob(100)), 100)
     const second = await append(env, state, body(randomBlob(100)), 100)
-    await cancelUpload(env, second)
+    await cancel(env, second)
     expect(await env.BLOBS.head(second.at)).toBeNull()
     expect(await codeOf(assertLive(env, second))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(append(env, second, body(randomBlob(10)), 10))).toBe('BLOB_UPLOAD_UNKNOWN')
@@ -158,7 +157,7 @@ describe('append', () => {
       expect(await env.BLOBS.head(state.at)).toBeNull() // the registry had the bytes: its copy is dropped
     }
     // nor does cancelling such a session touch the other upload's bytes
-    await cancelUpload(env, await writes[0]!(newUploadState('unit/third' as Repo)))
+    await cancel(env, await writes[0]!(newUploadState('unit/third' as Repo)))
     expect(await r2Bytes(held.at)).toEqual(bytes)
   })
 })
