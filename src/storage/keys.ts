@@ -6,9 +6,10 @@
  *                                             empty with customMetadata.at naming the object that holds
  *                                             them; customMetadata.repo is the first repository to hold it
  *   data/<upload-id>                          empty: the session was cancelled (its state is client-held)
- *   data/<upload-id>/<write-id>               bytes of an upload not yet in a multipart part (after a JSON list
- *                                             of part etags); written once, never overwritten. Completed
- *                                             without parts, it is the blob's bytes, pointed at from blobs/
+ *   data/<upload-id>/<write-id>               bytes of an upload not yet in a multipart part: the tail (after a
+ *                                             JSON list of part etags) or a piece after it; written once, never
+ *                                             overwritten. A tail completed without parts is the blob's bytes,
+ *                                             pointed at from blobs/
  *   data/<upload-id>/parts                    multipart target of an upload; once complete, a blob's bytes
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>

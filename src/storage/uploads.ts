@@ -24,6 +24,11 @@ export function getTail(env: Env, state: UploadState): Promise<R2ObjectBody | nu
   return env.BLOBS.get(state.at)
 }
 
+/** One piece written after the tail (see UploadState.more), or null when gone. 1 R2 get. */
+export function getPiece(env: Env, key: string): Promise<R2ObjectBody | null> {
+  return env.BLOBS.get(key)
+}
+
 /** Whether the tail object still exists. 1 R2 head. */
 export async function tailExists(env: Env, state: UploadState): Promise<boolean> {
   return (await env.BLOBS.head(state.at)) !== null
@@ -43,6 +48,7 @@ export async function markCancelled(env: Env, state: UploadState): Promise<void>
 export async function dropUpload(env: Env, state: UploadState): Promise<void> {
   const work: Promise<unknown>[] = []
   if (isUploadKey(state.at)) work.push(env.BLOBS.delete(state.at))
+  for (const [key] of state.more ?? []) work.push(env.BLOBS.delete(key))
   if (state.mp) work.push(env.BLOBS.resumeMultipartUpload(keys.uploadParts(state.id), state.mp).abort().catch(() => {}))
   await Promise.all(work)
 }

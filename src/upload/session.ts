@@ -18,7 +18,8 @@ import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../stora
 import { isUploadKey, keys } from '../storage/keys'
 import { batched, chunksOf, concat, pumpTo, readAtMost, toHex, type Carry } from '../storage/streams'
 import {
-  completeParts, deleteTail, dropUpload, getTail, isCancelled, markCancelled, putPart, putTail, startParts, tailExists,
+  completeParts, deleteTail, dropUpload, getPiece, getTail, isCancelled, markCancelled, putPart, putTail, startParts,
+  tailExists,
 } from '../storage/uploads'
 import { decodeHashState, encodeHashState, type UploadState } from './state'
 
@@ -28,6 +29,11 @@ export const PART_SIZE = 10 * 1024 * 1024
 export const BUFFER_LIMIT = 8 * 1024 * 1024
 /** Bytes hashed and written at a time (see streams.ts `batched`). */
 const BATCH_SIZE = 1024 * 1024
+/** Pieces a session keeps before its tail is folded into one object again (bounds the state's size). */
+const MAX_PIECES = 32
+
+/** Bytes received but not yet in a part: the tail and the pieces after it. */
+const pending = (state: UploadState): number => state.tail + (state.more ?? []).reduce((n, [, size]) => n + size, 0)
 
 const unknown = (s: UploadState) => new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: s.id })
 
@@ -100,7 +106,55 @@ export async function append(
     if (length !== null && length <= BUFFER_LIMIT) return appendFirstSmall(env, state, hashes, body, length, chunked)
     if (length !== null) return appendFirstStream(env, state, hashes, body, length)
   }
+  if (state.mp && length !== null && pending(state) + length < PART_SIZE && (state.more?.length ?? 0) < MAX_PIECES) {
+    return appendPiece(env, state, hashes, body, length)
+  }
   return appendThroughParts(env, state, hashes, body, length, chunked)
+}
+
+/**
+ * Once there are parts, a chunk that completes none is written once, as a piece after
+ * the tail, instead of re-writing the tail with it. 1 R2 head + 1 R2 put.
+ */
+async function appendPiece(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number) {
+  if (await isCancelled(env, state)) throw unknown(state)
+  const bytes = await readExactly(body, length)
+  hashes.update(bytes)
+  const key = await putTail(env, state, bytes)
+  const more: [string, number][] = [...(state.more ?? []), [key, length]]
+  return { ...state, ...hashes.saved(), offset: state.offset + length, more }
+}
+
+/**
+ * The bytes received but not yet in a part, in order (the tail object after its etag
+ * list, then each piece), and the part etags. 1 R2 get per object; BLOB_UPLOAD_UNKNOWN
+ * when one is gone (cancelled, or completed).
+ */
+async function openTail(env: Env, state: UploadState): Promise<{ etags: string[]; chunks: AsyncGenerator<Uint8Array> }> {
+  const tail = await getTail(env, state)
+  if (!tail || (!isUploadKey(state.at) && (await isCancelled(env, state)))) throw unknown(state)
+  const first = chunksOf(tail.body)
+  const carry: Carry = { pending: null }
+  const etags: string[] = state.skip ? JSON.parse(new TextDecoder().decode(await readAtMost(first, state.skip, carry))) : []
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (carry.pending) yield carry.pending
+    yield* first
+    for (const [key] of state.more ?? []) {
+      const piece = await getPiece(env, key)
+      if (!piece) throw unknown(state)
+      yield* chunksOf(piece.body)
+    }
+  }
+  return { etags, chunks: chunks() }
+}
+
+/** Deletes the tail and pieces a new state no longer names (free; the tail only if no blob is made of it). */
+async function dropSuperseded(env: Env, state: UploadState): Promise<void> {
+  const pieces = (state.more ?? []).map(([key]) => deleteTail(env, key))
+  const tail = (async () => {
+    if (!(await spent(env, state))) await deleteTail(env, state.at)
+  })()
+  await Promise.all([...pieces, tail])
 }
 
 async function appendFirstSmall(env: Env, state: UploadState, hashes: Hashes, body: ReadableStream<Uint8Array>, length: number, chunked: boolean) {
@@ -159,13 +213,9 @@ async function appendThroughParts(
   }
 
   if (state.at) {
-    const tail = await getTail(env, state)
-    if (!tail || (!isUploadKey(state.at) && (await isCancelled(env, state)))) throw unknown(state)
-    const chunks = chunksOf(tail.body)
-    const carry: Carry = { pending: null }
-    if (state.skip) etags = JSON.parse(new TextDecoder().decode(await readAtMost(chunks, state.skip, carry)))
-    if (carry.pending) await push(carry.pending)
-    for await (const chunk of chunks) await push(chunk)
+    const tail = await openTail(env, state)
+    etags = tail.etags
+    for await (const chunk of tail.chunks) await push(chunk)
   }
   let received = 0
   try {
@@ -194,8 +244,9 @@ async function appendThroughParts(
   } else {
     at = await putTail(env, next, rest.slice())
   }
-  if (!(await spent(env, state))) await deleteTail(env, state.at)
-  return { ...next, ...hashes.saved(), offset: state.offset + received, at, tail: filled, skip, parts: etags.length }
+  await dropSuperseded(env, state)
+  const { more: _pieces, ...folded } = next // the pieces are in the new tail or parts now
+  return { ...folded, ...hashes.saved(), offset: state.offset + received, at, tail: filled, skip, parts: etags.length }
 }
 
 /**
@@ -216,17 +267,14 @@ export async function complete(env: Env, state: UploadState, digest: Digest): Pr
   }
   let at = state.at
   if (state.mp) {
-    const tail = await getTail(env, state)
-    if (!tail) throw unknown(state)
-    const chunks = chunksOf(tail.body)
-    const carry: Carry = { pending: null }
-    const etags: string[] = JSON.parse(new TextDecoder().decode(await readAtMost(chunks, state.skip, carry)))
-    if (state.tail > 0) {
-      const last = await readAtMost(chunks, state.tail, carry)
+    const tail = await openTail(env, state)
+    const etags = tail.etags
+    if (pending(state) > 0) {
+      const last = await readAtMost(tail.chunks, pending(state), { pending: null })
       etags.push(await putPart(env, state, etags.length + 1, last))
     }
     at = await completeParts(env, state, etags)
-    await deleteTail(env, state.at)
+    await dropSuperseded(env, state)
   } else {
     await assertLive(env, state)
   }

@@ -29,6 +29,12 @@ export interface UploadState {
   /** Multipart upload id ('' when none) and parts uploaded. */
   mp: string
   parts: number
+  /**
+   * Chunks received after the tail, each its own object of bytes, in order ([key, size]):
+   * once there are parts, a chunk that does not fill one is written once as a piece
+   * rather than re-written with the whole tail. Absent when none.
+   */
+  more?: [string, number][]
   /** Who opened the session ('' = anonymous, or auth off); only they may continue it. */
   sub?: string
 }
@@ -88,6 +94,7 @@ export async function verifyState(secret: string, repo: Repo, id: string, token:
   if ((state.sub ?? '') !== sub) throw unknown
   // Defence in depth: a state can only name this session's own objects or a registry blob.
   if (state.at && !isUploadKey(state.at, id) && !isBlobKey(state.at)) throw unknown
+  if (state.more && !state.more.every(([key]) => isUploadKey(key, id))) throw unknown
   return state
 }
 

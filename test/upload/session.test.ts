@@ -162,6 +162,52 @@ describe('append', () => {
   })
 })
 
+describe('pieces after the tail (once there are parts)', () => {
+  it('writes a chunk that completes no part once, as a piece, leaving the tail as it was', async () => {
+    const bytes = randomBlob(PART_SIZE + 3 * MiB)
+    const d = await digest256(bytes)
+    // one streamed write fills a part and leaves a 1 MiB tail
+    let state = await append(env, newUploadState(repo), body(bytes.subarray(0, PART_SIZE + MiB)), null)
+    expect(state.mp).not.toBe('')
+    const tail = state.at
+    for (const start of [PART_SIZE + MiB, PART_SIZE + 2 * MiB]) {
+      state = await append(env, state, body(bytes.subarray(start, start + MiB)), MiB)
+      expect(state.at).toBe(tail) // the tail was not re-written
+    }
+    expect(state.more?.map(([, size]) => size)).toEqual([MiB, MiB])
+    const [firstPiece, secondPiece] = state.more!.map(([key]) => key)
+    expect(await sha256(await r2Bytes(firstPiece!))).toBe(await sha256(bytes.subarray(PART_SIZE + MiB, PART_SIZE + 2 * MiB)))
+    expect(await sha256(await r2Bytes(secondPiece!))).toBe(await sha256(bytes.subarray(PART_SIZE + 2 * MiB)))
+    const blob = await complete(env, state, d)
+    expect(await sha256(await r2Bytes(blob.at))).toBe(d)
+    // nothing of the session is left but the completed object
+    expect((await listObjects(`data/${state.id}`)).map((o) => o.key)).toEqual([blob.at])
+  })
+
+  it('folds the pieces into a part when a chunk completes one', async () => {
+    const bytes = randomBlob(2 * PART_SIZE + 5)
+    const d = await digest256(bytes)
+    let state = await append(env, newUploadState(repo), body(bytes.subarray(0, PART_SIZE + 100)), null)
+    state = await append(env, state, body(bytes.subarray(PART_SIZE + 100, PART_SIZE + 200)), 100)
+    expect(state.more).toHaveLength(1)
+    state = await append(env, state, body(bytes.subarray(PART_SIZE + 200)), PART_SIZE - 195)
+    expect(state.more).toBeUndefined()
+    expect(state.parts).toBe(2)
+    const blob = await complete(env, state, d)
+    expect(await sha256(await r2Bytes(blob.at))).toBe(d)
+    expect((await listObjects(`data/${state.id}`)).map((o) => o.key)).toEqual([blob.at])
+  })
+
+  it('drops the pieces when the session is cancelled', async () => {
+    const bytes = randomBlob(PART_SIZE + 2 * MiB)
+    let state = await append(env, newUploadState(repo), body(bytes.subarray(0, PART_SIZE + MiB)), null)
+    state = await append(env, state, body(bytes.subarray(PART_SIZE + MiB)), MiB)
+    await cancel(env, state)
+    for (const [key] of state.more!) expect(await env.BLOBS.head(key)).toBeNull()
+    expect(await codeOf(complete(env, state, await digest256(bytes)))).toBe('BLOB_UPLOAD_UNKNOWN')
+  })
+})
+
 describe('complete', () => {
   it('refuses a digest the bytes do not have, dropping the upload bytes', async () => {
     const bytes = randomBlob(2000)
