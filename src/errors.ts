@@ -42,9 +42,6 @@ export class RegistryError extends Error {
   }
 }
 
-/** The status a code answers with. */
-export const statusOf = (code: OciCode): number => OCI[code][0]
-
 /** Turns anything thrown by a route into the spec's error JSON; never leaks internals. */
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
   if (!(err instanceof RegistryError)) console.error(err)

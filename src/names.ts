@@ -14,8 +14,6 @@ const REPO = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|
 /** spec: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` */
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 const DIGEST_HEX: Record<Algorithm, RegExp> = { sha256: /^[a-f0-9]{64}$/, sha512: /^[a-f0-9]{128}$/ }
-/** spec digest grammar, for algorithms we cannot verify (answered as unsupported). */
-const DIGEST_ANY = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/
 
 export const MAX_NAME_LENGTH = 255
 
@@ -47,8 +45,6 @@ export function tryDigest(s: string | null | undefined): Digest | null {
   if (alg !== 'sha256' && alg !== 'sha512') return null
   return DIGEST_HEX[alg].test(s.slice(i + 1)) ? (s as Digest) : null
 }
-
-export const looksLikeDigest = (s: string): boolean => DIGEST_ANY.test(s)
 
 export const algorithmOf = (d: Digest): Algorithm => d.slice(0, d.indexOf(':')) as Algorithm
 export const hexOf = (d: Digest): string => d.slice(d.indexOf(':') + 1)

@@ -90,7 +90,8 @@ export async function assertLive(env: Env, state: UploadState): Promise<void> {
  * several PATCHes (it gave a Content-Range), so a first write is a tail, not a
  * blob of its own that later chunks would leave behind. Returns the new state.
  * Fresh session: 1 R2 head + 1 R2 put (+ parts for an unknown length).
- * Later chunks: 1 R2 get + 1 R2 put + one uploadPart per PART_SIZE.
+ * A later chunk that fills no part, once parts exist: 1 R2 head + 1 R2 put (a piece).
+ * Other later chunks: 1 R2 get per tail object/piece + 1 R2 put + one uploadPart per PART_SIZE.
  */
 export async function append(
   env: Env,
