@@ -99,7 +99,7 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   // The manifest exists before anything points at it: a failed write leaves no dangling tag.
   await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
   await Promise.all([
-    ref.kind === 'tag' && writeTag(c.env, repo, ref.tag, { digest, mediaType }, bytes),        // KV put
+    ref.kind === 'tag' && writeTag(c.env, repo, ref.tag, { digest, mediaType, size: sizeOf(doc, bytes) }, bytes), // KV put
     parsed.subject && putReferrer(c.env, repo, parsed.subject.digest, referrerOf(digest, mediaType, bytes, parsed)), // R2 put
   ])
   const headers = new Headers({
@@ -179,6 +179,13 @@ async function verifyReferences(c: Ctx, repo: Repo, parsed: Parsed): Promise<voi
   if (missingBlob) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingBlob })
   const missingChild = parsed.manifests.find((_, i) => !children[i])
   if (missingChild) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingChild.digest })
+}
+
+/** The manifest's own bytes plus the sizes of the descriptors it names (config, layers, an index's children). */
+function sizeOf(doc: Record<string, unknown>, bytes: Uint8Array): number {
+  const sizes = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : []), ...(Array.isArray(doc.manifests) ? doc.manifests : [])]
+    .map((d) => (isObject(d) && typeof d.size === 'number' && Number.isSafeInteger(d.size) && d.size >= 0 ? d.size : 0))
+  return sizes.reduce((a, b) => a + b, bytes.byteLength)
 }
 
 function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed: Parsed): Descriptor {

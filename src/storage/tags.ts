@@ -8,9 +8,17 @@ import type { Env } from '../env'
 import type { Digest, Repo, Tag } from '../names'
 import { keys, tagOfKey } from './keys'
 
+/**
+ * What a tag's KV metadata holds (KV metadata is read with the value and listed with the
+ * key, so retention and the UI learn a tag's age and size at no extra call).
+ */
 export interface TagRecord {
   digest: Digest
   mediaType: string
+  /** When the tag was last set, ms since epoch (absent on tags written before this field). */
+  pushed?: number
+  /** Compressed size of what the manifest references directly (config + layers, or the children of an index), plus itself. */
+  size?: number
 }
 
 /** 1 KV get. */
@@ -22,7 +30,9 @@ export async function readTag(env: Env, repo: Repo, tag: Tag): Promise<(TagRecor
 
 /** 1 KV put. */
 export async function writeTag(env: Env, repo: Repo, tag: Tag, record: TagRecord, bytes: Uint8Array): Promise<void> {
-  await env.LINKS.put(keys.tag(repo, tag), bytes, { metadata: { digest: record.digest, mediaType: record.mediaType } })
+  const metadata: TagRecord = { digest: record.digest, mediaType: record.mediaType, pushed: record.pushed ?? Date.now() }
+  if (record.size !== undefined) metadata.size = record.size
+  await env.LINKS.put(keys.tag(repo, tag), bytes, { metadata })
 }
 
 /** 1 KV delete. */
@@ -31,11 +41,16 @@ export async function deleteTag(env: Env, repo: Repo, tag: Tag): Promise<void> {
 }
 
 /** Every tag with its target, in lexical order. 1 KV list per 1,000 tags. */
-export async function* allTags(env: Env, repo: Repo): AsyncGenerator<{ tag: Tag; digest: Digest | null }> {
+export async function* allTags(
+  env: Env,
+  repo: Repo,
+): AsyncGenerator<{ tag: Tag; digest: Digest | null; record: TagRecord | null }> {
   let cursor: string | undefined
   do {
     const page = await env.LINKS.list<TagRecord>({ prefix: keys.tags(repo), cursor })
-    for (const k of page.keys) yield { tag: tagOfKey(repo, k.name) as Tag, digest: k.metadata?.digest ?? null }
+    for (const k of page.keys) {
+      yield { tag: tagOfKey(repo, k.name) as Tag, digest: k.metadata?.digest ?? null, record: k.metadata ?? null }
+    }
     cursor = page.list_complete ? undefined : page.cursor
   } while (cursor)
 }
