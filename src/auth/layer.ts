@@ -7,7 +7,7 @@
  * GET/HEAD `pull`, DELETE `delete`, other writes `pull,push`.
  *
  * The caller is who its `Authorization` proves: a Bearer token (its grants only), Basic
- * credentials (the rules for that user or robot), or nobody (the anonymous rules).
+ * credentials (the rules for that user, robot or OIDC caller), or nobody (the anonymous rules).
  * - no or invalid credentials, an expired or forged token → 401 with the Bearer challenge
  *   naming the scope to ask for;
  * - anonymous, or a token lacking a scope the rules would give its holder → 401 (the client
@@ -22,7 +22,7 @@ import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { parseRepo } from '../names'
-import { holds, ruleAccess, tokenAccess, type Access } from './access'
+import { grantedTo, holds, principalAccess, ruleAccess, tokenAccess, type Access } from './access'
 import { authConfig } from './config'
 import { basicCredentials, MAX_CREDENTIAL_LENGTH, verifyCredentials } from './credentials'
 import { grantedActions } from './rules'
@@ -53,14 +53,18 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
     const claims = await verifyAccessToken(await config.key, service, header.slice(7).trim())
     if (!claims) throw challenge('invalid_token')
     if (need === null || holds(claims.access, need)) return tokenAccess(claims)
+    // An OIDC caller's token holds all its claims allowed of the scopes it asked for (claims
+    // are not in the token to re-check): lacking one, it is denied, like a user the rules refuse.
     if (claims.sub === '' || allowedBy(claims.sub)) throw challenge('insufficient_scope')
     throw new RegistryError('DENIED')
   }
 
   const credentials = basicCredentials(header)
-  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password))
+  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
   if (!principal) throw challenge()
-  if (allowedBy(principal.sub)) return ruleAccess(config.rules, principal.sub)
+  if (need === null || grantedTo(config.rules, principal, need).length === need.actions.length) {
+    return principalAccess(config.rules, principal)
+  }
   throw new RegistryError('DENIED')
 }
 
