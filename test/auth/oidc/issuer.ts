@@ -23,6 +23,8 @@ export class TestIssuer {
   readonly fetched: string[] = []
   /** Keys the JWKS endpoint serves (by kid); `sign` may use any key made. */
   readonly served = new Set<string>()
+  /** While true, every request answers 503. */
+  down = false
   private readonly keys = new Map<string, Key>()
 
   private constructor(readonly url: string) {}
@@ -79,6 +81,7 @@ export class TestIssuer {
 
   handle(path: string): Response {
     this.fetched.push(path)
+    if (this.down) return new Response('unavailable', { status: 503 })
     if (path === '/.well-known/openid-configuration') {
       return Response.json({ issuer: this.url, jwks_uri: this.jwksUri, id_token_signing_alg_values_supported: ['RS256', 'ES256'] })
     }
