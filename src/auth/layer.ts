@@ -24,7 +24,7 @@ import { RegistryError } from '../errors'
 import { parseRepo } from '../names'
 import { grantedTo, holds, principalAccess, ruleAccess, tokenAccess, type Access } from './access'
 import { authConfig } from './config'
-import { basicCredentials, MAX_CREDENTIAL_LENGTH, verifyCredentials } from './credentials'
+import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
 import { grantedActions } from './rules'
 import { CATALOG_SCOPE, formatScope, repositoryScope, type Scope } from './scopes'
 import { verifyAccessToken } from './tokens'
@@ -54,8 +54,9 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
     if (!claims) throw challenge('invalid_token')
     if (need === null || holds(claims.access, need)) return tokenAccess(claims)
     // An OIDC caller's token holds all its claims allowed of the scopes it asked for (claims
-    // are not in the token to re-check): lacking one, it is denied, like a user the rules refuse.
-    if (claims.sub === '' || allowedBy(claims.sub)) throw challenge('insufficient_scope')
+    // are not in the token to re-check, and user rules never apply to it): lacking one, denied.
+    const oidc = claims.sub.startsWith(OIDC_PREFIX)
+    if (claims.sub === '' || (!oidc && allowedBy(claims.sub))) throw challenge('insufficient_scope')
     throw new RegistryError('DENIED')
   }
 

@@ -128,9 +128,13 @@ describe('Basic oidc:<token> on /v2/', () => {
   })
 
   it('answers 403 DENIED to a registry token of an OIDC caller lacking the action', async () => {
-    const token = await tokenFor(e, oidc(await gh.token(FEATURE)), `repository:acme/app:pull,push`)
+    const token = await tokenFor(e, oidc(await gh.token(FEATURE)), 'repository:acme/app:pull,push', 'repository:team-a/x:pull')
     const res = await send(e, '/v2/acme/app/blobs/uploads/', { method: 'POST', headers: { Authorization: bearer(token) } })
     expect(res.status).toBe(403)
+    // team-a/* is pull for "users": ["*"], which OIDC callers are not: denied, not "ask for a token".
+    const other = await send(e, '/v2/team-a/x/tags/list', { headers: { Authorization: bearer(token) } })
+    expect(other.status).toBe(403)
+    expect(await codeOf(other)).toBe('DENIED')
   })
 })
 
