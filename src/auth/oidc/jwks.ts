@@ -5,9 +5,10 @@
  * Discovery 1.0 §4; its `issuer` must be the configured one, §4.3).
  *
  * A token signed with a key we do not have (a rotation) asks for a fresh set, but at most
- * once per REFETCH_MS per issuer and location: the cached set records when it was fetched,
- * so a flood of tokens with made-up `kid`s costs the issuer one request a minute. A failed
- * download is retried at most every RETRY_MS per isolate.
+ * once per REFETCH_MS per issuer and isolate, and not while the set in the edge cache (which
+ * records when it was fetched) is younger than that: a flood of tokens with made-up `kid`s
+ * costs the issuer about one request a minute per location. A failed download is retried at
+ * most every RETRY_MS per isolate.
  *
  * Cost: no storage; a Cache API match when an isolate first needs a set (then every
  * JWKS_TTL_SECONDS), a fetch (or two, with discovery) when the location has none.
@@ -34,39 +35,35 @@ const TIMEOUT_MS = 5000
 export class JwksError extends Error {}
 
 const memory = new Map<string, KeySet>()
+/** When this isolate last started a refetch for an unknown kid, and when a download last failed. */
+const refetchedAt = new Map<string, number>()
 const failedAt = new Map<string, number>()
-const inflight = new Map<string, Promise<KeySet>>()
 
 /** The issuer's key set as known here (memory, else edge cache, else fetched). */
 export async function keySet(issuer: Issuer, origin: string, now = Date.now()): Promise<KeySet> {
   const key = keys.cachedJwks(origin, issuer.issuer, issuer.jwksUri)
   const known = memory.get(key)
   if (known && now - known.fetchedAt < JWKS_TTL_SECONDS * 1000) return known
-  return once(key, async () => (await fromCache(key)) ?? download(issuer, key, now))
+  return (await fromCache(key)) ?? download(issuer, key, now)
 }
 
 /**
  * A key set fetched after `stale` was (a token named a key `stale` lacks): fetched now unless
- * the newest set known, here or in the edge cache, is less than REFETCH_MS old.
+ * the newest set known, here or in the edge cache, is less than REFETCH_MS old, or this isolate
+ * started a refetch less than REFETCH_MS ago. That stamp is set before the first await, so
+ * concurrent requests never fetch twice; none waits for another's fetch (a promise shared across
+ * requests may be cancelled with the request that made it).
  */
 export async function refreshedKeySet(issuer: Issuer, origin: string, stale: KeySet, now = Date.now()): Promise<KeySet> {
   const key = keys.cachedJwks(origin, issuer.issuer, issuer.jwksUri)
-  return once(key, async () => {
-    const newest = [memory.get(key), await fromCache(key)].reduce<KeySet>(
-      (a, b) => (b && b.fetchedAt > a.fetchedAt ? b : a), stale)
-    if (now - newest.fetchedAt < REFETCH_MS) return newest
-    return download(issuer, key, now)
-  })
-}
-
-/** One lookup per key at a time in an isolate; concurrent callers share it. */
-function once(key: string, work: () => Promise<KeySet>): Promise<KeySet> {
-  let p = inflight.get(key)
-  if (!p) {
-    p = work().finally(() => inflight.delete(key))
-    inflight.set(key, p)
-  }
-  return p
+  const newest = (...sets: (KeySet | null | undefined)[]) =>
+    sets.reduce<KeySet>((a, b) => (b && b.fetchedAt > a.fetchedAt ? b : a), stale)
+  const last = refetchedAt.get(key)
+  if (now - stale.fetchedAt < REFETCH_MS || (last !== undefined && now - last < REFETCH_MS)) return newest(memory.get(key))
+  refetchedAt.set(key, now)
+  const known = newest(memory.get(key), await fromCache(key))
+  if (now - known.fetchedAt < REFETCH_MS) return known
+  return download(issuer, key, now)
 }
 
 async function fromCache(key: string): Promise<KeySet | null> {
@@ -76,7 +73,7 @@ async function fromCache(key: string): Promise<KeySet | null> {
   const jwks = parseJwks(await hit.text())
   if (!jwks || !Number.isFinite(fetchedAt)) return null
   const set = { jwks, fetchedAt }
-  memory.set(key, set)
+  if (fetchedAt > (memory.get(key)?.fetchedAt ?? -Infinity)) memory.set(key, set)
   return set
 }
 
