@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: keyless CI push. A local OIDC issuer (e2e/oidc-issuer.mjs: discovery, JWKS, and a
 # GitHub-Actions-shaped token endpoint) and `npm start` with token auth trusting it (AUTH_OIDC);
-# skopeo signs in as user `oidc` with an identity token as password, pushes and pulls.
+# skopeo and podman sign in as user `oidc` with an identity token as password, push and pull.
 #
 #   bash e2e/oidc.sh        (E2E_PORT: registry port, default 8860; OIDC_PORT: issuer, default 8865;
 #                            E2E_KEEP=1 keeps the work dir)
@@ -18,7 +18,7 @@ ISSUER=http://127.0.0.1:$OIDC_PORT
 AUDIENCE=https://$REGISTRY
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-oidc.XXXXXX")
 PASSED=0 FAILED=0 REG_PID= ISS_PID= STARTED_AT=$(date +%s)
-mkdir -p "$WORK/logs" "$WORK/tmp"
+mkdir -p "$WORK/logs" "$WORK/tmp" "$WORK/podman/root" "$WORK/podman/runroot" "$WORK/podman/tmp"
 export REGISTRY_AUTH_FILE=$WORK/auth.json TMPDIR=$WORK/tmp
 printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
@@ -35,6 +35,10 @@ step() {
 fail() { echo "$*"; return 1; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
+pm() {
+  podman --root "$WORK/podman/root" --runroot "$WORK/podman/runroot" --tmpdir "$WORK/podman/tmp" \
+    --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
+}
 
 # stop SESSION: everything in the session setsid made (npm, node, wrangler, workerd).
 stop() {
@@ -59,7 +63,7 @@ trap 'exit 143' TERM
 
 install_tools() {
   local missing=() t
-  for t in skopeo jq curl setsid:util-linux; do command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}"); done
+  for t in skopeo podman jq curl setsid:util-linux; do command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}"); done
   [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
   [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
   DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
@@ -140,6 +144,16 @@ log_has() {
   return 1
 }
 
+# podman logs in as docker would (`login -u oidc --password-stdin`), pulls, pushes under a new tag.
+podman_login_push() {
+  [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
+  main_token | pm login --tls-verify=false -u oidc --password-stdin "$REGISTRY" || return 1
+  pm pull --tls-verify=false "$REGISTRY/e2e/acme/app:v1" || return 1
+  pm push --tls-verify=false "$REGISTRY/e2e/acme/app:v1" "docker://$REGISTRY/e2e/acme/app:podman" || return 1
+  pm logout "$REGISTRY"
+  sk inspect --tls-verify=false --creds "oidc:$(main_token)" "docker://$REGISTRY/e2e/acme/app:podman" | jq -r .Digest
+}
+
 # refused COMMAND...: the command fails, and the registry log says why (not the client).
 refused() { ! "$@"; }
 
@@ -186,6 +200,7 @@ step build-image build_image
 step login-with-id-token login_with_id_token
 step push-main push_main
 step pull-other-branch pull_feature
+step podman-login-push podman_login_push
 step push-other-branch-denied push_feature_denied
 step push-other-repository-denied push_other_repo_denied
 step wrong-audience-401 wrong_audience_401
