@@ -12,7 +12,8 @@
  *   naming the scope to ask for;
  * - anonymous, or a token lacking a scope the rules would give its holder → 401 (the client
  *   fetches a token with that scope and retries);
- * - a signed-in caller the rules do not allow → 403 DENIED.
+ * - a signed-in caller the rules do not allow → 403 DENIED; so is an OIDC caller's token lacking
+ *   a scope (its claims are not in the token: /token already gave it all they allow).
  * Answers depend on the rules and credentials only, never on storage, so they cannot tell
  * whether a repository exists.
  *
