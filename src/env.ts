@@ -13,6 +13,8 @@ export interface Env {
   AUTH_SERVICE?: string
   /** JSON rules: who may pull, push, delete where (src/auth/rules.ts). */
   AUTH_RULES?: string
+  /** JSON list of trusted OIDC issuers: CI jobs sign in with identity tokens (src/auth/oidc/). */
+  AUTH_OIDC?: string
   /** Secret: JSON `{"user": "pbkdf2-sha256$…"}` (scripts/hash-password.mjs). */
   AUTH_USERS?: string
   /** Secret: HS256 key for tokens, at least 32 characters. */

@@ -1,10 +1,12 @@
 /** What a /v2/ request's caller may do, as routes see it (`Ctx.auth`; absent when auth is off). */
-import { actionsOn, type Rules } from './rules'
+import type { Principal } from './credentials'
+import { oidcActionsOn, oidcGrantedActions } from './oidc/rules'
+import { actionsOn, grantedActions, type Rules } from './rules'
 import type { Action, Scope } from './scopes'
 import type { AccessClaims } from './tokens'
 
 export interface Access {
-  /** Who: a user name, `robot:<name>`, or '' for anonymous. Upload sessions are bound to it. */
+  /** Who: a user name, `robot:<name>`, `oidc:<alias>:<sub>`, or '' for anonymous. Upload sessions are bound to it. */
   readonly sub: string
   /** Whether the caller may `action` on repository `repo`. CPU only. */
   can(repo: string, action: Action): boolean
@@ -15,6 +17,14 @@ export const ruleAccess = (rules: Rules, sub: string): Access => ({
   sub,
   can: (repo, action) => actionsOn(rules, sub, repo).has(action),
 })
+
+/** A caller proven by Basic credentials: an OIDC caller by its claims, anyone else by name. */
+export const principalAccess = (rules: Rules, p: Principal): Access =>
+  p.oidc ? { sub: p.sub, can: (repo, action) => oidcActionsOn(rules, p.oidc!, repo).has(action) } : ruleAccess(rules, p.sub)
+
+/** Of the actions `scope` asks for, those the rules give `p` (null: anonymous). CPU only. */
+export const grantedTo = (rules: Rules, p: Principal | null, scope: Scope): string[] =>
+  p?.oidc ? oidcGrantedActions(rules, p.oidc, scope) : grantedActions(rules, p?.sub ?? '', scope)
 
 /** A Bearer token's holder: only what the token grants (a leaked token stays as narrow as it was issued). */
 export const tokenAccess = (claims: AccessClaims): Access => ({

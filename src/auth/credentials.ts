@@ -1,6 +1,7 @@
 /**
- * Checking a user name and password: a user of AUTH_USERS (PBKDF2, CPU only) or a
- * robot (`robot:<name>`, its token hash in KV). Both are cached in isolate memory for
+ * Checking a user name and password: a user of AUTH_USERS (PBKDF2, CPU only), a
+ * robot (`robot:<name>`, its token hash in KV), or a CI job as user `oidc` with an OIDC
+ * identity token as password (oidc/verify.ts). Users and robots are cached in isolate memory for
  * CACHE_MS, so a client sending Basic credentials on every request pays one PBKDF2 or
  * one KV get per minute per isolate. The caches hold hashes, never a password.
  */
@@ -9,14 +10,21 @@ import { readRobot } from '../storage/robots'
 import { toHex } from '../storage/streams'
 import type { AuthConfig } from './config'
 import { PBKDF2_MAX_ITERATIONS, sha256, timingSafeEqual, verifyPassword, type PasswordHash } from './passwords'
+import type { OidcIdentity } from './oidc/rules'
+import { OIDC_USER, verifyIdToken } from './oidc/verify'
 import { ROBOT_PREFIX, robotName, type RobotName, type RobotRecord } from './robots'
 
-/** Who a request is, once proven: a user name or `robot:<name>`. */
+/** Who a request is, once proven: a user name, `robot:<name>` or `oidc:<alias>:<sub>`. */
 export interface Principal {
   sub: string
   /** Identifies the credential itself (a salt, a token hash prefix): refresh tokens die with it. */
   proof: string
+  /** An OIDC caller's verified claims: OIDC rules grant by them (no refresh tokens for these). */
+  oidc?: OidcIdentity
 }
+
+/** The identity prefix of OIDC callers: `oidc:<alias>:<sub>`. */
+export const OIDC_PREFIX = 'oidc:'
 
 const CACHE_MS = 60_000
 const CACHE_ENTRIES = 1000
@@ -44,10 +52,18 @@ export function basicCredentials(header: string): { user: string; password: stri
 
 /**
  * The principal these credentials prove, or null. Cost: a cache hit is one SHA-256;
- * a miss is one PBKDF2 (user) or one KV get (robot, unless its record is cached).
+ * a miss is one PBKDF2 (user) or one KV get (robot, unless its record is cached);
+ * an identity token is one signature check (and its issuer's keys: oidc/jwks.ts, whose
+ * edge cache is under `origin`).
  */
-export async function verifyCredentials(env: Env, config: AuthConfig, user: string, password: string): Promise<Principal | null> {
+export async function verifyCredentials(
+  env: Env, config: AuthConfig, user: string, password: string, origin: string,
+): Promise<Principal | null> {
   if (user.length + password.length > MAX_CREDENTIAL_LENGTH) return null
+  if (user === OIDC_USER) {
+    const id = await verifyIdToken(config.oidc, origin, password)
+    return id && { sub: `${OIDC_PREFIX}${id.alias}:${id.claims.sub as string}`, proof: '', oidc: id }
+  }
   // `robot:ci:<token>` split at the first colon (podman, skopeo, containerd read docker's
   // config.json that way) arrives as user "robot", password "ci:<token>".
   if (user === 'robot' && password.includes(':')) {

@@ -11,7 +11,8 @@
  *
  * The reply is `{token, access_token, expires_in, issued_at, scope[, refresh_token]}` with only
  * the granted actions: asking for more than the rules allow is not an error, it just is not
- * granted. Malformed scopes, more than MAX_SCOPES of them or another service → 400
+ * granted. A CI job signs in as user `oidc` with its identity token as password (oidc/);
+ * it never gets a refresh token. Malformed scopes, more than MAX_SCOPES of them or another service → 400
  * TOKEN_REQUEST_INVALID (NAME_INVALID for a bad repository name); wrong credentials → 401.
  *
  * Cost: CPU only (one HMAC per token), plus the credential check (credentials.ts).
@@ -20,9 +21,9 @@ import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { chunksOf, concat } from '../storage/streams'
+import { grantedTo } from './access'
 import { authConfig, type AuthConfig } from './config'
 import { basicCredentials, stillValid, verifyCredentials, type Principal } from './credentials'
-import { grantedActions } from './rules'
 import { formatScope, parseScopes, type Scope } from './scopes'
 import { issueAccessToken, issueRefreshToken, verifyRefreshToken } from './tokens'
 
@@ -38,7 +39,7 @@ export async function get(req: IRequest, env: Env): Promise<Response> {
   const header = req.headers.get('authorization')
   if (header !== null) {
     const credentials = basicCredentials(header)
-    principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password))
+    principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
     if (!principal) throw unauthorized(service)
   }
   return issue(config, service, principal, scopes, url.searchParams.get('offline_token') === 'true')
@@ -52,7 +53,8 @@ export async function post(req: IRequest, env: Env): Promise<Response> {
   const scopes = parseScopes(form.getAll('scope'))
   const grant = form.get('grant_type')
   if (grant === 'password') {
-    const principal = await verifyCredentials(env, config, form.get('username') ?? '', form.get('password') ?? '')
+    const origin = new URL(req.url).origin
+    const principal = await verifyCredentials(env, config, form.get('username') ?? '', form.get('password') ?? '', origin)
     if (!principal) throw unauthorized(service)
     return issue(config, service, principal, scopes, form.get('access_type') === 'offline')
   }
@@ -70,7 +72,7 @@ async function issue(
 ): Promise<Response> {
   const sub = principal?.sub ?? ''
   const access = scopes
-    .map((s) => ({ ...s, actions: grantedActions(config.rules, sub, s) }))
+    .map((s) => ({ ...s, actions: grantedTo(config.rules, principal, s) }))
     .filter((s) => s.actions.length > 0)
   const key = await config.key
   const { token, issuedAt, expiresIn } = await issueAccessToken(key, service, sub, access)
@@ -81,7 +83,8 @@ async function issue(
     issued_at: new Date(issuedAt * 1000).toISOString(),
     scope: access.map(formatScope).join(' '),
   }
-  if (offline && principal) body.refresh_token = (await issueRefreshToken(key, service, sub, principal.proof)).token
+  // OIDC callers get none: their identity tokens are short-lived by design, and so is their access.
+  if (offline && principal && !principal.oidc) body.refresh_token = (await issueRefreshToken(key, service, sub, principal.proof)).token
   return Response.json(body, { headers: { 'Cache-Control': 'no-store' } })
 }
 

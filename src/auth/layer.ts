@@ -7,12 +7,13 @@
  * GET/HEAD `pull`, DELETE `delete`, other writes `pull,push`.
  *
  * The caller is who its `Authorization` proves: a Bearer token (its grants only), Basic
- * credentials (the rules for that user or robot), or nobody (the anonymous rules).
+ * credentials (the rules for that user, robot or OIDC caller), or nobody (the anonymous rules).
  * - no or invalid credentials, an expired or forged token → 401 with the Bearer challenge
  *   naming the scope to ask for;
  * - anonymous, or a token lacking a scope the rules would give its holder → 401 (the client
  *   fetches a token with that scope and retries);
- * - a signed-in caller the rules do not allow → 403 DENIED.
+ * - a signed-in caller the rules do not allow → 403 DENIED; so is an OIDC caller's token lacking
+ *   a scope (its claims are not in the token: /token already gave it all they allow).
  * Answers depend on the rules and credentials only, never on storage, so they cannot tell
  * whether a repository exists.
  *
@@ -22,9 +23,9 @@ import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { parseRepo } from '../names'
-import { holds, ruleAccess, tokenAccess, type Access } from './access'
+import { grantedTo, holds, principalAccess, ruleAccess, tokenAccess, type Access } from './access'
 import { authConfig } from './config'
-import { basicCredentials, MAX_CREDENTIAL_LENGTH, verifyCredentials } from './credentials'
+import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
 import { grantedActions } from './rules'
 import { CATALOG_SCOPE, formatScope, repositoryScope, type Scope } from './scopes'
 import { verifyAccessToken } from './tokens'
@@ -53,14 +54,19 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
     const claims = await verifyAccessToken(await config.key, service, header.slice(7).trim())
     if (!claims) throw challenge('invalid_token')
     if (need === null || holds(claims.access, need)) return tokenAccess(claims)
-    if (claims.sub === '' || allowedBy(claims.sub)) throw challenge('insufficient_scope')
+    // An OIDC caller's token holds all its claims allowed of the scopes it asked for (claims
+    // are not in the token to re-check, and user rules never apply to it): lacking one, denied.
+    const oidc = claims.sub.startsWith(OIDC_PREFIX)
+    if (claims.sub === '' || (!oidc && allowedBy(claims.sub))) throw challenge('insufficient_scope')
     throw new RegistryError('DENIED')
   }
 
   const credentials = basicCredentials(header)
-  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password))
+  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
   if (!principal) throw challenge()
-  if (allowedBy(principal.sub)) return ruleAccess(config.rules, principal.sub)
+  if (need === null || grantedTo(config.rules, principal, need).length === need.actions.length) {
+    return principalAccess(config.rules, principal)
+  }
   throw new RegistryError('DENIED')
 }
 

@@ -17,10 +17,12 @@
  * - `anonymous`: `["pull"]` lets anyone pull, signed in or not (public repositories).
  * - `catalog`: who may list every repository name (`*`: anyone signed in). Never anonymous:
  *   the catalog names private repositories too.
+ * - `oidc`: a rule for CI jobs signing in with an identity token, by its claims (oidc/rules.ts).
  *
  * Rules only add: a caller's actions on a repository are the union over every matching rule.
  * Nothing is granted that no rule names.
  */
+import { isOidcRule, parseOidcRule, type OidcRule } from './oidc/rules'
 import { robotName } from './robots'
 import { ACTIONS, isAction, type Action, type Scope } from './scopes'
 
@@ -34,6 +36,8 @@ interface RepoRule {
 export interface Rules {
   repos: RepoRule[]
   catalog: Set<string>
+  /** Rules for OIDC callers (oidc/rules.ts). */
+  oidc: OidcRule[]
 }
 
 /** User names (as config.ts accepts them for AUTH_USERS). */
@@ -50,7 +54,7 @@ export function parseRules(json: string | undefined): Rules {
     throw new Error('AUTH_RULES is not valid JSON')
   }
   if (!Array.isArray(input)) throw new Error('AUTH_RULES must be a JSON array of rules')
-  const rules: Rules = { repos: [], catalog: new Set() }
+  const rules: Rules = { repos: [], catalog: new Set(), oidc: [] }
   input.forEach((rule: unknown, i) => {
     const where = `AUTH_RULES[${i}]`
     if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new Error(`${where} must be an object`)
@@ -58,6 +62,10 @@ export function parseRules(json: string | undefined): Rules {
     if ('catalog' in r) {
       if (Object.keys(r).length !== 1) throw new Error(`${where}: a catalog rule has only "catalog"`)
       for (const u of userList(r.catalog, `${where}.catalog`)) rules.catalog.add(u)
+      return
+    }
+    if (isOidcRule(r)) {
+      rules.oidc.push(parseOidcRule(r, where))
       return
     }
     for (const k of Object.keys(r)) if (!REPO_KEYS.has(k)) throw new Error(`${where}: unknown field "${k}"`)

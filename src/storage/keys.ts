@@ -22,6 +22,8 @@
  * Cache API  caches.default  (per location, free)
  *   <origin>/_cache/blobs/<digest>            blob bytes (immutable)
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
+ *   <origin>/_cache/oidc/jwks?iss=…[&jwks=…]  an OIDC issuer's key set (AUTH_OIDC), for an hour; header
+ *                                             X-Fetched-At says when it was fetched
  *
  * Why "_": no repository path component may start with "_" (spec name grammar), so
  * repos/a+tags/ never holds keys of repository "a/tags", and an R2 list of repos/
@@ -52,6 +54,8 @@ export const keys = {
   cachedBlob: (origin: string, d: Digest) => `${origin}/_cache/blobs/${d}`,
   cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
   robot: (name: RobotName) => `auth/robots/${name}`,
+  cachedJwks: (origin: string, issuer: string, jwksUri: string | null) =>
+    `${origin}/_cache/oidc/jwks?iss=${encodeURIComponent(issuer)}${jwksUri ? `&jwks=${encodeURIComponent(jwksUri)}` : ''}`,
 }
 
 /** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */

@@ -35,6 +35,10 @@ describe('storage keys', () => {
     ['tag (KV)', keys.tag(repo, tag), 'repos/library/ubuntu+tags/v1.0_rc-2'],
     ['cached blob bytes', keys.cachedBlob(origin, d256), `https://registry.example.com/_cache/blobs/sha256:${hex256}`],
     ['cached blob link', keys.cachedLink(origin, repo, d256), `https://registry.example.com/_cache/links/library/ubuntu/sha256:${hex256}`],
+    ['cached OIDC key set, by discovery', keys.cachedJwks(origin, 'https://token.actions.githubusercontent.com', null),
+      'https://registry.example.com/_cache/oidc/jwks?iss=https%3A%2F%2Ftoken.actions.githubusercontent.com'],
+    ['cached OIDC key set, from jwks_uri', keys.cachedJwks(origin, 'https://gitlab.com', 'https://gitlab.com/oauth/discovery/keys'),
+      'https://registry.example.com/_cache/oidc/jwks?iss=https%3A%2F%2Fgitlab.com&jwks=https%3A%2F%2Fgitlab.com%2Foauth%2Fdiscovery%2Fkeys'],
     ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
@@ -42,7 +46,7 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
+      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
       'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
