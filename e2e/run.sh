@@ -8,7 +8,8 @@
 # Env: E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
 # layer, default 300), E2E_CACHE (where the big image is kept between runs), E2E_KEEP=1 (keep
 # the work dir), E2E_TLS_VERIFY=true (verify the registry's certificate; default false),
-# E2E_AUTH=1 with REGISTRY_USER and REGISTRY_PASSWORD (log in first; tokens for curl steps).
+# E2E_AUTH=1 (token auth: the registry started here is configured by the README's .dev.vars block,
+# user alice; with REGISTRY, log in as REGISTRY_USER/REGISTRY_PASSWORD; tokens for curl steps).
 #
 # One line per step, `PASS name` or `FAIL name: reason`, then `N passed, M failed`; the exit
 # status is non-zero when anything failed. Each step's full output is in $WORK/logs/<step>.log.
@@ -179,6 +180,36 @@ stop_registry() {
   REG_PID=
 }
 
+# The README's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
+readme_dev_vars_block() {
+  awk '/<!-- e2e\/run.sh \(E2E_AUTH=1\) runs the next block/ { marked = 1; next }
+       marked && !inside && /^```sh$/ { inside = 1; next }
+       inside && /^```$/ { exit }
+       inside { print }' "$ROOT/README.md"
+}
+
+# Runs that block in the project root (where wrangler dev reads .dev.vars), the password on stdin
+# for `npm run -s hash-password -- alice`. A .dev.vars already there is kept aside until the end.
+DEV_VARS=$ROOT/.dev.vars DEV_VARS_WRITTEN=0
+write_dev_vars() {
+  local block
+  block=$(readme_dev_vars_block)
+  echo "$block"
+  [ -n "$block" ] || fail "README.md has no block after the e2e/run.sh marker" || return
+  if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
+  DEV_VARS_WRITTEN=1
+  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block") || fail "the README's block failed" || return
+  cut -d= -f1 "$DEV_VARS"   # the names only: the file holds a password hash
+  grep -qE "^AUTH_USERS='[{]\"alice\":\"pbkdf2-sha256([$][A-Za-z0-9+/=]+){3}\"[}]'$" "$DEV_VARS" || fail "no AUTH_USERS line for alice in the documented form" || return
+}
+
+restore_dev_vars() {
+  [ "$DEV_VARS_WRITTEN" = 1 ] || return 0
+  rm -f "$DEV_VARS"
+  if [ -e "$WORK/dev.vars.kept" ]; then mv "$WORK/dev.vars.kept" "$DEV_VARS"; fi
+  DEV_VARS_WRITTEN=0
+}
+
 # Waits until /v2/ answers (200, or 401 when auth is on); picks https when it speaks it.
 wait_for_registry() {
   local deadline=$(($(date +%s) + ${E2E_START_TIMEOUT:-180})) code
@@ -198,6 +229,7 @@ wait_for_registry() {
 
 cleanup() {
   stop_registry
+  restore_dev_vars
   if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -419,19 +451,17 @@ podman_pull_big() {
 timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
-# With auth on and no registry given, the registry started here gets token auth and one user
-# allowed everything (made up for this run unless REGISTRY_USER/REGISTRY_PASSWORD are set).
+# With auth on and no registry given, the registry started here is set up as the README says:
+# its .dev.vars block runs as it is (user alice, a password made up for this run unless
+# REGISTRY_PASSWORD is set), so the documented form cannot drift. Without auth, AUTH_MODE is
+# forced to "none" whatever a developer's own .dev.vars says.
 AUTH_ARGS=()
 if [ "${E2E_AUTH:-0}" = 1 ] && [ -z "$REGISTRY" ]; then
-  REGISTRY_USER=${REGISTRY_USER:-e2e}
+  REGISTRY_USER=alice
   REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
-  hash=$(cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | node scripts/hash-password.mjs --iterations 10000)
-  AUTH_ARGS=(
-    --var AUTH_MODE:token
-    --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)"
-    --var "AUTH_USERS:{\"$REGISTRY_USER\":\"$hash\"}"
-    --var "AUTH_RULES:[{\"repos\":\"*\",\"users\":[\"$REGISTRY_USER\"],\"actions\":[\"pull\",\"push\",\"delete\"]},{\"catalog\":[\"$REGISTRY_USER\"]}]"
-  )
+  step dev-vars-from-readme write_dev_vars || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+elif [ -z "$REGISTRY" ]; then
+  AUTH_ARGS=(--var AUTH_MODE:none)
 fi
 if [ "${E2E_AUTH:-0}" = 1 ] && { [ -z "${REGISTRY_USER:-}" ] || [ -z "${REGISTRY_PASSWORD:-}" ]; }; then
   echo "FAIL auth-settings: E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD"
