@@ -5,7 +5,8 @@
 #   REGISTRY=host:port npm run e2e    tests that registry instead (e.g. a deployed worker)
 #   npm run e2e -- host:port          same
 #
-# Env: E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
+# Also runs e2e/containerd.sh (containerd's ctr). Env: E2E_ONLY=REGEX (only the steps whose
+# names match, besides setup), E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
 # layer, default 300), E2E_CACHE (where the big image is kept between runs), E2E_KEEP=1 (keep
 # the work dir), E2E_TLS_VERIFY=true (verify the registry's certificate; default false),
 # E2E_AUTH=1 (token auth: the registry started here is configured by the README's .dev.vars block,
@@ -33,10 +34,16 @@ mkdir -p "$TMPDIR"
 
 # ---------------------------------------------------------------- plumbing
 
+# E2E_ONLY=REGEX runs only the steps whose names match, besides the setup ones (e2e/containerd.sh
+# run alone uses it).
+SETUP_STEPS='^(dev-vars-from-readme|install-tools|registry-start|registry-ready|login|build-images)$'
+skipped() { [ -n "${E2E_ONLY:-}" ] && ! [[ $1 =~ $SETUP_STEPS || $1 =~ $E2E_ONLY ]]; }
+
 # step NAME COMMAND...: runs it in this shell (so it may set variables), output to its log.
 step() {
   local name=$1 t0 rc reason
   shift
+  skipped "$name" && return 0
   t0=$(date +%s.%N)
   "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
   rc=$?
@@ -198,7 +205,10 @@ write_dev_vars() {
   [ -n "$block" ] || fail "README.md has no block after the e2e/run.sh marker" || return
   if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
   DEV_VARS_WRITTEN=1
-  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block") || fail "the README's block failed" || return
+  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block" 2>"$WORK/tmp/dev-vars.err")
+  local rc=$?
+  sed -E 's/pbkdf2-sha256[^"]*/pbkdf2-sha256…/g' "$WORK/tmp/dev-vars.err"   # what it printed, without the hash
+  [ $rc -eq 0 ] || fail "the README's block failed" || return
   cut -d= -f1 "$DEV_VARS"   # the names only: the file holds a password hash
   grep -qE "^AUTH_USERS='[{]\"alice\":\"pbkdf2-sha256([$][A-Za-z0-9+/=]+){3}\"[}]'$" "$DEV_VARS" || fail "no AUTH_USERS line for alice in the documented form" || return
 }
@@ -228,6 +238,7 @@ wait_for_registry() {
 }
 
 cleanup() {
+  declare -F containerd_stop >/dev/null && containerd_stop
   stop_registry
   restore_dev_vars
   if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
@@ -448,7 +459,7 @@ podman_pull_big() {
 
 # ---------------------------------------------------------------- the run
 
-timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
+timed() { skipped "$1" || note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
 # With auth on and no registry given, the registry started here is set up as the README says:
@@ -518,6 +529,7 @@ step podman-pull-arm64 podman_pull_arch
 step big-push big_push;             timed big-push "${BIG_MB} MiB"
 step big-pull big_pull;             timed big-pull "${BIG_MB} MiB, compared byte for byte"
 step podman-pull-big podman_pull_big; timed podman-pull-big "${BIG_MB} MiB into vfs storage"
+. "$ROOT/e2e/containerd.sh"   # containerd's ctr, its own daemon: pushes, then pulls every platform
 step skopeo-delete skopeo_delete
 
 note "total $(($(date +%s) - STARTED_AT)) s"
