@@ -92,7 +92,7 @@ export function requiredScope(req: IRequest): Scope | null {
  * The scope a mount would also use: pull on `from` (a valid name other than the target's);
  * null for any other request. Wanted, not needed: without it the mount becomes an upload.
  */
-export function mountSourceScope(req: IRequest, url: URL): Scope | null {
+function mountSourceScope(req: IRequest, url: URL): Scope | null {
   if (req.method !== 'POST' || !req.route?.includes('/blobs/uploads') || !url.searchParams.has('mount')) return null
   const from = url.searchParams.get('from')
   if (from === null || from === req.params?.name) return null
