@@ -292,6 +292,17 @@ upload_follows_location() {
   cmp -s "$f" "$f.back" || fail "blob read back differs" || return
 }
 
+# A raw backslash in a repository name (which URL parsing would turn into "/"): 400 NAME_INVALID,
+# before auth, on the front's both schemes.
+backslash_name_refused() {
+  local scheme out
+  for scheme in http https; do
+    out=$(curl -sk --path-as-is -X POST -w ' %{http_code}' "$scheme://$REGISTRY/v2/$NS/a\\b/blobs/uploads/")
+    echo "$scheme: $out"
+    [ "${out##* }" = 400 ] && [[ $out == *NAME_INVALID* ]] || fail "POST …/a\\b/blobs/uploads/ over $scheme answered ${out##* }" || return
+  done
+}
+
 # ---------------------------------------------------------------- skopeo
 
 login_all() {
@@ -509,6 +520,7 @@ if [ "$LOCAL" = 1 ]; then
   timed skopeo-no-tls-wait
   step upload-location-http upload_follows_location http
   step upload-location-https upload_follows_location https
+  step backslash-name-refused backslash_name_refused
 else
   step "upload-location-$SCHEME" upload_follows_location "$SCHEME"
 fi
