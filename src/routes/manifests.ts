@@ -19,12 +19,13 @@ const MAX_REFERENCES = 500
  * `?tag=` values one PUT by digest may carry (each is one KV put); more → 414. The spec
  * (main, "Pushing Manifests") asks registries to take at least 10.
  */
-export const MAX_TAGS_PER_PUSH = 20
+const MAX_TAGS_PER_PUSH = 20
 
 /**
  * By tag: 1 KV get (the tag record holds the manifest). By digest: 1 R2 get.
  * An index served to a client that takes only single manifests: +1 R2 get.
- * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN).
+ * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN). A reference that is neither
+ * a tag nor a digest: none (MANIFEST_UNKNOWN).
  */
 export async function get(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
