@@ -5,10 +5,12 @@
 #   REGISTRY=host:port npm run e2e    tests that registry instead (e.g. a deployed worker)
 #   npm run e2e -- host:port          same
 #
-# Env: E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
+# Also runs e2e/containerd.sh (containerd's ctr). Env: E2E_ONLY=REGEX (only the steps whose
+# names match, besides setup), E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
 # layer, default 300), E2E_CACHE (where the big image is kept between runs), E2E_KEEP=1 (keep
 # the work dir), E2E_TLS_VERIFY=true (verify the registry's certificate; default false),
-# E2E_AUTH=1 with REGISTRY_USER and REGISTRY_PASSWORD (log in first; tokens for curl steps).
+# E2E_AUTH=1 (token auth: the registry started here is configured by the README's .dev.vars block,
+# user alice; with REGISTRY, log in as REGISTRY_USER/REGISTRY_PASSWORD; tokens for curl steps).
 #
 # One line per step, `PASS name` or `FAIL name: reason`, then `N passed, M failed`; the exit
 # status is non-zero when anything failed. Each step's full output is in $WORK/logs/<step>.log.
@@ -32,10 +34,16 @@ mkdir -p "$TMPDIR"
 
 # ---------------------------------------------------------------- plumbing
 
+# E2E_ONLY=REGEX runs only the steps whose names match, besides the setup ones (e2e/containerd.sh
+# run alone uses it).
+SETUP_STEPS='^(dev-vars-from-readme|install-tools|registry-start|registry-ready|login|build-images)$'
+skipped() { [ -n "${E2E_ONLY:-}" ] && ! [[ $1 =~ $SETUP_STEPS || $1 =~ $E2E_ONLY ]]; }
+
 # step NAME COMMAND...: runs it in this shell (so it may set variables), output to its log.
 step() {
   local name=$1 t0 rc reason
   shift
+  skipped "$name" && return 0
   t0=$(date +%s.%N)
   "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
   rc=$?
@@ -179,6 +187,39 @@ stop_registry() {
   REG_PID=
 }
 
+# The README's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
+readme_dev_vars_block() {
+  awk '/<!-- e2e\/run.sh \(E2E_AUTH=1\) runs the next block/ { marked = 1; next }
+       marked && !inside && /^```sh$/ { inside = 1; next }
+       inside && /^```$/ { exit }
+       inside { print }' "$ROOT/README.md"
+}
+
+# Runs that block in the project root (where wrangler dev reads .dev.vars), the password on stdin
+# for `npm run -s hash-password -- alice`. A .dev.vars already there is kept aside until the end.
+DEV_VARS=$ROOT/.dev.vars DEV_VARS_WRITTEN=0
+write_dev_vars() {
+  local block
+  block=$(readme_dev_vars_block)
+  echo "$block"
+  [ -n "$block" ] || fail "README.md has no block after the e2e/run.sh marker" || return
+  if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
+  DEV_VARS_WRITTEN=1
+  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block" 2>"$WORK/tmp/dev-vars.err")
+  local rc=$?
+  sed -E 's/pbkdf2-sha256[^"]*/pbkdf2-sha256…/g' "$WORK/tmp/dev-vars.err"   # what it printed, without the hash
+  [ $rc -eq 0 ] || fail "the README's block failed" || return
+  cut -d= -f1 "$DEV_VARS"   # the names only: the file holds a password hash
+  grep -qE "^AUTH_USERS='[{]\"alice\":\"pbkdf2-sha256([$][A-Za-z0-9+/=]+){3}\"[}]'$" "$DEV_VARS" || fail "no AUTH_USERS line for alice in the documented form" || return
+}
+
+restore_dev_vars() {
+  [ "$DEV_VARS_WRITTEN" = 1 ] || return 0
+  rm -f "$DEV_VARS"
+  if [ -e "$WORK/dev.vars.kept" ]; then mv "$WORK/dev.vars.kept" "$DEV_VARS"; fi
+  DEV_VARS_WRITTEN=0
+}
+
 # Waits until /v2/ answers (200, or 401 when auth is on); picks https when it speaks it.
 wait_for_registry() {
   local deadline=$(($(date +%s) + ${E2E_START_TIMEOUT:-180})) code
@@ -197,7 +238,9 @@ wait_for_registry() {
 }
 
 cleanup() {
+  declare -F containerd_stop >/dev/null && containerd_stop
   stop_registry
+  restore_dev_vars
   if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -247,6 +290,17 @@ upload_follows_location() {
   [ "$code" = 201 ] || fail "PUT to the Location answered $code" || return
   rcurl -o "$f.back" "$base/v2/$NS/curl/blobs/sha256:$hex"
   cmp -s "$f" "$f.back" || fail "blob read back differs" || return
+}
+
+# A raw backslash in a repository name (which URL parsing would turn into "/"): 400 NAME_INVALID,
+# before auth, on the front's both schemes.
+backslash_name_refused() {
+  local scheme out
+  for scheme in http https; do
+    out=$(curl -sk --path-as-is -X POST -w ' %{http_code}' "$scheme://$REGISTRY/v2/$NS/a\\b/blobs/uploads/")
+    echo "$scheme: $out"
+    [ "${out##* }" = 400 ] && [[ $out == *NAME_INVALID* ]] || fail "POST …/a\\b/blobs/uploads/ over $scheme answered ${out##* }" || return
+  done
 }
 
 # ---------------------------------------------------------------- skopeo
@@ -416,22 +470,20 @@ podman_pull_big() {
 
 # ---------------------------------------------------------------- the run
 
-timed() { note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
+timed() { skipped "$1" || note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
-# With auth on and no registry given, the registry started here gets token auth and one user
-# allowed everything (made up for this run unless REGISTRY_USER/REGISTRY_PASSWORD are set).
+# With auth on and no registry given, the registry started here is set up as the README says:
+# its .dev.vars block runs as it is (user alice, a password made up for this run unless
+# REGISTRY_PASSWORD is set), so the documented form cannot drift. Without auth, AUTH_MODE is
+# forced to "none" whatever a developer's own .dev.vars says.
 AUTH_ARGS=()
 if [ "${E2E_AUTH:-0}" = 1 ] && [ -z "$REGISTRY" ]; then
-  REGISTRY_USER=${REGISTRY_USER:-e2e}
+  REGISTRY_USER=alice
   REGISTRY_PASSWORD=${REGISTRY_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
-  hash=$(cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | node scripts/hash-password.mjs --iterations 10000)
-  AUTH_ARGS=(
-    --var AUTH_MODE:token
-    --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)"
-    --var "AUTH_USERS:{\"$REGISTRY_USER\":\"$hash\"}"
-    --var "AUTH_RULES:[{\"repos\":\"*\",\"users\":[\"$REGISTRY_USER\"],\"actions\":[\"pull\",\"push\",\"delete\"]},{\"catalog\":[\"$REGISTRY_USER\"]}]"
-  )
+  step dev-vars-from-readme write_dev_vars || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+elif [ -z "$REGISTRY" ]; then
+  AUTH_ARGS=(--var AUTH_MODE:none)
 fi
 if [ "${E2E_AUTH:-0}" = 1 ] && { [ -z "${REGISTRY_USER:-}" ] || [ -z "${REGISTRY_PASSWORD:-}" ]; }; then
   echo "FAIL auth-settings: E2E_AUTH=1 needs REGISTRY_USER and REGISTRY_PASSWORD"
@@ -468,6 +520,7 @@ if [ "$LOCAL" = 1 ]; then
   timed skopeo-no-tls-wait
   step upload-location-http upload_follows_location http
   step upload-location-https upload_follows_location https
+  step backslash-name-refused backslash_name_refused
 else
   step "upload-location-$SCHEME" upload_follows_location "$SCHEME"
 fi
@@ -488,6 +541,7 @@ step podman-pull-arm64 podman_pull_arch
 step big-push big_push;             timed big-push "${BIG_MB} MiB"
 step big-pull big_pull;             timed big-pull "${BIG_MB} MiB, compared byte for byte"
 step podman-pull-big podman_pull_big; timed podman-pull-big "${BIG_MB} MiB into vfs storage"
+. "$ROOT/e2e/containerd.sh"   # containerd's ctr, its own daemon: pushes, then pulls every platform
 step skopeo-delete skopeo_delete
 
 note "total $(($(date +%s) - STARTED_AT)) s"

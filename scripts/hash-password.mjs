@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 /**
- * `npm run hash-password`: prints the PBKDF2-SHA256 hash of a password for AUTH_USERS,
- * as `pbkdf2-sha256$<iterations>$<salt base64>$<hash base64>` (src/auth/passwords.ts
- * checks it). The password is read from the terminal without echo, or from stdin when
- * piped (`printf %s "$PW" | npm run -s hash-password`), never from the command line,
- * so it stays out of shell history and `ps`.
+ * `npm run -s hash-password -- <user>`: hashes a password for AUTH_USERS and prints, on
+ * stdout, the line to put in .dev.vars:
+ *
+ *   AUTH_USERS='{"alice":"pbkdf2-sha256$100000$<salt base64>$<hash base64>"}'
+ *
+ * and, on stderr, the command that stores the same value as a Cloudflare secret. Each `$`
+ * stays as it is: wrangler reads .dev.vars with dotenv's parser alone (no variable
+ * expansion), and inside single quotes dotenv keeps every character, a backslash included.
+ * Without a user name it prints the bare hash (`pbkdf2-sha256$…`), as before.
+ *
+ * The password is read from the terminal without echo, or from stdin when piped
+ * (`printf %s "$PW" | npm run -s hash-password -- alice`), never from the command line, so
+ * it stays out of shell history and `ps`. src/auth/passwords.ts checks the hash.
  *
  * `--iterations N` (default and maximum 100000: Workers refuse more) trades CPU per
  * login for resistance to guessing; verified credentials are cached for a minute.
@@ -12,11 +20,18 @@
 import { webcrypto as crypto } from 'node:crypto'
 
 const MAX_ITERATIONS = 100_000
+// User names as src/auth/config.ts accepts them.
+const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
 const args = process.argv.slice(2)
 const at = args.indexOf('--iterations')
 const iterations = at >= 0 ? Number(args[at + 1]) : MAX_ITERATIONS
 if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
   console.error(`--iterations must be between 1 and ${MAX_ITERATIONS}`)
+  process.exit(2)
+}
+const user = args.filter((a, i) => !a.startsWith('--') && !(at >= 0 && i === at + 1))[0] ?? null
+if (user !== null && (!USER.test(user) || user === 'robot')) {
+  console.error('a user name is 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit (robots live in KV)')
   process.exit(2)
 }
 
@@ -29,8 +44,17 @@ const salt = crypto.getRandomValues(new Uint8Array(16))
 const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, ['deriveBits'])
 const bits = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, key, 256)
 const b64 = (bytes) => Buffer.from(bytes).toString('base64')
-console.log(`pbkdf2-sha256$${iterations}$${b64(salt)}$${b64(new Uint8Array(bits))}`)
-if (process.stdout.isTTY) console.error('(in .dev.vars, write each $ as \\$: wrangler expands $NAME there)')
+const hash = `pbkdf2-sha256$${iterations}$${b64(salt)}$${b64(new Uint8Array(bits))}`
+if (user === null) {
+  console.log(hash)
+} else {
+  // Base64 and the user name hold no quote, backslash or space: both lines paste as printed.
+  const json = JSON.stringify({ [user]: hash })
+  console.log(`AUTH_USERS='${json}'`)
+  console.error(`# the line above goes in .dev.vars as it is (each $ plain, inside single quotes); on Cloudflare:`)
+  console.error(`echo '${json}' | npx wrangler secret put AUTH_USERS`)
+  console.error(`# several users: one JSON object, {"${user}":"…","bob":"…"}`)
+}
 
 async function readStdin() {
   const chunks = []

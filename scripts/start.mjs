@@ -231,11 +231,22 @@ async function smallBody(req) {
   return Buffer.concat(chunks)
 }
 
+/**
+ * The request target with each backslash of its path percent-encoded. URL parsing (workerd's,
+ * as any WHATWG parser) turns a raw `\` in a path into `/`, so `/v2/a\b/…` would reach the
+ * worker as repository `a/b`; encoded, it reaches it as the invalid name it is (NAME_INVALID).
+ */
+function literalPath(target) {
+  const q = target.indexOf('?')
+  const path = q < 0 ? target : target.slice(0, q)
+  return path.replaceAll('\\', '%5C') + (q < 0 ? '' : target.slice(q))
+}
+
 /** Sends the request (the held body, or the client's streamed); resolves with wrangler's answer. */
 function send(req, headers, body, res) {
   return new Promise((resolve, reject) => {
     const upstream = http.request({
-      host: '127.0.0.1', port: innerPort, method: req.method, path: req.url, headers, agent: toWrangler,
+      host: '127.0.0.1', port: innerPort, method: req.method, path: literalPath(req.url), headers, agent: toWrangler,
     }, resolve)
     upstream.on('error', (err) => reject(Object.assign(err, { reusedSocket: upstream.reusedSocket })))
     res.on('close', () => {

@@ -22,6 +22,7 @@ const OCI = {
   TAG_INVALID: [400, 'manifest tag did not match URI'],
   RANGE_INVALID: [416, 'requested range not satisfiable'],
   MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
+  TOO_MANY_TAGS: [414, 'too many tags in one request'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],

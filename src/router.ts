@@ -1,6 +1,7 @@
 /**
  * Every route, on one screen. Handlers get the request and a per-request context;
- * every /v2/ route passes the auth layer first (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the auth
+ * layer (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
@@ -8,6 +9,7 @@ import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
 import { contextOf, type Ctx } from './http/context'
+import { parseRepo } from './names'
 import * as base from './routes/base'
 import * as blobs from './routes/blobs'
 import * as catalog from './routes/catalog'
@@ -18,6 +20,9 @@ import * as uploads from './routes/uploads'
 
 type Handler = (req: IRequest, c: Ctx) => Promise<Response> | Response
 const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionContext) => {
+  // The repository name first, on every route and through the one parser: an invalid name
+  // names nothing, so it is NAME_INVALID before auth, sessions or storage see it.
+  if (req.params.name !== undefined) parseRepo(req.params.name)
   const auth = await authorize(req, env)                                  // 401/403 thrown here
   return h(req, { ...contextOf(req, env, exec), auth })
 }

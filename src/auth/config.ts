@@ -11,6 +11,7 @@ import { OIDC_USER } from './oidc/verify'
 import { parsePasswordHash, type PasswordHash } from './passwords'
 import { ROBOT_PREFIX } from './robots'
 import { parseRules, type Rules } from './rules'
+import { hashShape, notJsonError } from './shape'
 
 export interface User {
   hash: PasswordHash
@@ -70,7 +71,7 @@ function parseUsers(json: string | undefined): Map<string, User> {
   try {
     input = JSON.parse(json?.trim() || '{}')
   } catch {
-    throw new Error('AUTH_USERS is not valid JSON')
+    throw notJsonError('AUTH_USERS', json ?? '', '{')
   }
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new Error('AUTH_USERS must be a JSON object of user name to password hash')
@@ -83,7 +84,7 @@ function parseUsers(json: string | undefined): Map<string, User> {
       throw new Error(`AUTH_USERS: "${name.slice(0, 64)}" is not a valid user name (robots live in KV; "oidc" is reserved)`)
     }
     const hash = typeof value === 'string' ? parsePasswordHash(value) : null
-    if (!hash) throw new Error(`AUTH_USERS: the hash of "${name}" is not pbkdf2-sha256$<iterations ≤ 100000>$<salt>$<hash>`)
+    if (!hash) throw new Error(`AUTH_USERS: the hash of "${name}" is not a password hash: ${hashShape(value)}`)
     users.set(name, { hash, proof: (value as string).split('$')[2]! })
   }
   return users

@@ -5,6 +5,12 @@
  * credentials, or an anonymous token), the catalog `registry:catalog:*`, uploads
  * `pull,push` (cancelling one included: it is the pusher's own session), other
  * GET/HEAD `pull`, DELETE `delete`, other writes `pull,push`.
+ * A mount (`POST …/uploads/?mount=&from=<repo>`) also wants `<repo>:pull`, which it does
+ * not need: its challenge names both scopes, space-separated in one `scope` (as distribution
+ * does; crane, oras, regctl and containerd ask for exactly what the challenge names), and a
+ * token without pull on `from` whose holder the rules would give it is challenged again
+ * (insufficient_scope). A caller who may not pull `from` passes: the route answers a plain
+ * upload session (202), never a link.
  *
  * The caller is who its `Authorization` proves: a Bearer token (its grants only), Basic
  * credentials (the rules for that user, robot or OIDC caller), or nobody (the anonymous rules).
@@ -37,9 +43,11 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
   const url = new URL(req.url)
   const service = config.service ?? url.host
   const need = requiredScope(req)
+  const wanted = mountSourceScope(req, url)
   const challenge = (error?: string) =>
-    new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, need, error) })
-  const allowedBy = (sub: string) => need === null || grantedActions(config.rules, sub, need).length === need.actions.length
+    new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, [need, wanted], error) })
+  const grants = (sub: string, scope: Scope) => grantedActions(config.rules, sub, scope).length === scope.actions.length
+  const allowedBy = (sub: string) => need === null || grants(sub, need)
 
   const header = req.headers.get('authorization')
   if (header === null) {
@@ -53,10 +61,14 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
   if (/^bearer /i.test(header)) {
     const claims = await verifyAccessToken(await config.key, service, header.slice(7).trim())
     if (!claims) throw challenge('invalid_token')
-    if (need === null || holds(claims.access, need)) return tokenAccess(claims)
     // An OIDC caller's token holds all its claims allowed of the scopes it asked for (claims
     // are not in the token to re-check, and user rules never apply to it): lacking one, denied.
     const oidc = claims.sub.startsWith(OIDC_PREFIX)
+    if (need === null || holds(claims.access, need)) {
+      // A token that could hold pull on the mount's source, but does not: ask for it.
+      if (wanted && claims.sub !== '' && !oidc && !holds(claims.access, wanted) && grants(claims.sub, wanted)) throw challenge('insufficient_scope')
+      return tokenAccess(claims)
+    }
     if (claims.sub === '' || (!oidc && allowedBy(claims.sub))) throw challenge('insufficient_scope')
     throw new RegistryError('DENIED')
   }
@@ -82,10 +94,29 @@ export function requiredScope(req: IRequest): Scope | null {
   return repositoryScope(repo, ['pull', 'push'])
 }
 
-/** `Bearer realm="<scheme>://<host>/token",service="…"[,scope="…"][,error="…"]` (RFC 6750 §3). */
-function bearerChallenge(url: URL, service: string, need: Scope | null, error?: string): string {
+/**
+ * The scope a mount would also use: pull on `from` (a valid name other than the target's);
+ * null for any other request. Wanted, not needed: without it the mount becomes an upload.
+ */
+function mountSourceScope(req: IRequest, url: URL): Scope | null {
+  if (req.method !== 'POST' || !req.route?.includes('/blobs/uploads') || !url.searchParams.has('mount')) return null
+  const from = url.searchParams.get('from')
+  if (from === null || from === req.params?.name) return null
+  try {
+    return repositoryScope(parseRepo(from), ['pull'])
+  } catch {
+    return null   // an invalid `from` mounts nothing: the route falls back to an upload
+  }
+}
+
+/**
+ * `Bearer realm="<scheme>://<host>/token",service="…"[,scope="…"][,error="…"]` (RFC 6750 §3);
+ * several scopes go space-separated in the one `scope` parameter (RFC 6749 §3.3).
+ */
+function bearerChallenge(url: URL, service: string, scopes: (Scope | null)[], error?: string): string {
   let challenge = `Bearer realm="${url.protocol}//${url.host}/token",service="${service}"`
-  if (need) challenge += `,scope="${formatScope(need)}"`
+  const named = scopes.filter((s): s is Scope => s !== null)
+  if (named.length) challenge += `,scope="${named.map(formatScope).join(' ')}"`
   if (error) challenge += `,error="${error}"`
   return challenge
 }

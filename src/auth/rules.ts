@@ -25,6 +25,7 @@
 import { isOidcRule, parseOidcRule, type OidcRule } from './oidc/rules'
 import { robotName } from './robots'
 import { ACTIONS, isAction, type Action, type Scope } from './scopes'
+import { notJsonError } from './shape'
 
 interface RepoRule {
   patterns: string[]
@@ -51,7 +52,7 @@ export function parseRules(json: string | undefined): Rules {
   try {
     input = JSON.parse(json?.trim() || '[]')
   } catch {
-    throw new Error('AUTH_RULES is not valid JSON')
+    throw notJsonError('AUTH_RULES', json ?? '', '[')
   }
   if (!Array.isArray(input)) throw new Error('AUTH_RULES must be a JSON array of rules')
   const rules: Rules = { repos: [], catalog: new Set(), oidc: [] }

@@ -39,6 +39,8 @@ export interface Parsed {
 export interface PutTarget {
   repo: string
   tag: string | null
+  /** Every tag it is put under, when more than the URL's (`?tag=` on a PUT by digest); absent: just `tag`. */
+  tags?: readonly string[]
   /** The media type the manifest is put as (Content-Type, else its `mediaType`); unknown when absent. */
   mediaType?: string
 }

@@ -150,8 +150,9 @@ function checkManifest(m: Record<string, unknown>, target: PutTarget): Digest[] 
   if (typeof m.name !== 'string') throw invalid('name must be a string')
   if (m.name !== target.repo) throw invalid('name does not match the repository')
   if (typeof m.tag !== 'string') throw invalid('tag must be a string')
-  // By digest there is no tag in the URL to hold the manifest's `tag` to.
-  if (target.tag !== null && m.tag !== target.tag) throw invalid('tag does not match the tag in the URL')
+  // By digest there is no tag in the URL to hold the manifest's `tag` to, but each `?tag=` is one.
+  const tags = target.tags ?? (target.tag === null ? [] : [target.tag])
+  if (tags.some((t) => t !== m.tag)) throw invalid('tag does not match the tag in the URL')
   if (m.architecture !== undefined && typeof m.architecture !== 'string') throw invalid('architecture must be a string')
 
   const { fsLayers, history } = m

@@ -5,7 +5,7 @@ import type { Ctx } from '../http/context'
 import { accepts, acceptedTypes, specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../manifests'
 import { isObject, type Descriptor, type Parsed } from '../manifests/handler'
-import { algorithmOf, digestOf, parseReference, parseRepo, type Digest, type Reference, type Repo } from '../names'
+import { algorithmOf, digestOf, parseReference, parseRepo, parseTag, type Digest, type Reference, type Repo, type Tag } from '../names'
 import { readBlobLinkConfirmed } from '../storage/links'
 import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
 import { deleteReferrer, putReferrer } from '../storage/referrers'
@@ -15,15 +15,21 @@ import { matchesEtag } from './blobs'
 
 /** A manifest may reference at most this many blobs and manifests (each is one storage read). */
 const MAX_REFERENCES = 500
+/**
+ * `?tag=` values one PUT by digest may carry (each is one KV put); more → 414. The spec
+ * (main, "Pushing Manifests") asks registries to take at least 10.
+ */
+const MAX_TAGS_PER_PUSH = 20
 
 /**
  * By tag: 1 KV get (the tag record holds the manifest). By digest: 1 R2 get.
  * An index served to a client that takes only single manifests: +1 R2 get.
- * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN).
+ * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN). A reference that is neither
+ * a tag nor a digest: none (MANIFEST_UNKNOWN).
  */
 export async function get(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
-  const ref = parseReference(req.params.reference ?? '')
+  const ref = lookupReference(req.params.reference ?? '')
   let found = await readReference(c, repo, ref)                           // KV get (tag) or R2 get (digest)
   if (!found) throw await unknownManifest(req, c, repo, ref)              // (GET only) R2 list
   const accepted = acceptedTypes(req.headers.get('accept'))
@@ -40,6 +46,20 @@ export async function get(req: IRequest, c: Ctx): Promise<Response> {
   })
   if (matchesEtag(req.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
   return new Response(req.method === 'HEAD' ? null : found.bytes, { headers })
+}
+
+/**
+ * A GET/HEAD reference. One that is neither a tag nor a digest names nothing that could
+ * exist: MANIFEST_UNKNOWN (404), which conformance suites and clients probing odd tags
+ * expect, at no storage call. (A PUT with it stays 400: that is a bad request.)
+ */
+function lookupReference(raw: string): Reference {
+  try {
+    return parseReference(raw)
+  } catch (err) {
+    if (err instanceof RegistryError) throw new RegistryError('MANIFEST_UNKNOWN', { reference: raw.slice(0, 200) })
+    throw err
+  }
 }
 
 interface Found {
@@ -78,11 +98,13 @@ async function platformManifest(c: Ctx, repo: Repo, index: Found, accepted: stri
 /**
  * Reads (cache, else 1 KV get) per referenced blob not linked at this location, +1 R2
  * head per blob KV misses; 1 R2 head per child manifest. Writes: 1 R2 put (manifest),
- * +1 KV put (tag), +1 R2 put (referrer, with a subject).
+ * +1 KV put per tag (the URL's, or each `?tag=` of a PUT by digest), +1 R2 put (referrer,
+ * with a subject).
  */
 export async function put(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const ref = parseReference(req.params.reference ?? '')
+  const tags = tagsOf(req, ref)
   const bytes = await readLimited(req, c.settings.manifestMaxBytes)
   const doc = parseJson(bytes)
   const mediaType = mediaTypeOf(req, doc)
@@ -91,15 +113,17 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   if (handler.setting && !c.settings[handler.setting]) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `${mediaType} manifests are disabled on this registry` })
   }
-  const parsed = await handler.parse(doc, bytes, { repo, tag: ref.kind === 'tag' ? ref.tag : null, mediaType })
+  const parsed = await handler.parse(doc, bytes, { repo, tag: tags[0] ?? null, tags, mediaType })
+  // A manifest is known by the digest it was pushed with (sha512 too): stored, tagged and served under it.
   const digest = await digestOf(handler.digestedBytes?.(doc, bytes) ?? bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256')
   if (ref.kind === 'digest' && ref.digest !== digest) throw new RegistryError('DIGEST_INVALID', { expected: ref.digest, actual: digest })
   await verifyReferences(c, repo, parsed)
 
   // The manifest exists before anything points at it: a failed write leaves no dangling tag.
   await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
+  const size = sizeOf(doc, bytes)
   await Promise.all([
-    ref.kind === 'tag' && writeTag(c.env, repo, ref.tag, { digest, mediaType, size: sizeOf(doc, bytes) }, bytes), // KV put
+    ...tags.map((tag) => writeTag(c.env, repo, tag, { digest, mediaType, size }, bytes)),       // KV put per tag
     parsed.subject && putReferrer(c.env, repo, parsed.subject.digest, referrerOf(digest, mediaType, bytes, parsed)), // R2 put
   ])
   const headers = new Headers({
@@ -108,7 +132,24 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
     'Content-Length': '0',
   })
   if (parsed.subject) headers.set('OCI-Subject', parsed.subject.digest)
+  // One OCI-Tag per accepted tag (spec main, "Pushing Manifests"); tags hold no commas, so
+  // the values may share one field line (RFC 9110 §5.3).
+  if (ref.kind === 'digest') for (const tag of tags) headers.append('OCI-Tag', tag)
   return new Response(null, { status: 201, headers })
+}
+
+/**
+ * The tags a PUT sets: the URL's, or for a PUT by digest each `?tag=` (distribution-spec
+ * main), each validated as a tag in the URL is, duplicates once; over MAX_TAGS_PER_PUSH → 414.
+ * `?tag=` on a PUT by tag is not part of the spec and is ignored, like any unknown parameter.
+ */
+function tagsOf(req: IRequest, ref: Reference): Tag[] {
+  if (ref.kind === 'tag') return [ref.tag]
+  const values = new URL(req.url).searchParams.getAll('tag')
+  if (values.length > MAX_TAGS_PER_PUSH) {
+    throw new RegistryError('TOO_MANY_TAGS', { limit: MAX_TAGS_PER_PUSH, tags: values.length })
+  }
+  return [...new Set(values.map(parseTag))]
 }
 
 async function readLimited(req: IRequest, max: number): Promise<Uint8Array> {

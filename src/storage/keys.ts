@@ -16,7 +16,7 @@
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key}: the blob is visible in <name>
- *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType}
+ *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size}
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
  * Cache API  caches.default  (per location, free)
@@ -25,9 +25,10 @@
  *   <origin>/_cache/oidc/jwks?iss=…[&jwks=…]  an OIDC issuer's key set (AUTH_OIDC), for an hour; header
  *                                             X-Fetched-At says when it was fetched
  *
- * Why "_": no repository path component may start with "_" (spec name grammar), so
- * repos/a+tags/ never holds keys of repository "a/tags", and an R2 list of repos/
- * delimited by "/_" yields exactly the repository names (the catalog).
+ * Why "+" after a name: no repository name may contain "+" (spec name grammar: a-z 0-9 . _ - /),
+ * so repos/a+tags/ never holds keys of repository "a/tags" or "a-b", and an R2 list of repos/
+ * delimited by "+" yields exactly the repository names (the catalog). "+" also sorts before
+ * every character a name may hold, so a repository's keys come before those of longer names.
  * Why data/ apart from blobs/: the digest of a streamed upload is known only at its end,
  * and bytes are never copied, so the blob index points at where they were written.
  * No two-hex fan-out under blobs/: that exists for filesystems, not R2.

@@ -164,6 +164,12 @@ describe('challenges', () => {
     ['DELETE', `/v2/team-a/app/manifests/${digest}`, ',scope="repository:team-a/app:delete"'],
     ['DELETE', `/v2/team-a/app/blobs/${digest}`, ',scope="repository:team-a/app:delete"'],
     ['GET', `/v2/_catalog`, ',scope="registry:catalog:*"'],
+    // A mount also names pull on its source, space-separated in one scope (as distribution does).
+    ['POST', `/v2/team-a/app/blobs/uploads/?mount=${digest}&from=team-b/lib`, ',scope="repository:team-a/app:pull,push repository:team-b/lib:pull"'],
+    ['POST', `/v2/team-a/app/blobs/uploads/?mount=${digest}`, ',scope="repository:team-a/app:pull,push"'],
+    ['POST', `/v2/team-a/app/blobs/uploads/?mount=${digest}&from=team-a/app`, ',scope="repository:team-a/app:pull,push"'],
+    ['POST', `/v2/team-a/app/blobs/uploads/?mount=${digest}&from=Not%5CValid`, ',scope="repository:team-a/app:pull,push"'],
+    ['POST', `/v2/team-a/app/blobs/uploads/?from=team-b/lib`, ',scope="repository:team-a/app:pull,push"'],
   ])('%s %s names exactly the scope it needs', async (method, path, scope) => {
     const res = await send(e, path, { method })
     expect(res.status).toBe(401)

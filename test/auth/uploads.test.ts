@@ -84,10 +84,42 @@ describe('mounts with auth on', () => {
     expect(absent).toMatchObject({ status: 202, linked: false })
   })
 
-  it('with a token, needs the source in the token (as docker asks for it)', async () => {
+  it('without a token, is challenged for both scopes; the token as challenged mounts (crane, oras, regctl)', async () => {
+    const repo = fresh('team-a')
+    const res = await send(e, `/v2/${repo}/blobs/uploads/?mount=${teamBlob}&from=${teamSource}`, { method: 'POST' })
+    expect(res.status).toBe(401)
+    const scope = /scope="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '')?.[1]
+    expect(scope).toBe(`repository:${repo}:pull,push repository:${teamSource}:pull`)
+    // The client asks for exactly that (one `scope` parameter holding both).
+    const token = bearer(await tokenFor(e, PAUL, scope!))
+    expect(await mount(token, repo, teamBlob, teamSource)).toMatchObject({ status: 201, linked: true })
+  })
+
+  it('with a token lacking pull on a source its holder may pull: challenged again (insufficient_scope) for both', async () => {
     const repo = fresh('team-a')
     const narrow = bearer(await tokenFor(e, PAUL, `repository:${repo}:pull,push`))
-    expect(await mount(narrow, repo, teamBlob, teamSource)).toMatchObject({ status: 202, linked: false })
+    const res = await send(e, `/v2/${repo}/blobs/uploads/?mount=${teamBlob}&from=${teamSource}`, { method: 'POST', headers: { Authorization: narrow } })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toContain(`scope="repository:${repo}:pull,push repository:${teamSource}:pull",error="insufficient_scope"`)
+    // Nothing was linked.
+    const head = await send(e, `/v2/${repo}/blobs/${teamBlob}`, { method: 'HEAD', headers: { Authorization: basic('alice', PASSWORDS.alice) } })
+    expect(head.status).toBe(404)
+  })
+
+  it('a caller who may not pull the source gets a plain upload session (202), never a link, and no second challenge', async () => {
+    const repo = fresh('team-a')
+    // The challenge names the private source; the token endpoint grants paul none of it.
+    const res = await send(e, `/v2/${repo}/blobs/uploads/?mount=${privateBlob}&from=${privateSource}`, { method: 'POST' })
+    const scope = /scope="([^"]*)"/.exec(res.headers.get('www-authenticate') ?? '')?.[1]
+    expect(scope).toBe(`repository:${repo}:pull,push repository:${privateSource}:pull`)
+    const token = bearer(await tokenFor(e, PAUL, scope!))
+    const mounted = await mount(token, repo, privateBlob, privateSource)
+    expect(mounted).toMatchObject({ status: 202, linked: false })
+    expect(mounted.location).toContain(`/v2/${repo}/blobs/uploads/`)
+  })
+
+  it('with a token, needs the source in the token (as docker asks for it)', async () => {
+    const repo = fresh('team-a')
     const withSource = bearer(await tokenFor(e, PAUL, `repository:${repo}:pull,push`, `repository:${teamSource}:pull`))
     expect(await mount(withSource, repo, teamBlob, teamSource)).toMatchObject({ status: 201, linked: true })
     // Asking for the private source in the token does not help: it is not granted.

@@ -354,10 +354,22 @@ describe('GET', () => {
     expect((await getManifest(repo, 'v2', { method: 'HEAD' })).status).toBe(404)
   })
 
-  it('answers 400 for a malformed reference', async () => {
+  it('answers 404 MANIFEST_UNKNOWN to GET and HEAD of a reference that is neither a tag nor a digest; PUT stays 400', async () => {
     const repo = repoName('manifests')
-    await expectError(await getManifest(repo, '-bad'), 400, 'TAG_INVALID')
-    await expectError(await getManifest(repo, 'sha256:nothex'), 400, 'DIGEST_INVALID')
+    const m = await ociImage(repo)
+    await push(repo, 'v1', m)
+    const invalid: [string, string][] = [
+      ['-bad', 'TAG_INVALID'], ['.dot', 'TAG_INVALID'], ['a'.repeat(129), 'TAG_INVALID'], ['t%21', 'TAG_INVALID'],
+      ['sha256:nothex', 'DIGEST_INVALID'], ['md5:' + 'a'.repeat(32), 'DIGEST_INVALID'], ['sha256:' + 'a'.repeat(63), 'DIGEST_INVALID'], [':', 'DIGEST_INVALID'],
+    ]
+    for (const [ref, putCode] of invalid) {
+      await expectError(await getManifest(repo, ref), 404, 'MANIFEST_UNKNOWN')
+      const head = await getManifest(repo, ref, { method: 'HEAD' })
+      expect(head.status, ref).toBe(404)
+      expect((await bytesOf(head)).byteLength).toBe(0)
+      await expectError(await putManifest(repo, ref, m.bytes, MT.ociManifest), 400, putCode)
+    }
+    expect(await tagsOf(repo)).toEqual(['v1'])
   })
 
   it('answers If-None-Match with the digest with 304 and the headers, by tag and by digest, GET and HEAD', async () => {
@@ -626,5 +638,128 @@ describe('schema 1 signed manifests (SCHEMA1_ENABLED)', () => {
     const missing = schema1Manifest(repo, 'old', [ghost])
     await expectError(await put(repo, 'old', await signSchema1(missing)), 400, 'MANIFEST_BLOB_UNKNOWN')
     await expectNotStored(repo, await sha256(prettyPayload(missing)), { tag: 'old' })
+  })
+})
+
+describe('PUT by digest with ?tag= (distribution-spec main, "Pushing Manifests")', () => {
+  const putTagged = (repo: string, m: Built, tags: string[], digest = m.digest) =>
+    putManifest(repo, `${digest}?${tags.map((t) => `tag=${encodeURIComponent(t)}`).join('&')}`, m.bytes, m.mediaType)
+
+  it('tags the manifest with each of 10 tags and names each in OCI-Tag', async () => {
+    const repo = repoName('push-tags')
+    const m = await ociImage(repo)
+    const tags = ['1.2.3', '1.2', '1', 'latest', 'stable', '_x', 'A-b.c_d', 'v'.repeat(128), 'rc1', 'prod']
+    const res = await putTagged(repo, m, tags)
+    expect(res.status, await res.clone().text()).toBe(201)
+    expect(res.headers.get('docker-content-digest')).toBe(m.digest)
+    // RFC 9110 §5.3: several OCI-Tag field lines read as one comma-separated list.
+    expect(res.headers.get('oci-tag')!.split(',').map((t) => t.trim())).toEqual(tags)
+    expect(await tagsOf(repo)).toEqual([...tags].sort())
+    for (const tag of tags) await expectServes(await getManifest(repo, tag), m)
+    // Each tag record carries its push time and size (CONTRACTS.md 1).
+    const record = await bindings.LINKS.getWithMetadata<{ digest: string; pushed: number; size: number }>(keys.tag(repo as never, 'prod' as never))
+    expect(record.metadata).toMatchObject({ digest: m.digest, mediaType: MT.ociManifest })
+    expect(record.metadata!.pushed).toBeGreaterThan(Date.now() - 60_000)
+    expect(record.metadata!.size).toBeGreaterThan(m.size)
+  })
+
+  it('sets a repeated tag once; without ?tag= sets none and sends no OCI-Tag', async () => {
+    const repo = repoName('push-tags')
+    const m = await ociImage(repo)
+    const res = await putTagged(repo, m, ['a', 'b', 'a'])
+    expect(res.headers.get('oci-tag')).toBe('a, b')
+    const plain = await push(repo, m.digest, m)
+    expect(plain.headers.get('oci-tag')).toBeNull()
+    expect(await tagsOf(repo)).toEqual(['a', 'b'])
+  })
+
+  it('answers 414 TOO_MANY_TAGS past 20 tags, storing nothing', async () => {
+    const repo = repoName('push-tags')
+    const m = await ociImage(repo)
+    const tags = Array.from({ length: 21 }, (_, i) => `t${i}`)
+    await expectError(await putTagged(repo, m, tags), 414, 'TOO_MANY_TAGS')
+    await expectNotStored(repo, m.digest, { tag: 't0' })
+    expect((await putTagged(repo, m, tags.slice(0, 20))).status).toBe(201)
+    expect(await tagsOf(repo)).toHaveLength(20)
+  })
+
+  it('refuses the whole PUT (400 TAG_INVALID) when one tag is invalid, storing nothing', async () => {
+    const repo = repoName('push-tags')
+    const m = await ociImage(repo)
+    for (const bad of ['-dash', '.dot', 'a'.repeat(129), 'sp ace', 'colon:x', '']) {
+      await expectError(await putTagged(repo, m, ['good', bad, 'fine']), 400, 'TAG_INVALID')
+    }
+    await expectNotStored(repo, m.digest, { tag: 'good' })
+    expect(await tagsOf(repo)).toEqual([])
+  })
+
+  it('holds schema 1 manifests to their own tag, for every ?tag=', async () => {
+    const repo = repoName('push-tags')
+    const layer = await pushBlob(repo, randomBlob(100))
+    const manifest = schema1Manifest(repo, 'old', [layer])
+    const bytes = await signSchema1(manifest)
+    const digest = await sha256(prettyPayload(manifest))
+    const put = (query: string) =>
+      callWithEnv({ SCHEMA1_ENABLED: 'true' }, `/v2/${repo}/manifests/${digest}?${query}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': MT.schema1Signed } })
+    await expectError(await put('tag=old&tag=new'), 400, 'MANIFEST_INVALID')
+    await expectError(await put('tag=new'), 400, 'MANIFEST_INVALID')
+    const ok = await put('tag=old')
+    expect(ok.status, await ok.clone().text()).toBe(201)
+    expect(ok.headers.get('oci-tag')).toBe('old')
+  })
+
+  it('ignores ?tag= on a PUT by tag (the spec defines it for digests only)', async () => {
+    const repo = repoName('push-tags')
+    const m = await ociImage(repo)
+    const res = await putManifest(repo, 'v1?tag=other', m.bytes, m.mediaType)
+    expect(res.status).toBe(201)
+    expect(res.headers.get('oci-tag')).toBeNull()
+    expect(await tagsOf(repo)).toEqual(['v1'])
+  })
+})
+
+describe('a manifest pushed by sha512 keeps its digest', () => {
+  async function sha512Built(m: Built): Promise<Built> {
+    const digest = 'sha512:' + [...new Uint8Array(await crypto.subtle.digest('SHA-512', m.bytes))].map((b) => b.toString(16).padStart(2, '0')).join('')
+    return { ...m, digest, descriptor: { ...m.descriptor, digest } }
+  }
+
+  it('by tag (set with ?tag=) and by digest, GET and HEAD answer the sha512 digest and the pushed bytes', async () => {
+    const repo = repoName('sha512')
+    const m = await sha512Built(await ociImage(repo))
+    const res = await putManifest(repo, `${m.digest}?tag=v1&tag=latest`, m.bytes, m.mediaType)
+    expect(res.status, await res.clone().text()).toBe(201)
+    expect(res.headers.get('docker-content-digest')).toBe(m.digest)
+    expect(res.headers.get('location')).toBe(`/v2/${repo}/manifests/${m.digest}`)
+    for (const ref of ['v1', 'latest', m.digest]) {
+      await expectServes(await getManifest(repo, ref), m)
+      await expectServes(await getManifest(repo, ref, { method: 'HEAD' }), m, 'HEAD')
+    }
+    // Not under its sha256: it was never pushed by that name.
+    await expectError(await getManifest(repo, await sha256(m.bytes)), 404, 'MANIFEST_UNKNOWN')
+  })
+
+  it('pushed by sha512 without ?tag=, then tagged by a tag PUT of the same bytes: the tag is the sha256 push', async () => {
+    const repo = repoName('sha512')
+    const base = await ociImage(repo)
+    const m = await sha512Built(base)
+    await push(repo, m.digest, m)
+    await expectServes(await getManifest(repo, m.digest), m)
+    await push(repo, 'v1', base)
+    await expectServes(await getManifest(repo, 'v1'), base)
+  })
+
+  it('as a referrer and as a subject: listed under its sha512 digest, and deleted with its tags', async () => {
+    const repo = repoName('sha512')
+    const subject = await sha512Built(await ociImage(repo))
+    await push(repo, subject.digest, subject)
+    const sig = await sha512Built(await ociArtifact(repo, 'application/vnd.example.sig', subject.descriptor))
+    const res = await putManifest(repo, `${sig.digest}?tag=sig`, sig.bytes, sig.mediaType)
+    expect(res.status, await res.clone().text()).toBe(201)
+    expect(res.headers.get('oci-subject')).toBe(subject.digest)
+    const list = (await (await api(`/v2/${repo}/referrers/${subject.digest}`)).json()) as { manifests: Descriptor[] }
+    expect(list.manifests.map((d) => d.digest)).toEqual([sig.digest])
+    expect((await del(repo, sig.digest)).status).toBe(202)
+    await expectNotStored(repo, sig.digest, { tag: 'sig', subject: subject.digest })
   })
 })
