@@ -12,7 +12,8 @@
  *   naming the scope to ask for;
  * - anonymous, or a token lacking a scope the rules would give its holder → 401 (the client
  *   fetches a token with that scope and retries);
- * - a signed-in caller the rules do not allow → 403 DENIED.
+ * - a signed-in caller the rules do not allow → 403 DENIED; but the catalog of a signed-in
+ *   caller without the catalog right lists the repositories the rules let it pull.
  * Answers depend on the rules and credentials only, never on storage, so they cannot tell
  * whether a repository exists.
  *
@@ -54,13 +55,14 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
     if (!claims) throw challenge('invalid_token')
     if (need === null || holds(claims.access, need)) return tokenAccess(claims)
     if (claims.sub === '' || allowedBy(claims.sub)) throw challenge('insufficient_scope')
+    if (need === CATALOG_SCOPE) return ruleAccess(config.rules, claims.sub)    // filtered catalog
     throw new RegistryError('DENIED')
   }
 
   const credentials = basicCredentials(header)
   const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password))
   if (!principal) throw challenge()
-  if (allowedBy(principal.sub)) return ruleAccess(config.rules, principal.sub)
+  if (allowedBy(principal.sub) || need === CATALOG_SCOPE) return ruleAccess(config.rules, principal.sub)
   throw new RegistryError('DENIED')
 }
 
