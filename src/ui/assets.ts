@@ -52,7 +52,7 @@ svg.chart .axis{stroke:var(--line)}
 .notice{padding:.6rem .8rem;border:1px solid var(--line);border-radius:6px;background:var(--soft)}
 .error{border-color:var(--danger)}
 form.signin{display:grid;gap:.5rem;max-width:20rem}
-@media (max-width:40rem){main{padding:.6rem}.hide-narrow{display:none}th,td{padding:.3rem}}
+@media (max-width:40rem){main{padding:.6rem}.hide-narrow{display:none}th,td{padding:.3rem}.cmds{grid-template-columns:1fr auto}.cmds label{grid-column:1/-1;margin-top:.3rem}}
 `
 
 export const APP_JS = `

@@ -18,7 +18,8 @@ export function pullCommands(image: string, tag: string | null, digest: string |
 <input id="${id}" readonly value="${command}">
 <button type="button" data-copy="${id}" hidden aria-label="Copy the ${tool} command (by ${how})">Copy</button>`
   }))
-  return html`<section aria-labelledby="pull-h"><h2 id="pull-h">Pull</h2><div class="cmds">${rows}</div></section>`
+  const what = tag ? `${tag}${digest ? ' (by tag or digest)' : ''}` : digest ? 'by digest' : ''
+  return html`<section aria-labelledby="pull-h"><h2 id="pull-h">Pull <span class="muted">${what}</span></h2><div class="cmds">${rows}</div></section>`
 }
 
 /** A two-column table of text pairs (labels, annotations); nothing when empty. */

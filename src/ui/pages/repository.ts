@@ -43,7 +43,6 @@ export function repositoryPage(viewer: Viewer, d: RepositoryData): Html {
   }
   const top = d.rows[0]
   const body = html`
-${top ? pullCommands(`${d.host}/${d.repo}`, top.tag, top.digest) : null}
 <h2 id="tags-h">Tags <span class="muted">(${d.total})</span></h2>
 ${d.total === 0 ? html`<p class="notice">No tags: this repository holds only untagged manifests.</p>` : html`
 <div class="scroll"><table aria-labelledby="tags-h">
@@ -62,6 +61,7 @@ ${d.canDelete && html`<td><a href="${deleteUrl(d.repo, r.tag)}">Delete<span clas
 ${d.pageNumber > 1 && html`<a href="${link(d.sort, d.desc, d.pageNumber - 1)}" rel="prev">Previous page</a>`}
 <span class="muted">Page ${d.pageNumber} of ${d.pages}</span>
 ${d.pageNumber < d.pages && html`<a href="${link(d.sort, d.desc, d.pageNumber + 1)}" rel="next">Next page</a>`}
-</nav>`}`
+</nav>`}
+${top ? pullCommands(`${d.host}/${d.repo}`, top.tag, top.digest) : null}`
   return page({ title: d.repo, viewer, path: base, crumbs: [['Repositories', '/'], [d.repo, null]], body })
 }
