@@ -70,6 +70,8 @@ async function sign(
     .setAudience(service)
     .setIssuedAt(issuedAt)
     .setExpirationTime(issuedAt + ttl)
+    // Unique per issue: two sign-ins in one second get distinct sessions (and CSRF tokens).
+    .setJti(crypto.randomUUID())
   if (sub) jwt.setSubject(sub)
   return { token: await jwt.sign(key), issuedAt, expiresIn: ttl }
 }
