@@ -42,7 +42,7 @@ install_tools() {
   [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
   [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+  apt-get update && apt-get install -y "${missing[@]}"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
