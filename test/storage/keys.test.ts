@@ -44,7 +44,7 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
+      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot',
       'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
