@@ -53,9 +53,11 @@ try {
   main = await text()
   check(main.includes('ui/pub/multi') && !main.includes('ui/pub/app'), 'submitted filter lists matching repositories only')
 
-  // keyboard: Tab reaches the header's first link
+  // keyboard: the first Tab offers to skip to the content, Enter follows it
   await page.keyboard.press('Tab')
-  check(await page.evaluate(() => document.activeElement?.textContent) === 'registry', 'keyboard focus starts at the header link')
+  check(await page.evaluate(() => document.activeElement?.textContent) === 'Skip to content', 'keyboard: first Tab reaches "Skip to content"')
+  await page.keyboard.press('Enter')
+  await page.waitForURL(/#main$/)
 
   check(await visit('/r/ui/secret/app') === 404, 'a private repository is "not found" to anonymous')
   check(await visit('/nope/x') === 404 && (await page.locator('body').innerText()).includes('NOT_FOUND'), 'unknown paths still answer OCI NOT_FOUND')

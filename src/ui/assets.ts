@@ -29,6 +29,8 @@ code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 td code{overflow-wrap:anywhere}
 pre{background:var(--soft);border:1px solid var(--line);padding:.75rem;overflow:auto;max-height:40rem}
 .muted{color:var(--muted)}
+.skip{position:absolute;left:-999px;top:0;padding:.4rem .8rem;background:var(--bg)}
+.skip:focus{left:.5rem;z-index:1}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .filter{display:flex;gap:.5rem;flex-wrap:wrap;margin-bottom:1rem}
 .filter input{flex:1 1 12rem}

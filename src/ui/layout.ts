@@ -40,6 +40,7 @@ export function page({ title, viewer, path, crumbs, body }: PageOptions): Html {
 <script src="/ui/app.js?v=${v}" defer></script>
 </head>
 <body>
+<a class="skip" href="#main">Skip to content</a>
 <header>
 <a class="brand" href="/">registry</a>
 <nav aria-label="Main">
@@ -48,7 +49,7 @@ ${viewer.global && html`<a href="/storage">Storage</a>`}
 ${account(viewer, path)}
 </nav>
 </header>
-<main id="main">
+<main id="main" tabindex="-1">
 ${crumbs && html`<p class="crumbs">${crumbs.map(([text, href], i) => html`${i > 0 && ' / '}${href ? html`<a href="${href}">${text}</a>` : text}`)}</p>`}
 <h1>${title}</h1>
 ${body}
