@@ -142,6 +142,7 @@ try {
   const cookie = (await context.cookies()).find((c) => c.name.startsWith('__Host-'))
   check(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict', 'session cookie is HttpOnly, Secure, SameSite=Strict')
   check(await visit('/storage') === 200, 'storage page for a catalog user')
+  check(await page.locator('svg.chart circle').count() === 4 && (await text()).includes('5.2 GB'), 'storage chart of the collector\'s 4 reports')
   await shot('storage')
 
   // ---- delete a tag (confirming)

@@ -179,6 +179,24 @@ catalog_filtered() {
   [ "$(jq -c '.repositories' <<<"$body")" = '["ui/pub/app","ui/pub/multi"]' ] || fail "reader's catalog: $body"
 }
 
+# Garbage collector reports for the storage chart, written into the local R2 as the collector
+# writes them (CONTRACTS 3), before the registry starts: workerd does not see objects another
+# process adds to its open local R2. One wrangler process for all of them (~14 s).
+seed_reports() {
+  local i id kept r list='[]'
+  for i in 1 2 3 4; do
+    id=2026110${i}T030000Z-ui$i kept=$((9000000000 - i * 1500000000 + (i % 2) * 700000000))
+    r=$WORK/tmp/report-$i.json
+    jq -cn --arg id "$id" --arg at "2026-11-0${i}T03:00:00Z" --argjson kept "$kept" '{id: $id, started: $at, finished: $at,
+      dryRun: false, untagged: false, repo: null, repositories: {},
+      totals: {manifests: 3, links: 5, blobs: 7, uploads: 1, bytes: 1200000000}, kept: {blobs: 900, bytes: $kept}}' >"$r"
+    list=$(jq -c --arg key "_registry/gc/$id.json" --arg file "$r" '. + [{key: $key, file: $file}]' <<<"$list")
+  done
+  echo "$list" >"$WORK/tmp/reports.json"
+  cd "$ROOT" && WRANGLER_SEND_METRICS=false npx wrangler r2 bulk put edge-registry-blobs --filename "$WORK/tmp/reports.json" \
+    --content-type application/json --local --persist-to "$WORK/state" --force
+}
+
 browser() {
   cd "$ROOT" && BASE=$BASE SHOTS=$SHOTS ADMIN=$ADMIN ADMIN_PASSWORD=$ADMIN_PASSWORD APP_DIGEST=$APP_DIGEST \
     ARM64_DIGEST=$ARM64_DIGEST SIG_DIGEST=$SIG_DIGEST USER_DATA_DIR=$WORK/chromium node e2e/ui.mjs
@@ -186,6 +204,7 @@ browser() {
 
 STARTED=$(date +%s)
 step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step seed-gc-reports seed_reports
 step registry-start start_registry || { tail -n 20 "$WORK/registry.log"; echo "$PASSED passed, $FAILED failed"; exit 1; }
 step push-images push_images && step push-signature push_signature && step catalog-filtered catalog_filtered
 [ $FAILED -eq 0 ] && { step browser browser; cat "$WORK/logs/browser.log" | sed 's/^/  /'; }
