@@ -18,7 +18,6 @@ import { getManifest, listRepositories, repoExists } from '../storage/manifests'
 import { listReferrers } from '../storage/referrers'
 import { allTags, readTag } from '../storage/tags'
 import { APP_CSS, APP_JS } from '../ui/assets'
-import type { Html } from '../ui/html'
 import { htmlResponse } from '../ui/layout'
 import { confirmDeletePage, messagePage, signInPage } from '../ui/pages/forms'
 import { configDescriptor, isObj, manifestPage } from '../ui/pages/manifest'
@@ -173,11 +172,11 @@ export const signInForm: Page = async (req, _c, viewer) => {
 }
 
 /** POST /sign-in — checks credentials as POST /token does (CPU only for users; a robot: 1 KV get). */
-export const signInSubmit: Page = async (req, _c, viewer) => {
+export const signInSubmit: Page = async (req, c, viewer) => {
   if (!viewer.authEnabled) return notFound(viewer)
   const form = await checkedForm(req, null)
   const next = safeNext(form.get('next'))
-  const cookie = await signIn(req, _c.env, form.get('username') ?? '', form.get('password') ?? '')
+  const cookie = await signIn(req, c.env, form.get('username') ?? '', form.get('password') ?? '')
   if (!cookie) return htmlResponse(signInPage(viewer, next, 'Wrong user name or password.'), viewer, 401)
   return redirect(next, cookie)
 }
@@ -272,5 +271,5 @@ function errorPage(err: unknown, viewer: Viewer): Response {
     return htmlResponse(messagePage(viewer, status === 400 ? 'Invalid address' : 'Not found', text), viewer, status)
   }
   console.error(err)
-  return htmlResponse(messagePage(viewer, 'Something went wrong', 'The registry could not show this page.') as Html, viewer, 500)
+  return htmlResponse(messagePage(viewer, 'Something went wrong', 'The registry could not show this page.'), viewer, 500)
 }
