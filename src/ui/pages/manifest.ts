@@ -78,10 +78,10 @@ ${d.tag && html`<dt>Tag</dt><dd>${d.tag}</dd>`}
 ${subject && html`<dt>Subject</dt><dd><a href="${manifestUrl(d.repo, subject)}"><code>${subject}</code></a></dd>`}
 <dt>Referrers</dt><dd><a href="${referrersUrl(d.repo, d.digest)}">Signatures, SBOMs and attestations</a></dd>
 </dl>
-${pullCommands(`${d.host}/${d.repo}`, d.tag, d.digest)}
 ${kind === 'index' ? indexSection(d.repo, doc) : null}
 ${kind === 'image' ? imageSection(doc, d.config) : null}
 ${kind === 'artifact' ? artifactSection(doc) : null}
+${pullCommands(`${d.host}/${d.repo}`, d.tag, d.digest)}
 ${pairs('Annotations', textPairs(doc.annotations))}
 <h2 id="raw-h">Raw manifest</h2>
 <p class="muted">Digest <code>${d.digest}</code></p>
