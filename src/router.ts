@@ -2,6 +2,8 @@
  * Every route, on one screen. Handlers get the request and a per-request context;
  * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the auth
  * layer (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/sign-in`, `/sign-out` and `/ui/…`
+ * only: never /v2/ or /token, and any other path still gets the OCI NOT_FOUND JSON.
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
@@ -16,6 +18,7 @@ import * as catalog from './routes/catalog'
 import * as manifests from './routes/manifests'
 import * as referrers from './routes/referrers'
 import * as tags from './routes/tags'
+import * as ui from './routes/ui'
 import * as uploads from './routes/uploads'
 
 type Handler = (req: IRequest, c: Ctx) => Promise<Response> | Response
@@ -49,6 +52,17 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .get('/v2/:name+/referrers/:digest', route(referrers.list))
   .get('/token', token.get)
   .post('/token', token.post)
+  .get('/', ui.uiPage(ui.repositories))
+  .get('/r/:name+/-/manifest/:reference', ui.uiPage(ui.manifest))
+  .get('/r/:name+/-/referrers/:digest', ui.uiPage(ui.referrers))
+  .get('/r/:name+/-/delete', ui.uiPage(ui.confirmDelete))
+  .post('/r/:name+/-/delete', ui.uiPage(ui.remove))
+  .get('/r/:name+', ui.uiPage(ui.repository))
+  .get('/storage', ui.uiPage(ui.storage))
+  .get('/sign-in', ui.uiPage(ui.signInForm))
+  .post('/sign-in', ui.uiPage(ui.signInSubmit))
+  .post('/sign-out', ui.uiPage(ui.signOut))
+  .get('/ui/:file', ui.asset)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

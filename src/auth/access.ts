@@ -1,8 +1,8 @@
 /** What a /v2/ request's caller may do, as routes see it (`Ctx.auth`; absent when auth is off). */
 import type { Principal } from './credentials'
 import { oidcActionsOn, oidcGrantedActions } from './oidc/rules'
-import { actionsOn, grantedActions, type Rules } from './rules'
-import type { Action, Scope } from './scopes'
+import { actionsOn, grantedActions, mayListCatalog, type Rules } from './rules'
+import { CATALOG_SCOPE, type Action, type Scope } from './scopes'
 import type { AccessClaims } from './tokens'
 
 export interface Access {
@@ -10,17 +10,22 @@ export interface Access {
   readonly sub: string
   /** Whether the caller may `action` on repository `repo`. CPU only. */
   can(repo: string, action: Action): boolean
+  /** Whether the caller may list every repository name; otherwise the catalog lists those it may pull. */
+  readonly catalog: boolean
 }
 
 /** A caller with Basic credentials or none: the rules decide. */
 export const ruleAccess = (rules: Rules, sub: string): Access => ({
   sub,
   can: (repo, action) => actionsOn(rules, sub, repo).has(action),
+  catalog: mayListCatalog(rules, sub),
 })
 
 /** A caller proven by Basic credentials: an OIDC caller by its claims, anyone else by name. */
 export const principalAccess = (rules: Rules, p: Principal): Access =>
-  p.oidc ? { sub: p.sub, can: (repo, action) => oidcActionsOn(rules, p.oidc!, repo).has(action) } : ruleAccess(rules, p.sub)
+  p.oidc
+    ? { sub: p.sub, can: (repo, action) => oidcActionsOn(rules, p.oidc!, repo).has(action), catalog: false }
+    : ruleAccess(rules, p.sub)
 
 /** Of the actions `scope` asks for, those the rules give `p` (null: anonymous). CPU only. */
 export const grantedTo = (rules: Rules, p: Principal | null, scope: Scope): string[] =>
@@ -30,7 +35,16 @@ export const grantedTo = (rules: Rules, p: Principal | null, scope: Scope): stri
 export const tokenAccess = (claims: AccessClaims): Access => ({
   sub: claims.sub,
   can: (repo, action) => holds(claims.access, { type: 'repository', name: repo, actions: [action] }),
+  catalog: holds(claims.access, CATALOG_SCOPE),
 })
+
+/**
+ * Which repositories a caller's catalog names: all (null) or those it may pull. The catalog of a
+ * signed-in caller without the catalog right is filtered rather than refused (layer.ts), for
+ * the API and the web UI alike.
+ */
+export const catalogFilter = (access: Access | undefined): ((repo: string) => boolean) | null =>
+  !access || access.catalog ? null : (repo) => access.can(repo, 'pull')
 
 /** Whether `granted` covers every action `need` asks for. */
 export const holds = (granted: Scope[], need: Scope): boolean =>

@@ -19,7 +19,8 @@
  * - anonymous, or a token lacking a scope the rules would give its holder → 401 (the client
  *   fetches a token with that scope and retries);
  * - a signed-in caller the rules do not allow → 403 DENIED; so is an OIDC caller's token lacking
- *   a scope (its claims are not in the token: /token already gave it all they allow).
+ *   a scope (its claims are not in the token: /token already gave it all they allow); but the
+ *   catalog of a signed-in caller without the catalog right lists the repositories it may pull.
  * Answers depend on the rules and credentials only, never on storage, so they cannot tell
  * whether a repository exists.
  *
@@ -70,13 +71,15 @@ export async function authorize(req: IRequest, env: Env): Promise<Access | undef
       return tokenAccess(claims)
     }
     if (claims.sub === '' || (!oidc && allowedBy(claims.sub))) throw challenge('insufficient_scope')
+    // A filtered catalog: by the rules for a user or robot, by what the token holds for an OIDC caller.
+    if (need === CATALOG_SCOPE) return oidc ? tokenAccess(claims) : ruleAccess(config.rules, claims.sub)
     throw new RegistryError('DENIED')
   }
 
   const credentials = basicCredentials(header)
   const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
   if (!principal) throw challenge()
-  if (need === null || grantedTo(config.rules, principal, need).length === need.actions.length) {
+  if (need === null || need === CATALOG_SCOPE || grantedTo(config.rules, principal, need).length === need.actions.length) {
     return principalAccess(config.rules, principal)
   }
   throw new RegistryError('DENIED')

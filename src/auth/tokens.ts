@@ -8,7 +8,12 @@
  *   (docker login's `offline_token`, OAuth2 `access_type=offline`): sub, plus `proof` naming
  *   the credential, so a changed password or a revoked robot ends them.
  *
- * The two `typ`s keep one kind from ever passing for the other.
+ * - session tokens (`typ: st+jwt`, ACCESS_TOKEN_SECONDS): the web UI's short-lived proof of who
+ *   signed in (sub only; the rules decide what the UI shows), kept in an HttpOnly cookie beside a
+ *   refresh token (src/auth/session.ts).
+ *
+ * The three `typ`s keep one kind from ever passing for another: an API token narrowed to one
+ * scope never becomes a session with all of its holder's rights.
  */
 import { SignJWT, jwtVerify } from 'jose'
 import { MAX_SCOPES, type Scope } from './scopes'
@@ -18,6 +23,7 @@ export const REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 const ISSUER = 'edge-registry'
 const ACCESS = 'at+jwt'
 const REFRESH = 'rt+jwt'
+const SESSION = 'st+jwt'
 
 /** What a verified access token says: who ('' = anonymous) and what it may do. */
 export interface AccessClaims {
@@ -44,6 +50,16 @@ export async function issueRefreshToken(
   return sign(key, service, REFRESH, sub, { proof }, REFRESH_TOKEN_SECONDS, now)
 }
 
+export async function issueSessionToken(key: CryptoKey, service: string, sub: string, now = Date.now()): Promise<Issued> {
+  return sign(key, service, SESSION, sub, {}, ACCESS_TOKEN_SECONDS, now)
+}
+
+/** The subject of a valid session token; null otherwise. */
+export async function verifySessionToken(key: CryptoKey, service: string, token: string): Promise<string | null> {
+  const payload = await verify(key, service, SESSION, token)
+  return typeof payload?.sub === 'string' ? payload.sub : null
+}
+
 async function sign(
   key: CryptoKey, service: string, typ: string, sub: string, claims: Record<string, unknown>, ttl: number, now: number,
 ): Promise<Issued> {
@@ -54,6 +70,8 @@ async function sign(
     .setAudience(service)
     .setIssuedAt(issuedAt)
     .setExpirationTime(issuedAt + ttl)
+    // Unique per issue: two sign-ins in one second get distinct sessions (and CSRF tokens).
+    .setJti(crypto.randomUUID())
   if (sub) jwt.setSubject(sub)
   return { token: await jwt.sign(key), issuedAt, expiresIn: ttl }
 }

@@ -122,8 +122,9 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   // The manifest exists before anything points at it: a failed write leaves no dangling tag.
   await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
   const size = sizeOf(doc, bytes)
+  const platforms = platformsOf(doc)
   await Promise.all([
-    ...tags.map((tag) => writeTag(c.env, repo, tag, { digest, mediaType, size }, bytes)),       // KV put per tag
+    ...tags.map((tag) => writeTag(c.env, repo, tag, { digest, mediaType, size, platforms }, bytes)), // KV put per tag
     parsed.subject && putReferrer(c.env, repo, parsed.subject.digest, referrerOf(digest, mediaType, bytes, parsed)), // R2 put
   ])
   const headers = new Headers({
@@ -229,6 +230,21 @@ function sizeOf(doc: Record<string, unknown>, bytes: Uint8Array): number {
   return sizes.reduce((a, b) => a + b, bytes.byteLength)
 }
 
+/** An index's platforms for its tag record (the web UI lists them without reading the index). */
+function platformsOf(doc: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(doc.manifests)) return undefined
+  const names = doc.manifests.flatMap((m) => {
+    const p = isObject(m) && isObject(m.platform) ? m.platform : null
+    if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string') return []
+    return [[p.os, p.architecture, typeof p.variant === 'string' ? p.variant : ''].filter(Boolean).join('/')]
+  })
+  const text = [...new Set(names)].join(', ')
+  return text.length <= PLATFORMS_MAX ? text || undefined : `${text.slice(0, PLATFORMS_MAX - 1)}…`
+}
+
+/** KV metadata holds 1,024 bytes (≤ 3 per character here); the rest of the tag record needs about 200. */
+const PLATFORMS_MAX = 250
+
 function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed: Parsed): Descriptor {
   const d: Descriptor = { mediaType, digest, size: bytes.byteLength }
   if (parsed.artifactType) d.artifactType = parsed.artifactType
@@ -244,12 +260,20 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const ref = parseReference(req.params.reference ?? '')
   if (!c.settings.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  if (!(await deleteReference(c, repo, ref))) {
+    throw new RegistryError('MANIFEST_UNKNOWN', ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest })
+  }
+  return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
+}
+
+/** Deletes a tag, or a manifest with its referrer entry and the tags pointing at it (the web UI too); false when absent. */
+export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
   if (ref.kind === 'tag') {
-    if (!(await readTag(c.env, repo, ref.tag))) throw new RegistryError('MANIFEST_UNKNOWN', { tag: ref.tag })
+    if (!(await readTag(c.env, repo, ref.tag))) return false
     await deleteTag(c.env, repo, ref.tag)
   } else {
     const stored = await headManifest(c.env, repo, ref.digest)
-    if (!stored) throw new RegistryError('MANIFEST_UNKNOWN', { digest: ref.digest })
+    if (!stored) return false
     await deleteManifest(c.env, repo, ref.digest)
     const work: Promise<void>[] = []
     if (stored.subject) work.push(deleteReferrer(c.env, repo, stored.subject, ref.digest))
@@ -258,5 +282,5 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
     }
     await Promise.all(work)
   }
-  return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
+  return true
 }

@@ -14,6 +14,7 @@
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
+ *   _registry/gc/<run-id>.json                a garbage collector run's report (JSON; the UI's storage chart)
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key}: the blob is visible in <name>
  *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size}
@@ -42,6 +43,8 @@ export const REPO_DELIMITER = '+'
 
 export const keys = {
   uploadSecret: () => '_registry/upload-secret',
+  gcReport: (id: string) => `_registry/gc/${id}.json`,
+  gcReports: () => '_registry/gc/',
   blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
   uploadCancelled: (id: string) => `data/${id}`,
   uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,

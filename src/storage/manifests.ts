@@ -55,19 +55,25 @@ export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
 
 /**
  * Repository names after `last`, in key order, up to `n`: repositories with
- * manifests or referrers. 1 R2 list per 1,000 names.
+ * manifests or referrers (those `keep` accepts, when given). 1 R2 list per 1,000 names
+ * scanned (with `keep`, names it refuses are scanned too).
  */
-export async function listRepositories(env: Env, n: number, last: string | null): Promise<{ names: string[]; more: boolean }> {
+export async function listRepositories(
+  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null,
+): Promise<{ names: string[]; more: boolean }> {
   const names: string[] = []
   let cursor: string | undefined
   for (;;) {
     const page = await env.BLOBS.list({
       prefix: REPOS_PREFIX,
       delimiter: REPO_DELIMITER,
-      limit: Math.min(1000, n + 1),
+      limit: keep ? 1000 : Math.min(1000, n + 1),
       ...(cursor ? { cursor } : last ? { startAfter: reposAfter(last) } : {}),
     })
-    for (const p of page.delimitedPrefixes) names.push(repoOfPrefix(p))
+    for (const p of page.delimitedPrefixes) {
+      const name = repoOfPrefix(p)
+      if (!keep || keep(name)) names.push(name)
+    }
     if (names.length > n || !page.truncated) break
     cursor = page.cursor
   }

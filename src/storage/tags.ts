@@ -19,6 +19,8 @@ export interface TagRecord {
   pushed?: number
   /** Compressed size of what the manifest references directly (config + layers, or the children of an index), plus itself. */
   size?: number
+  /** An index's platforms, `os/arch[/variant]` joined by ", " (cut to fit KV's 1 KiB of metadata); for the UI. */
+  platforms?: string
 }
 
 /** 1 KV get. */
@@ -32,6 +34,7 @@ export async function readTag(env: Env, repo: Repo, tag: Tag): Promise<(TagRecor
 export async function writeTag(env: Env, repo: Repo, tag: Tag, record: TagRecord, bytes: Uint8Array): Promise<void> {
   const metadata: TagRecord = { digest: record.digest, mediaType: record.mediaType, pushed: record.pushed ?? Date.now() }
   if (record.size !== undefined) metadata.size = record.size
+  if (record.platforms) metadata.platforms = record.platforms
   await env.LINKS.put(keys.tag(repo, tag), bytes, { metadata })
 }
 

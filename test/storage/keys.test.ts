@@ -22,6 +22,8 @@ const origin = 'https://registry.example.com'
 describe('storage keys', () => {
   it.each([
     ['generated upload-state secret', keys.uploadSecret(), '_registry/upload-secret'],
+    ['garbage collector report', keys.gcReport('20261201T120000Z-ab12'), '_registry/gc/20261201T120000Z-ab12.json'],
+    ['garbage collector reports (prefix)', keys.gcReports(), '_registry/gc/'],
     ['blob (sha256)', keys.blob(d256), `blobs/sha256/${hex256}`],
     ['blob (sha512)', keys.blob(d512), `blobs/sha512/${hex512}`],
     ['cancelled upload mark', keys.uploadCancelled('0123abcd'), 'data/0123abcd'],
@@ -46,7 +48,7 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
+      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot',
       'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
