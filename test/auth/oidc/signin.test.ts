@@ -115,13 +115,17 @@ describe('Basic oidc:<token> on /v2/', () => {
     expect(await codeOf(stolen)).toBe('BLOB_UPLOAD_UNKNOWN')
   })
 
-  it('answers 403 DENIED where a valid token\'s claims match no rule', async () => {
+  it('answers 403 DENIED where a valid token\'s claims match no rule, and an empty catalog', async () => {
     const evil = await gh.token({ repository: 'evil/app', repository_owner: 'evil', ref: 'refs/heads/main', sub: 'repo:evil/app:ref:refs/heads/main' })
-    for (const [path, method] of [[`/v2/${fresh('acme')}/blobs/uploads/`, 'POST'], ['/v2/team-a/x/tags/list', 'GET'], ['/v2/_catalog', 'GET']] as const) {
+    for (const [path, method] of [[`/v2/${fresh('acme')}/blobs/uploads/`, 'POST'], ['/v2/team-a/x/tags/list', 'GET']] as const) {
       const res = await send(e, path, { method, headers: { Authorization: oidc(evil) } })
       expect(res.status, path).toBe(403)
       expect(await codeOf(res)).toBe('DENIED')
     }
+    // The catalog of a caller without the catalog right lists what it may pull: nothing here.
+    const catalog = await send(e, '/v2/_catalog', { headers: { Authorization: oidc(evil) } })
+    expect(catalog.status).toBe(200)
+    expect(await catalog.json()).toEqual({ repositories: [] })
     // A feature branch may pull acme/*, not push.
     const push = await send(e, `/v2/${fresh('acme')}/blobs/uploads/`, { method: 'POST', headers: { Authorization: oidc(await gh.token(FEATURE)) } })
     expect(push.status).toBe(403)
