@@ -1,9 +1,12 @@
 /**
  * Every route, on one screen. Handlers get the request and a per-request context;
- * every /v2/ route passes the auth layer first (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ * every /v2/ route passes the READ_ONLY layer (src/http/read-only.ts) and the auth layer
+ * (src/auth/layer.ts; a no-op unless AUTH_MODE is "token"); /admin/ routes need the admin right.
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
+import { assertWritable } from './http/read-only'
+import * as admin from './routes/admin'
 import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
@@ -18,6 +21,7 @@ import * as uploads from './routes/uploads'
 
 type Handler = (req: IRequest, c: Ctx) => Promise<Response> | Response
 const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionContext) => {
+  assertWritable(req, env)                                                // 405 when READ_ONLY
   const auth = await authorize(req, env)                                  // 401/403 thrown here
   return h(req, { ...contextOf(req, env, exec), auth })
 }
@@ -44,6 +48,9 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .get('/v2/:name+/referrers/:digest', route(referrers.list))
   .get('/token', token.get)
   .post('/token', token.post)
+  .post('/admin/gc', admin.start)
+  .get('/admin/gc', admin.list)
+  .get('/admin/gc/:id', admin.status)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

@@ -36,14 +36,19 @@ describe('storage keys', () => {
     ['cached blob bytes', keys.cachedBlob(origin, d256), `https://registry.example.com/_cache/blobs/sha256:${hex256}`],
     ['cached blob link', keys.cachedLink(origin, repo, d256), `https://registry.example.com/_cache/links/library/ubuntu/sha256:${hex256}`],
     ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
+    ['gc reports (prefix)', keys.gcReports(), '_registry/gc/'],
+    ['gc report', keys.gcReport('run1'), '_registry/gc/run1.json'],
+    ['gc marks (prefix)', keys.gcMarks(), '_registry/gc-marks/'],
+    ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
+    ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
-      'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
+      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'gcBlobMark', 'gcLinkMark', 'gcMarks', 'gcReport', 'gcReports',
+      'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
 
