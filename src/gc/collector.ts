@@ -50,7 +50,7 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   const p = plan(scan, { params, graceMs: config.graceMs, rules, isImmutable: (r, t) => immutableRule(env, r, t) !== null })
   if (params.dryRun) return report(id, started, params, p, await run.do('finish', async () => new Date().toISOString()))
 
-  await batches(run, 'tags', p.tags, (b) => sweep.dropTags(env, b))
+  await batches(run, 'sweep-tags', p.tags, (b) => sweep.dropTags(env, b))
   await batches(run, 'stamp', p.unstamped, (b) => sweep.stampLinks(env, b))
   const linkMarks = (await batches(run, 'mark-links', p.links, (b) => sweep.markLinks(env, id, b))).flat()
   const blobMarks = (await batches(run, 'mark-blobs', p.blobs, (b) => sweep.markBlobs(env, id, b))).flat()
@@ -69,16 +69,16 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   const manifests = p.manifests.filter((m) => !rescued.manifests.has(m.key))
   const saved = new Set(p.manifests.filter((m) => rescued.manifests.has(m.key)).map((m) => `${m.repo}+${m.digest}`))
   const referrers = p.referrers.filter((r) => !saved.has(`${r.repo}+${r.digest}`))
-  await batches(run, 'referrers', referrers, (b) => sweep.dropObjects(env, b.map((r) => r.key)))
-  await batches(run, 'manifests', manifests, (b) => sweep.dropObjects(env, b.map((m) => m.key)))
-  const keptLinks = new Set<string>((await batches(run, 'links', links, (b) => sweep.sweepLinks(env, id, b))).flat())
+  await batches(run, 'sweep-referrers', referrers, (b) => sweep.dropObjects(env, b.map((r) => r.key)))
+  await batches(run, 'sweep-manifests', manifests, (b) => sweep.dropObjects(env, b.map((m) => m.key)))
+  const keptLinks = new Set<string>((await batches(run, 'sweep-links', links, (b) => sweep.sweepLinks(env, id, b))).flat())
   const swept = new Set(links.map((l) => `${l.repo}+${l.digest}`).filter((k) => !keptLinks.has(k)))
   const sweptLinks = p.links.filter((l) => swept.has(`${l.repo}+${l.digest}`))
   // A blob goes only if every link it had was swept (a kept or rescued link keeps it).
   const heldBy = new Set([...keptLinks, ...rescued.links].map((k) => k.slice(k.indexOf('+') + 1)))
   const blobs = blobMarks.filter((b) => !heldBy.has(b.digest) && !rescued.blobs.has(b.digest))
-  const sweptBlobs = new Set((await batches(run, 'blobs', blobs, (b) => sweep.sweepBlobs(env, id, b))).flat())
-  await batches(run, 'uploads', p.uploads, (b) => sweep.dropUploads(env, b))
+  const sweptBlobs = new Set((await batches(run, 'sweep-blobs', blobs, (b) => sweep.sweepBlobs(env, id, b))).flat())
+  await batches(run, 'sweep-uploads', p.uploads, (b) => sweep.dropUploads(env, b))
   await cleanMarks(env, run, now - 2 * config.settleMs)
 
   const done: Plan = {
