@@ -6,6 +6,7 @@
 import type { Env } from '../env'
 import { isObject } from '../manifests/handler'
 import type { Digest, Repo, Tag } from '../names'
+import { sameWrite } from '../storage/blobs'
 import { blobMarkKey, headMark, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
 import type { BlobEntry, UploadObject } from '../storage/gc-scan'
 import { keys } from '../storage/keys'
@@ -117,7 +118,7 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
 export async function sweepBlobs(env: Env, run: string, blobs: MarkedBlob[]): Promise<string[]> {
   const swept = await Promise.all(blobs.map(async (b) => {
     if (!(await sweepMark(env, blobMarkKey(b.digest as Digest), b.mark, run))) return null
-    const tomb = await env.BLOBS.put(b.key, null, { customMetadata: { gone: run }, onlyIf: { etagMatches: b.etag } })
+    const tomb = await env.BLOBS.put(b.key, null, { customMetadata: { gone: run }, onlyIf: sameWrite(b.etag, b.uploaded) })
     if (!tomb) {
       const current = await env.BLOBS.head(b.key)
       if (current?.customMetadata?.gone !== run) return null

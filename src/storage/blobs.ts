@@ -59,7 +59,8 @@ async function claimIndex(
     if (put) return { put, winner: null }
     const current = await env.BLOBS.head(keys.blob(digest))
     if (!current) onlyIf = { etagDoesNotMatch: '*' }
-    else if (!(await live(env, digest, current))) onlyIf = { etagMatches: current.etag }
+    // Pointer entries are empty, so their etags are all alike: the upload time tells writes apart.
+    else if (!(await live(env, digest, current))) onlyIf = sameWrite(current.etag, current.uploaded.getTime())
     else return { put: null, winner: indexed(current) }
   }
   return { put: null, winner: null }
@@ -110,3 +111,6 @@ export async function putVerifiedBlob(
 export function readBlob(env: Env, location: BlobLocation, range?: R2Range): Promise<R2ObjectBody | null> {
   return env.BLOBS.get(location.at, range ? { range } : undefined)
 }
+
+/** A conditional matching exactly the write that was seen (etag, and not re-written since). */
+export const sameWrite = (etag: string, uploaded: number): R2Conditional => ({ etagMatches: etag, uploadedBefore: new Date(uploaded + 1) })

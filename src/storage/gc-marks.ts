@@ -3,6 +3,8 @@
  * candidate link or blob, `customMetadata.state` = "marked" | "kept" | "swept". The run and a
  * push race for it with conditional puts (R2 is strongly consistent and a conditional put is
  * atomic): whoever moves it off "marked" first wins; the loser sees the winner's state.
+ * R2's etag is the MD5 of the body, so each mark's body is unique (a nonce): an etag names
+ * one write, never an equal later one.
  */
 import type { Env } from '../env'
 import type { Digest, Repo } from '../names'
@@ -12,13 +14,15 @@ export type MarkState = 'marked' | 'kept' | 'swept'
 
 /** Places a mark: its etag. 1 R2 put. */
 export async function putMark(env: Env, key: string, run: string): Promise<string> {
-  const object = await env.BLOBS.put(key, null, { customMetadata: { state: 'marked', run } })
+  const object = await env.BLOBS.put(key, body('marked', run), { customMetadata: { state: 'marked', run } })
   return object.etag
 }
 
+const body = (state: MarkState, run: string) => `${state} ${run} ${crypto.randomUUID()}`
+
 /** Moves a mark from "marked" (etag) to `state`; false when someone moved it first. 1 R2 put. */
 export async function moveMark(env: Env, key: string, etag: string, state: MarkState, run = ''): Promise<boolean> {
-  const object = await env.BLOBS.put(key, null, { customMetadata: { state, run }, onlyIf: { etagMatches: etag } })
+  const object = await env.BLOBS.put(key, body(state, run), { customMetadata: { state, run }, onlyIf: { etagMatches: etag } })
   return object !== null
 }
 

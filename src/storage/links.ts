@@ -46,8 +46,9 @@ async function lookup(env: Env, c: LinkContext, repo: Repo, digest: Digest): Pro
     link = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
     if (link) c.waitUntil(cacheLink(c, cacheKey, link))
   }
-  // A collection marked this link: using it keeps it, unless the run swept it first (+1 R2 put, rare).
-  if (link && !isDeleted(link) && link.gc && !(await keepMarked(env, linkMarkKey(repo, digest), link.gc))) return null
+  // A collection marked this link: using it keeps it, unless the run swept it first (+1 R2 put, rare);
+  // then it is deleted, not merely unseen (no fallback to the index may revive it).
+  if (link && !isDeleted(link) && link.gc && !(await keepMarked(env, linkMarkKey(repo, digest), link.gc))) return DELETED
   return link
 }
 

@@ -104,8 +104,8 @@ describe('a push that loses the race to the sweep', () => {
     const key = keys.blobLink(repo as Repo, layer as Digest)
     const mark = keys.gcLinkMark(repo as Repo, layer as Digest)
     // As a run leaves it between its claim and its KV delete: the link still marked, the mark "swept".
-    const etag = (await bindings.BLOBS.put(mark, null, { customMetadata: { state: 'marked' } })).etag
-    await bindings.BLOBS.put(mark, null, { customMetadata: { state: 'swept', run: 'r' } })
+    const etag = (await bindings.BLOBS.put(mark, 'marked r 1', { customMetadata: { state: 'marked' } })).etag
+    await bindings.BLOBS.put(mark, 'swept r 2', { customMetadata: { state: 'swept', run: 'r' } })
     const value = JSON.parse((await bindings.LINKS.get(key))!)
     await bindings.LINKS.put(key, JSON.stringify({ ...value, gc: etag }), { metadata: { t: 0 } })
     await expireCachedLink(repo, layer)
@@ -150,7 +150,8 @@ describe('crash at every step, then resume', () => {
         const s = await scenario()
         const memo = new Map<string, unknown>()
         const cut = driver({ memo, crashAt: k, crashAfter: after })
-        const result = await gc(env, { untagged: true }, cut).then(() => 'done', (e) => (e instanceof Crash ? 'crashed' : e))
+        const id = `gc-cut-${after}-${k}`
+        const result = await gc(env, { untagged: true }, cut, id).then(() => 'done', (e) => (e instanceof Crash ? 'crashed' : e))
         if (result === 'done') {
           total = k
           break
@@ -159,8 +160,11 @@ describe('crash at every step, then resume', () => {
         expect(await violations(env)).toEqual([])
         expect(await pulls(s.kept)).toBe(true)
         // Resume (as Workflows replay stored steps), or a fresh run every other time: both finish.
-        await gc(env, { untagged: true }, k % 2 ? driver({ memo }) : driver())
-        await settled(s)
+        const resumed = driver({ memo })
+        await (k % 2 ? gc(env, { untagged: true }, resumed, id) : gc(env, { untagged: true }))
+        await settled(s).catch((e) => {
+          throw new Error(`cut at step ${k} (${[...memo.keys()][k] ?? '?'}), resumed ${k % 2 ? 'from stored steps' : 'afresh'}: ${e}`)
+        })
         expect(await violations(env)).toEqual([])
       }
       expect(total).toBeGreaterThan(10)

@@ -103,8 +103,9 @@ export class Crash extends Error {}
 export const params = (p: Partial<RunParams> = {}): RunParams => ({ dryRun: false, untagged: false, repo: null, ...p })
 
 let runs = 0
-export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver()): Promise<GcReport> {
-  return collect(env, `gc-test-${runs++}`, params(p), runner)
+/** A run; `id`: resume that run (a Workflow instance keeps its id). */
+export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), id = `gc-test-${runs++}`): Promise<GcReport> {
+  return collect(env, id, params(p), runner)
 }
 
 /**
