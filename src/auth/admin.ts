@@ -18,13 +18,16 @@ import { verifyAccessToken } from './tokens'
 
 export const ADMIN_SCOPE: Readonly<Scope> = { type: 'registry', name: 'admin', actions: ['*'] }
 const LOCAL = new Set(['localhost', '127.0.0.1', '[::1]'])
+/** Cloudflare sets CF-Connecting-IP to the client's address (clients cannot forge it); wrangler dev to loopback. */
+const LOOPBACK = new Set(['127.0.0.1', '::1'])
 
 /** The admin's name ('' in open mode on localhost), or throws 401/403. */
 export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   const config = authConfig(env)
   const url = new URL(req.url)
   if (!config) {
-    if (LOCAL.has(url.hostname) && !req.headers.has('cf-connecting-ip')) return ''
+    const client = req.headers.get('cf-connecting-ip')
+    if (LOCAL.has(url.hostname) && (client === null || LOOPBACK.has(client))) return ''
     throw new RegistryError('DENIED', null, {}, 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost')
   }
   const service = config.service ?? url.host

@@ -17,6 +17,8 @@ describe('admin endpoint access', () => {
   it('open registry: served on localhost only', async () => {
     expect((await start(open, undefined, 'http://localhost:8830')).status).toBe(202)
     expect((await start(open, undefined, 'http://127.0.0.1:8830')).status).toBe(202)
+    const proxied = await send(open, 'http://localhost/admin/gc?dry-run=true', { method: 'POST', headers: { 'CF-Connecting-IP': '203.0.113.9' } })
+    expect(proxied.status).toBe(403)
     const remote = await start(open)
     expect(remote.status).toBe(403)
     expect(await codeOf(remote)).toBe('DENIED')
@@ -53,11 +55,12 @@ describe('admin endpoint access', () => {
 
 describe('a run through the Workflow', () => {
   it('starts, completes, reports; a real run stores its report under _registry/gc/', async () => {
-    await using workflows = await introspectWorkflow((env as unknown as Env).GC_WORKFLOW!)
+    const workflows = await introspectWorkflow((env as unknown as Env).GC_WORKFLOW!)
     await workflows.modifyAll(async (m) => {
       await m.disableSleeps()
     })
-    for (const dry of [true, false]) {
+    try {
+      for (const dry of [true, false]) {
       const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST' })
       expect(res.status).toBe(202)
       const { id } = (await res.json()) as { id: string }
@@ -69,6 +72,9 @@ describe('a run through the Workflow', () => {
       expect(status.report.totals).toEqual(expect.objectContaining({ manifests: expect.any(Number), bytes: expect.any(Number) }))
       const stored = await open.BLOBS.get(`_registry/gc/${id}.json`)
       expect(stored !== null).toBe(!dry)
+    }
+    } finally {
+      await workflows.dispose()
     }
     const list = (await (await send(open, 'http://localhost/admin/gc')).json()) as { reports: GcReport[] }
     expect(list.reports.length).toBeGreaterThanOrEqual(1)
