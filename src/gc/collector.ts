@@ -63,6 +63,19 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   }
   const fresh = await readRefs(env, run, 'recheck-refs', since)
   const rescued = rescue(p, scan, since, fresh)
+  // And links as they are now: a candidate re-linked since the scan (its time changed) stays, and
+  // so does any blob with a link that is not being swept (a push linked it before the mark).
+  const linkedNow = new Map<string, number | undefined>()
+  for await (const page of pages(run, 'recheck-kv', (c) => listKvPage(env, c))) {
+    for (const l of page.links) linkedNow.set(`${l.repo}+${l.digest}`, l.t)
+  }
+  const scanT = new Map(scan.links.map((l) => [`${l.repo}+${l.digest}`, l.t]))
+  for (const l of p.links) {
+    const k = `${l.repo}+${l.digest}`
+    if (linkedNow.has(k) && linkedNow.get(k) !== scanT.get(k)) rescued.links.add(k)
+  }
+  const candidateLinks = new Set(p.links.map((l) => `${l.repo}+${l.digest}`))
+  for (const k of linkedNow.keys()) if (!candidateLinks.has(k) || rescued.links.has(k)) rescued.blobs.add(k.slice(k.indexOf('+') + 1))
   const links = linkMarks.filter((l) => !rescued.links.has(`${l.repo}+${l.digest}`))
   await batches(run, 'unmark-links', linkMarks.filter((l) => rescued.links.has(`${l.repo}+${l.digest}`)), (b) => sweep.unmarkLinks(env, b))
 

@@ -32,7 +32,7 @@ export interface Policy {
 }
 
 export interface Plan {
-  tags: { repo: string; tag: string; rule: string }[]
+  tags: { repo: string; tag: string; rule: string; pushed?: number }[]
   /** Indexes before the manifests they name, so a crash never leaves an index without its children. */
   manifests: ManifestEntry[]
   referrers: ReferrerEntry[]
@@ -82,7 +82,8 @@ export function plan(scan: Scan, policy: Policy): Plan {
     const rule = ruleFor(policy.rules, repo)
     const drops = rule ? tagsToDrop(rule, tags, now, (t) => policy.isImmutable(repo, t)) : []
     const dropped = new Set(drops.map((d) => d.tag))
-    for (const d of drops) out.tags.push({ repo, ...d })
+    const pushed = new Map(tags.map((t) => [t.tag, t.pushed]))
+    for (const d of drops) out.tags.push({ repo, ...d, pushed: pushed.get(d.tag) })
 
     // A manifest may go when no remaining tag reaches it, it is past the grace period, and the
     // mode allows it (--untagged, or the repository's untaggedDays rule).

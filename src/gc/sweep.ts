@@ -41,12 +41,12 @@ export function refsOf(doc: unknown): Refs {
   return { blobs: [...new Set(blobs)], children: digests(doc.manifests) }
 }
 
-/** Retention: deletes each tag unless it moved since the scan. 1 KV get + 1 KV delete each. */
-export async function dropTags(env: Env, tags: { repo: string; tag: string }[]): Promise<void> {
-  await Promise.all(tags.map(async ({ repo, tag }) => {
+/** Retention: deletes each tag unless it was set again since the scan. 1 KV get + 1 KV delete each. */
+export async function dropTags(env: Env, tags: { repo: string; tag: string; pushed?: number }[]): Promise<void> {
+  await Promise.all(tags.map(async ({ repo, tag, pushed }) => {
     const key = keys.tag(repo as Repo, tag as Tag)
     const { metadata } = await env.LINKS.getWithMetadata<TagRecord>(key)
-    if (metadata) await env.LINKS.delete(key)
+    if (metadata && metadata.pushed === pushed) await env.LINKS.delete(key)
   }))
 }
 

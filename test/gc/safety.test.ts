@@ -81,6 +81,15 @@ describe('the race: a push re-uses a blob while a run collects it', () => {
     expect(await pulls(await imageOver(repo, layer, 'v1'))).toBe(true)
   })
 
+  it('a re-upload during the settle time keeps link and bytes for a manifest pushed after the run', async () => {
+    const repo = repoName('race')
+    const bytes = crypto.getRandomValues(new Uint8Array(300))
+    const layer = await putChunkedBlob(repo, bytes)
+    await gc(env, {}, driver({ onSleep: async () => void (await putChunkedBlob(repo, bytes)) }))
+    await expireCachedLink(repo, layer)
+    expect(await pulls(await imageOver(repo, layer, 'late'))).toBe(true)
+  })
+
   it('a monolithic re-upload of a blob whose index the run is sweeping stores fresh bytes', async () => {
     const repo = repoName('race')
     const bytes = crypto.getRandomValues(new Uint8Array(300))
