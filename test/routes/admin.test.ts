@@ -61,18 +61,18 @@ describe('a run through the Workflow', () => {
     })
     try {
       for (const dry of [true, false]) {
-      const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST' })
-      expect(res.status).toBe(202)
-      const { id } = (await res.json()) as { id: string }
-      const instance = workflows.get().at(-1)!
-      await instance.waitForStatus('complete')
-      const status = (await (await send(open, `http://localhost/admin/gc/${id}`)).json()) as { status: string; report: GcReport }
-      expect(status.status).toBe('complete')
-      expect(status.report).toMatchObject({ id, dryRun: dry, untagged: true, repo: null })
-      expect(status.report.totals).toEqual(expect.objectContaining({ manifests: expect.any(Number), bytes: expect.any(Number) }))
-      const stored = await open.BLOBS.get(`_registry/gc/${id}.json`)
-      expect(stored !== null).toBe(!dry)
-    }
+        const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST' })
+        expect(res.status).toBe(202)
+        const { id } = (await res.json()) as { id: string }
+        const instance = workflows.get().at(-1)!
+        await instance.waitForStatus('complete')
+        const status = (await (await send(open, `http://localhost/admin/gc/${id}`)).json()) as { status: string; report: GcReport }
+        expect(status.status).toBe('complete')
+        expect(status.report).toMatchObject({ id, dryRun: dry, untagged: true, repo: null })
+        expect(status.report.totals).toEqual(expect.objectContaining({ manifests: expect.any(Number), bytes: expect.any(Number) }))
+        const stored = await open.BLOBS.get(`_registry/gc/${id}.json`)
+        expect(stored !== null).toBe(!dry)
+      }
     } finally {
       await workflows.dispose()
     }
