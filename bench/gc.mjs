@@ -22,6 +22,7 @@ const raw = JSON.parse(line.slice(line.indexOf('BENCH_GC ') + 9))
 const o = raw.objects
 // Objects the collector looks at: blobs, manifests, tags and blob links (one link per blob here).
 const total = o.blobs + o.manifests + o.tags + o.blobs
+const deleted = (t) => t.manifests + t.links + t.blobs + t.uploads
 const figure = (r) => {
   const c = classify(r.calls)
   const runUsd = usd(c) / 1e6 // prices are per million calls
@@ -32,6 +33,8 @@ const figure = (r) => {
     callsPerObject: +((c.r2A + c.r2B + c.kvRead + c.kvWrite) / total).toFixed(4),
     usd: +runUsd.toFixed(6),
     usdPerMillionObjects: +((runUsd * 1e6) / total).toFixed(4),
+    // What deleting costs, apart from looking: (this run − the dry run) per object deleted.
+    ...(r === raw.realRun ? { usdPerMillionDeleted: +(((runUsd - usd(classify(raw.dryRun.calls)) / 1e6) * 1e6) / deleted(r.totals)).toFixed(4) } : {}),
     totals: r.totals,
     kept: r.kept,
   }
