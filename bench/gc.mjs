@@ -28,6 +28,7 @@ const figure = (r) => {
   const runUsd = usd(c) / 1e6 // prices are per million calls
   return {
     ms: r.ms,
+    steps: r.steps,
     msPerObject: +(r.ms / total).toFixed(4),
     calls: { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, free: c.free },
     callsPerObject: +((c.r2A + c.r2B + c.kvRead + c.kvWrite) / total).toFixed(4),

@@ -138,11 +138,30 @@ function rescue(p: Plan, scan: Scan, since: ManifestEntry[], fresh: Record<strin
   return { manifests, links, blobs }
 }
 
-async function* pages<T>(run: Runner, name: string, list: (cursor: string | null) => Promise<Page<T>>): AsyncGenerator<T> {
+/** Entries per step: list pages are read until this many (R2 lists with metadata give ~100 a page). */
+const ENTRIES_PER_STEP = 1000
+const MAX_PAGES_PER_STEP = 20
+
+type Listed = unknown[] | Record<string, unknown[]>
+const count = (x: Listed) => (Array.isArray(x) ? x.length : Object.values(x).reduce((n, a) => n + a.length, 0))
+const merge = <T extends Listed>(a: T, b: T): T =>
+  (Array.isArray(a)
+    ? [...a, ...(b as unknown[])]
+    : Object.fromEntries(Object.entries(a as Record<string, unknown[]>).map(([k, v]) => [k, [...v, ...(b as Record<string, unknown[]>)[k]!]]))) as T
+
+/** A listing, a few pages per step (each step's result stays well under Workflows' 1 MiB). */
+async function* pages<T extends Listed>(run: Runner, name: string, list: (cursor: string | null) => Promise<Page<T>>): AsyncGenerator<T> {
   let cursor: string | null = null
   let i = 0
   do {
-    const page: Page<T> = await run.do(`${name}:${i++}`, () => list(cursor))
+    const page: Page<T> = await run.do(`${name}:${i++}`, async () => {
+      let out = await list(cursor)
+      for (let n = 1; out.cursor && n < MAX_PAGES_PER_STEP && count(out.items) < ENTRIES_PER_STEP; n++) {
+        const next = await list(out.cursor)
+        out = { items: merge(out.items, next.items), cursor: next.cursor }
+      }
+      return out
+    })
     yield page.items
     cursor = page.cursor
   } while (cursor)
