@@ -77,11 +77,17 @@ export async function markBlobs(env: Env, run: string, blobs: BlobEntry[]): Prom
   return Promise.all(blobs.map(async (b) => ({ ...b, mark: await putMark(env, blobMarkKey(b.digest as Digest), run) })))
 }
 
-/** Rescued links lose their mark. 1 R2 put + 1 KV put each. */
+/**
+ * Rescued links lose their mark, unless a push re-wrote them since (then they carry none).
+ * 1 R2 put + 1 KV get (+1 KV put) each.
+ */
 export async function unmarkLinks(env: Env, links: MarkedLink[]): Promise<void> {
   await Promise.all(links.map(async (l) => {
-    await moveMark(env, linkMarkKey(l.repo as Repo, l.digest as Digest), l.etag, 'kept')
-    await putStoredLink(env, l.repo as Repo, l.digest as Digest, l.link, { t: l.t })
+    const repo = l.repo as Repo
+    const digest = l.digest as Digest
+    await moveMark(env, linkMarkKey(repo, digest), l.etag, 'kept')
+    const current = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
+    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, { t: l.t })
   }))
 }
 
