@@ -1,7 +1,7 @@
 /**
  * IMMUTABLE_TAGS: tags that, once set, may not move to another manifest nor be deleted.
  *
- *   IMMUTABLE_TAGS = '["v*", {"repos": "prod/*", "tags": ["release-*", "stable"]}]'
+ *   IMMUTABLE_TAGS = '["v*", {"repos": "prod/*", "tags": ["release-*", "stable"]}]'   or   'v*,stable'
  *
  * A string is a tag pattern for every repository; an object limits patterns to repositories.
  * `*` matches one or more characters (AUTH_RULES syntax). Re-pushing the same manifest to
@@ -30,9 +30,12 @@ export function immutableRules(env: Env): ImmutableRule[] {
 }
 
 export function parseImmutable(json: string | undefined): ImmutableRule[] {
+  const text = json?.trim() || '[]'
+  // The short form: comma-separated tag patterns for every repository (`v*,stable`).
+  if (!text.startsWith('[')) return parseImmutable(JSON.stringify(text.split(',').map((p) => p.trim())))
   let input: unknown
   try {
-    input = JSON.parse(json?.trim() || '[]')
+    input = JSON.parse(text)
   } catch {
     throw new Error('IMMUTABLE_TAGS is not valid JSON')
   }

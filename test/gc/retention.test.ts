@@ -94,7 +94,8 @@ describe('IMMUTABLE_TAGS', () => {
   })
 
   it('rejects malformed settings, naming them', () => {
-    expect(() => parseImmutable('v*')).toThrow(/IMMUTABLE_TAGS is not valid JSON/)
+    expect(() => parseImmutable('[v*]')).toThrow(/IMMUTABLE_TAGS is not valid JSON/)
+    expect(parseImmutable('v*, stable').map((r) => r.tags)).toEqual([['v*'], ['stable']])
     expect(() => parseImmutable('[{"tags": "v*"}]')).toThrow(/IMMUTABLE_TAGS\[0\]\.repos/)
     expect(() => parseImmutable('["v 1"]')).toThrow(/IMMUTABLE_TAGS\[0\]/)
   })
