@@ -11,8 +11,7 @@
  *            links, blobs, uploads → clean old marks → report in R2
  */
 import type { Env } from '../env'
-import { keys } from '../storage/keys'
-import { listBlobIndexPage, listKvPage, listMarksPage, listRepoObjectsPage, listUploadsPage, type BlobEntry, type ManifestEntry, type Page } from '../storage/gc-scan'
+import { listBlobIndexPage, listKvPage, listMarksPage, listRepoObjectsPage, listUploadsPage, type ManifestEntry, type Page } from '../storage/gc-scan'
 import { putReport, type GcReport } from '../storage/gc-reports'
 import { gcConfig } from './config'
 import { immutableRule } from './immutable'
@@ -186,6 +185,3 @@ async function cleanMarks(env: Env, run: Runner, before: number): Promise<void> 
     if (old.length) await run.do(`clean:${old[0]}`, () => sweep.dropObjects(env, old))
   }
 }
-
-export type { BlobEntry }
-export const reportKey = keys.gcReport

@@ -7,7 +7,7 @@ import type { Env } from '../env'
 import { isObject } from '../manifests/handler'
 import type { Digest, Repo, Tag } from '../names'
 import { sameWrite } from '../storage/blobs'
-import { blobMarkKey, headMark, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
+import { blobMarkKey, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
 import type { BlobEntry, UploadObject } from '../storage/gc-scan'
 import { keys } from '../storage/keys'
 import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
@@ -147,4 +147,3 @@ export async function dropObjects(env: Env, objectKeys: string[]): Promise<void>
   if (objectKeys.length) await env.BLOBS.delete(objectKeys)
 }
 
-export { headMark }
