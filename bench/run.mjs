@@ -215,6 +215,8 @@ function save(fresh) {
   }
   const ordered = {}
   for (const k of ['machine', ...SECTIONS]) if (merged[k]) ordered[k] = merged[k]
+  // Keys other benches write (e.g. `gc`, bench/gc.mjs) stay as they were.
+  for (const k of Object.keys(merged)) if (!(k in ordered)) ordered[k] = merged[k]
   writeFileSync(resultsFile, JSON.stringify(ordered, null, 2) + '\n')
   return ordered
 }

@@ -19,6 +19,20 @@ export interface Env {
   AUTH_USERS?: string
   /** Secret: HS256 key for tokens, at least 32 characters. */
   AUTH_TOKEN_SECRET?: string
+  /** The garbage collector (src/gc/workflow.ts). */
+  GC_WORKFLOW?: Workflow<import('./gc/params').RunParams>
+  /** Nothing younger than this many seconds is collected (default 86400; ≥ 3600 unless GC_TEST_SHORT_GRACE). */
+  GC_GRACE_SECONDS?: string
+  /** Seconds between a run's mark and its sweep (default 300: KV propagation + link cache + a request). */
+  GC_SETTLE_SECONDS?: string
+  /** "true" allows GC_GRACE_SECONDS / GC_SETTLE_SECONDS below their floors (tests, local trials). */
+  GC_TEST_SHORT_GRACE?: string
+  /** "true": every write answers 405 UNSUPPORTED (maintenance). */
+  READ_ONLY?: string
+  /** JSON retention rules per repository pattern (src/gc/retention.ts). */
+  RETENTION?: string
+  /** JSON list of tag patterns that may not move or be deleted once set (src/gc/immutable.ts). */
+  IMMUTABLE_TAGS?: string
 }
 
 /** Parsed settings, with the defaults the README documents. */
@@ -29,6 +43,8 @@ export interface Settings {
   linkCacheSeconds: number
   /** Signs upload session state; when unset, a random one is made once and kept in R2. */
   uploadSecret: string | null
+  /** READ_ONLY: every write answers 405 UNSUPPORTED. */
+  readOnly: boolean
 }
 
 export function settings(env: Env): Settings {
@@ -38,6 +54,7 @@ export function settings(env: Env): Settings {
     manifestMaxBytes: positiveInt(env.MANIFEST_MAX_BYTES, 4 * 1024 * 1024),
     linkCacheSeconds: positiveInt(env.LINK_CACHE_SECONDS, 60),
     uploadSecret: env.UPLOAD_SECRET || null,
+    readOnly: env.READ_ONLY === 'true',
   }
 }
 

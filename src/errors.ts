@@ -38,8 +38,10 @@ export class RegistryError extends Error {
     readonly code: OciCode,
     readonly detail: unknown = null,
     readonly headers: Record<string, string> = {},
+    /** Replaces the code's stock message where the client must read why (docker prints it). */
+    message?: string,
   ) {
-    super(OCI[code][1])
+    super(message ?? OCI[code][1])
   }
 }
 
@@ -47,7 +49,8 @@ export class RegistryError extends Error {
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
   if (!(err instanceof RegistryError)) console.error(err)
   const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
-  const [status, message] = OCI[e.code]
+  const [status] = OCI[e.code]
+  const message = e.message
   const headers = { 'Content-Type': 'application/json', ...e.headers }
   // A HEAD reply carries no body (RFC 9110 §9.3.2); the status says it all.
   if (method === 'HEAD') return new Response(null, { status, headers })

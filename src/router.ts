@@ -1,12 +1,15 @@
 /**
  * Every route, on one screen. Handlers get the request and a per-request context;
- * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the auth
- * layer (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the READ_ONLY
+ * layer (src/http/read-only.ts) and the auth layer (src/auth/layer.ts; a no-op unless AUTH_MODE
+ * is "token"); /admin/ routes need the admin right.
  * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/sign-in`, `/sign-out` and `/ui/…`
  * only: never /v2/ or /token, and any other path still gets the OCI NOT_FOUND JSON.
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
+import { assertWritable } from './http/read-only'
+import * as admin from './routes/admin'
 import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
@@ -26,6 +29,7 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   // The repository name first, on every route and through the one parser: an invalid name
   // names nothing, so it is NAME_INVALID before auth, sessions or storage see it.
   if (req.params.name !== undefined) parseRepo(req.params.name)
+  assertWritable(req, env)                                                // 405 when READ_ONLY
   const auth = await authorize(req, env)                                  // 401/403 thrown here
   return h(req, { ...contextOf(req, env, exec), auth })
 }
@@ -63,6 +67,9 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .post('/sign-in', ui.uiPage(ui.signInSubmit))
   .post('/sign-out', ui.uiPage(ui.signOut))
   .get('/ui/:file', ui.asset)
+  .post('/admin/gc', admin.start)
+  .get('/admin/gc', admin.list)
+  .get('/admin/gc/:id', admin.status)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

@@ -5,7 +5,8 @@
  *     {"repos": "team-a/*", "users": ["alice", "robot:ci"], "actions": ["pull", "push"]},
  *     {"repos": ["public/*", "docs"], "users": ["alice"], "actions": ["pull", "push", "delete"], "anonymous": ["pull"]},
  *     {"repos": "*", "users": ["*"], "actions": ["pull"]},
- *     {"catalog": ["alice"]}
+ *     {"catalog": ["alice"]},
+ *     {"admin": ["alice"]}
  *   ]
  *
  * - `repos`: a pattern or a list. `*` matches one or more characters, `/` included, so
@@ -18,6 +19,7 @@
  * - `catalog`: who may list every repository name (`*`: anyone signed in). Never anonymous:
  *   the catalog names private repositories too.
  * - `oidc`: a rule for CI jobs signing in with an identity token, by its claims (oidc/rules.ts).
+ * - `admin`: who may run and read garbage collections (`/admin/gc`). Never anonymous.
  *
  * Rules only add: a caller's actions on a repository are the union over every matching rule.
  * Nothing is granted that no rule names.
@@ -39,6 +41,8 @@ export interface Rules {
   catalog: Set<string>
   /** Rules for OIDC callers (oidc/rules.ts). */
   oidc: OidcRule[]
+  /** Who may run and read garbage collections. */
+  admin: Set<string>
 }
 
 /** User names (as config.ts accepts them for AUTH_USERS). */
@@ -55,7 +59,7 @@ export function parseRules(json: string | undefined): Rules {
     throw notJsonError('AUTH_RULES', json ?? '', '[')
   }
   if (!Array.isArray(input)) throw new Error('AUTH_RULES must be a JSON array of rules')
-  const rules: Rules = { repos: [], catalog: new Set(), oidc: [] }
+  const rules: Rules = { repos: [], catalog: new Set(), oidc: [], admin: new Set() }
   input.forEach((rule: unknown, i) => {
     const where = `AUTH_RULES[${i}]`
     if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new Error(`${where} must be an object`)
@@ -63,6 +67,11 @@ export function parseRules(json: string | undefined): Rules {
     if ('catalog' in r) {
       if (Object.keys(r).length !== 1) throw new Error(`${where}: a catalog rule has only "catalog"`)
       for (const u of userList(r.catalog, `${where}.catalog`)) rules.catalog.add(u)
+      return
+    }
+    if ('admin' in r) {
+      if (Object.keys(r).length !== 1) throw new Error(`${where}: an admin rule has only "admin"`)
+      for (const u of userList(r.admin, `${where}.admin`)) rules.admin.add(u)
       return
     }
     if (isOidcRule(r)) {
@@ -115,6 +124,9 @@ export function actionsOn(rules: Rules, sub: string, repo: string): Set<Action> 
 export const mayListCatalog = (rules: Rules, sub: string): boolean =>
   sub !== '' && (rules.catalog.has(sub) || rules.catalog.has('*'))
 
+/** Whether `sub` may run garbage collections (the `admin` right). */
+export const mayAdmin = (rules: Rules, sub: string): boolean => sub !== '' && (rules.admin.has(sub) || rules.admin.has('*'))
+
 /** Of the actions a scope asks for, those `sub` gets (unknown types and actions: none). */
 export function grantedActions(rules: Rules, sub: string, scope: Scope): string[] {
   if (scope.type === 'repository') {
@@ -122,6 +134,9 @@ export function grantedActions(rules: Rules, sub: string, scope: Scope): string[
     return scope.actions.filter((a) => allowed.has(a as Action))
   }
   if (scope.type === 'registry' && scope.name === 'catalog' && mayListCatalog(rules, sub)) {
+    return scope.actions.filter((a) => a === '*')
+  }
+  if (scope.type === 'registry' && scope.name === 'admin' && mayAdmin(rules, sub)) {
     return scope.actions.filter((a) => a === '*')
   }
   return []

@@ -12,6 +12,7 @@ import { deleteReferrer, putReferrer } from '../storage/referrers'
 import { concat } from '../storage/streams'
 import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
 import { matchesEtag } from './blobs'
+import { immutableDenied, immutableRule, immutableRules } from '../gc/immutable'
 
 /** A manifest may reference at most this many blobs and manifests (each is one storage read). */
 const MAX_REFERENCES = 500
@@ -118,6 +119,8 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   const digest = await digestOf(handler.digestedBytes?.(doc, bytes) ?? bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256')
   if (ref.kind === 'digest' && ref.digest !== digest) throw new RegistryError('DIGEST_INVALID', { expected: ref.digest, actual: digest })
   await verifyReferences(c, repo, parsed)
+  // Every tag this PUT sets (the URL's, or each ?tag=) must not move an immutable tag.
+  await Promise.all(tags.map((tag) => guardImmutable(c, repo, { kind: 'tag', tag }, digest)))
 
   // The manifest exists before anything points at it: a failed write leaves no dangling tag.
   await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
@@ -266,8 +269,13 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
 }
 
-/** Deletes a tag, or a manifest with its referrer entry and the tags pointing at it (the web UI too); false when absent. */
+/**
+ * Deletes a tag, or a manifest with its referrer entry and the tags pointing at it (the web UI
+ * too); false when absent. IMMUTABLE_TAGS and READ_ONLY are checked here, for both callers.
+ */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
+  if (c.settings.readOnly) throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, 'the registry is read-only for maintenance (READ_ONLY = "true")')
+  await guardImmutable(c, repo, ref, null)
   if (ref.kind === 'tag') {
     if (!(await readTag(c.env, repo, ref.tag))) return false
     await deleteTag(c.env, repo, ref.tag)
@@ -283,4 +291,26 @@ export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promi
     await Promise.all(work)
   }
   return true
+}
+
+/**
+ * IMMUTABLE_TAGS (src/gc/immutable.ts): a tag matching a rule, once set, may be re-pushed with
+ * the same manifest only; moving (`digest` given) or deleting it (`digest` null; by digest: any
+ * such tag naming it) answers 403 DENIED naming the rule. Free without IMMUTABLE_TAGS; else
+ * +1 KV get per push to such a tag, +1 KV list per 1,000 tags per delete by digest.
+ */
+async function guardImmutable(c: Ctx, repo: Repo, ref: Reference, digest: Digest | null): Promise<void> {
+  if (immutableRules(c.env).length === 0) return
+  if (ref.kind === 'tag') {
+    const rule = immutableRule(c.env, repo, ref.tag)
+    if (!rule) return
+    const current = await readTag(c.env, repo, ref.tag)
+    if (current && current.digest !== digest) throw immutableDenied(repo, ref.tag, rule, digest ? 'moved' : 'deleted')
+    return
+  }
+  if (digest) return
+  for await (const t of allTags(c.env, repo)) {
+    const rule = t.digest === ref.digest ? immutableRule(c.env, repo, t.tag) : null
+    if (rule) throw immutableDenied(repo, t.tag, rule, 'deleted')
+  }
 }

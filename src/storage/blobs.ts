@@ -3,7 +3,9 @@
  * Storage returns null for absent things and never picks an error code.
  */
 import type { Env } from '../env'
+import { gcConfig } from '../gc/config'
 import type { Digest, Repo } from '../names'
+import { blobMarkKey, keepMarked } from './gc-marks'
 import { keys } from './keys'
 
 /** Where a verified blob's bytes are and how many there are. */
@@ -19,10 +21,49 @@ export interface IndexedBlob extends BlobLocation {
   indexed: number
 }
 
-/** 1 R2 head. */
+/**
+ * The blob, or null when absent, collected (a tombstone), or being collected. 1 R2 head;
+ * +1 R2 head only when the entry is older than GC_GRACE_SECONDS (only such a blob can carry a
+ * collector's mark: the push that asks keeps it, see gc-marks.ts), +1 R2 put when it is marked.
+ */
 export async function headBlob(env: Env, digest: Digest): Promise<IndexedBlob | null> {
   const object = await env.BLOBS.head(keys.blob(digest))
-  return object ? indexed(object) : null
+  return object && (await live(env, digest, object)) ? indexed(object) : null
+}
+
+/** Whether an index object is a blob a push may use: not a tombstone, and not swept by a collection. */
+async function live(env: Env, digest: Digest, object: R2Object): Promise<boolean> {
+  if (isTombstone(object)) return false
+  if (Date.now() - object.uploaded.getTime() < gcConfig(env).graceMs) return true
+  return keepMarked(env, blobMarkKey(digest), null)
+}
+
+/** A collected blob's index key holds an empty object with customMetadata.gone (reads treat it as absent). */
+export const isTombstone = (object: R2Object): boolean => object.customMetadata?.gone !== undefined
+
+/**
+ * Writes `body` under the blob's index key unless a live entry is there: replaces a tombstone
+ * or an entry a collection is sweeping (conditionally, so the collector's own conditional
+ * tombstone then fails). The new object, or null with the live winner. 1 R2 put; when it
+ * lost, 1-2 R2 heads (+1 R2 put per replaced entry).
+ */
+async function claimIndex(
+  env: Env,
+  digest: Digest,
+  body: Uint8Array | null,
+  options: R2PutOptions,
+): Promise<{ put: R2Object | null; winner: IndexedBlob | null }> {
+  let onlyIf: R2Conditional = { etagDoesNotMatch: '*' }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const put = await env.BLOBS.put(keys.blob(digest), body, { ...options, onlyIf })
+    if (put) return { put, winner: null }
+    const current = await env.BLOBS.head(keys.blob(digest))
+    if (!current) onlyIf = { etagDoesNotMatch: '*' }
+    // Pointer entries are empty, so their etags are all alike: the upload time tells writes apart.
+    else if (!(await live(env, digest, current))) onlyIf = sameWrite(current.etag, current.uploaded.getTime())
+    else return { put: null, winner: indexed(current) }
+  }
+  return { put: null, winner: null }
 }
 
 function indexed(object: R2Object): IndexedBlob {
@@ -38,12 +79,9 @@ function indexed(object: R2Object): IndexedBlob {
  */
 export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: BlobLocation): Promise<IndexedBlob> {
   const customMetadata = { at: location.at, size: String(location.size), repo }
-  const put = await env.BLOBS.put(keys.blob(digest), null, {
-    customMetadata,
-    onlyIf: { etagDoesNotMatch: '*' },
-  })
+  const { put, winner } = await claimIndex(env, digest, null, { customMetadata })
   if (put) return { ...location, repo, indexed: put.uploaded.getTime() }
-  return (await headBlob(env, digest)) ?? { ...location, repo, indexed: Date.now() }
+  return winner ?? { ...location, repo, indexed: Date.now() }
 }
 
 /**
@@ -59,18 +97,20 @@ export async function putVerifiedBlob(
   body: ReadableStream<Uint8Array> | Uint8Array,
 ): Promise<IndexedBlob> {
   const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
-  const inMemory = body instanceof Uint8Array
-  const object = await env.BLOBS.put(keys.blob(digest), body, {
-    [alg]: hex,
-    customMetadata: { repo },
-    httpMetadata: { contentType: 'application/octet-stream' },
-    ...(inMemory ? { onlyIf: { etagDoesNotMatch: '*' } } : {}),
-  })
-  if (object) return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
-  return (await headBlob(env, digest)) ?? { at: keys.blob(digest), size: (body as Uint8Array).byteLength, repo, indexed: Date.now() }
+  const options: R2PutOptions = { [alg]: hex, customMetadata: { repo }, httpMetadata: { contentType: 'application/octet-stream' } }
+  if (body instanceof Uint8Array) {
+    const { put, winner } = await claimIndex(env, digest, body, options)
+    if (put) return { at: put.key, size: put.size, repo, indexed: put.uploaded.getTime() }
+    return winner ?? { at: keys.blob(digest), size: body.byteLength, repo, indexed: Date.now() }
+  }
+  const object = await env.BLOBS.put(keys.blob(digest), body, options)
+  return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
 }
 
 /** 1 R2 get (ranged when `range` is given). */
 export function readBlob(env: Env, location: BlobLocation, range?: R2Range): Promise<R2ObjectBody | null> {
   return env.BLOBS.get(location.at, range ? { range } : undefined)
 }
+
+/** A conditional matching exactly the write that was seen (etag, and not re-written since). */
+export const sameWrite = (etag: string, uploaded: number): R2Conditional => ({ etagMatches: etag, uploadedBefore: new Date(uploaded + 1) })

@@ -1,28 +1,32 @@
-/**
- * The garbage collector's reports in R2, one JSON object per run (CONTRACTS 3; the collector on
- * branch `gc` writes them, the web UI's storage chart reads them). Run ids sort by start time.
- */
+/** Garbage collection reports in R2 (CONTRACTS.md 3): `_registry/gc/<run-id>.json`. */
 import type { Env } from '../env'
 import { keys } from './keys'
 
-interface Count {
+export interface Counted {
   count: number
   bytes: number
 }
 
-/** What one collector run did (or, in a dry run, would have done). */
+export interface RepoReport {
+  manifests: Counted
+  links: Counted
+  /** Tags dropped by retention, each with the rule that dropped it. */
+  tags: { tag: string; rule: string }[]
+}
+
 export interface GcReport {
   id: string
-  /** ISO 8601. */
   started: string
   finished: string | null
   dryRun: boolean
   untagged: boolean
   repo: string | null
-  repositories: Record<string, { manifests: Count; links: Count; tags: { tag: string; rule: string }[] }>
-  /** Counts deleted (or that would be), and bytes freed. */
+  repositories: Record<string, RepoReport>
+  /** Counts deleted (or that a dry run would delete); bytes freed. */
   totals: { manifests: number; links: number; blobs: number; uploads: number; bytes: number }
-  /** Blobs kept, and their bytes. */
+  /** Bytes of blobs and uploads freed, apart (totals.bytes = manifests + blobs + uploads). */
+  freed: { manifests: number; blobs: number; uploads: number }
+  /** Registry blobs left, and their bytes. */
   kept: { blobs: number; bytes: number }
 }
 
@@ -38,18 +42,17 @@ export async function getReport(env: Env, id: string): Promise<GcReport | null> 
 }
 
 /**
- * The newest `limit` reports, newest first. R2 lists in ascending key order, so every key is
- * listed: 1 R2 list per 1,000 reports, then 1 R2 get per report returned (in parallel).
+ * The newest `limit` reports. Run ids start with the run's start time, so key order is time
+ * order: 1 R2 list per 1,000 reports + 1 R2 get per report returned.
  */
 export async function listReports(env: Env, limit: number): Promise<GcReport[]> {
   const names: string[] = []
   let cursor: string | undefined
   do {
     const page = await env.BLOBS.list({ prefix: keys.gcReports(), cursor })
-    names.push(...page.objects.map((o) => o.key))
+    for (const o of page.objects) names.push(o.key.slice(keys.gcReports().length, -'.json'.length))
     cursor = page.truncated ? page.cursor : undefined
   } while (cursor)
   const newest = names.sort().reverse().slice(0, limit)
-  const reports = await Promise.all(newest.map(async (key) => (await env.BLOBS.get(key))?.json<GcReport>()))
-  return reports.filter((r): r is GcReport => r !== undefined && r !== null)
+  return (await Promise.all(newest.map((id) => getReport(env, id)))).filter((r): r is GcReport => r !== null)
 }

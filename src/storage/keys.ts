@@ -4,7 +4,8 @@
  * R2  env.BLOBS  (strongly consistent)
  *   blobs/<alg>/<hex>                         a verified blob, once for the registry: its bytes, or
  *                                             empty with customMetadata.at naming the object that holds
- *                                             them; customMetadata.repo is the first repository to hold it
+ *                                             them; customMetadata.repo is the first repository to hold it;
+ *                                             empty with customMetadata.gone: collected (a tombstone, = absent)
  *   data/<upload-id>                          empty: the session was cancelled (its state is client-held)
  *   data/<upload-id>/<write-id>               bytes of an upload not yet in a multipart part: the tail (after a
  *                                             JSON list of part etags) or a piece after it; written once, never
@@ -14,10 +15,14 @@
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
- *   _registry/gc/<run-id>.json                a garbage collector run's report (JSON; the UI's storage chart)
+ *   _registry/gc/<run-id>.json                a garbage collection run's report (src/storage/gc-reports.ts)
+ *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
+ *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
+ *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
  * KV  env.LINKS  (edge-cached, eventually consistent)
- *   repos/<name>+blobs/<digest>               {"size":n,"at":key}: the blob is visible in <name>
- *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size}
+ *   repos/<name>+blobs/<digest>               {"size":n,"at":key[,"gc":etag]}: the blob is visible in <name>;
+ *                                             metadata {t: ms linked}; "gc": a collection marked it (gc-marks)
+ *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size, platforms}
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
  * Cache API  caches.default  (per location, free)
@@ -43,8 +48,6 @@ export const REPO_DELIMITER = '+'
 
 export const keys = {
   uploadSecret: () => '_registry/upload-secret',
-  gcReport: (id: string) => `_registry/gc/${id}.json`,
-  gcReports: () => '_registry/gc/',
   blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
   uploadCancelled: (id: string) => `data/${id}`,
   uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,
@@ -60,7 +63,18 @@ export const keys = {
   robot: (name: RobotName) => `auth/robots/${name}`,
   cachedJwks: (origin: string, issuer: string, jwksUri: string | null) =>
     `${origin}/_cache/oidc/jwks?iss=${encodeURIComponent(issuer)}${jwksUri ? `&jwks=${encodeURIComponent(jwksUri)}` : ''}`,
+  gcReports: () => '_registry/gc/',
+  gcReport: (id: string) => `_registry/gc/${id}.json`,
+  gcMarks: () => '_registry/gc-marks/',
+  gcLinkMark: (r: Repo, d: Digest) => `_registry/gc-marks/links/${r}+${d}`,
+  gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
 }
+
+/** The upload id of a data/ key (data/<id> or data/<id>/…). */
+export const uploadIdOf = (key: string): string => key.slice('data/'.length).split('/')[0]!
+
+/** A blob's digest from its index key. */
+export const digestOfBlobKey = (key: string): Digest => key.slice('blobs/'.length).replace('/', ':') as Digest
 
 /** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */
 export const isUploadKey = (key: string, id?: string): boolean => key.startsWith(id ? `data/${id}/` : 'data/')

@@ -6,7 +6,18 @@
 import type { Env } from '../env'
 import type { Digest, Repo } from '../names'
 import { headBlob, type BlobLocation } from './blobs'
+import { keepMarked, linkMarkKey } from './gc-marks'
 import { keys } from './keys'
+
+/** A link as KV stores it: "gc" is the etag of a collection's mark on it (gc-marks.ts). */
+export interface StoredLink extends BlobLocation {
+  gc?: string
+}
+
+/** A link's KV metadata: when it was written (ms), for the collector's grace period. */
+export interface LinkMeta {
+  t: number
+}
 
 /** Per request: where cache copies live and how long they last. */
 export interface LinkContext {
@@ -29,9 +40,15 @@ export async function readBlobLink(env: Env, c: LinkContext, repo: Repo, digest:
 async function lookup(env: Env, c: LinkContext, repo: Repo, digest: Digest): Promise<BlobLocation | Deleted | null> {
   const cacheKey = keys.cachedLink(c.origin, repo, digest)
   const cached = await caches.default.match(cacheKey)
-  if (cached) return (await cached.json()) as BlobLocation | Deleted
-  const link = await env.LINKS.get<BlobLocation>(keys.blobLink(repo, digest), 'json')
-  if (link) c.waitUntil(cacheLink(c, cacheKey, link))
+  let link: StoredLink | Deleted | null
+  if (cached) link = (await cached.json()) as StoredLink | Deleted
+  else {
+    link = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
+    if (link) c.waitUntil(cacheLink(c, cacheKey, link))
+  }
+  // A collection marked this link: using it keeps it, unless the run swept it first (+1 R2 put, rare);
+  // then it is deleted, not merely unseen (no fallback to the index may revive it).
+  if (link && !isDeleted(link) && link.gc && !(await keepMarked(env, linkMarkKey(repo, digest), link.gc))) return DELETED
   return link
 }
 
@@ -55,8 +72,9 @@ export async function readBlobLinkConfirmed(env: Env, c: LinkContext, repo: Repo
 /** 1 KV put (+ the cache copy, free). */
 export async function writeBlobLink(env: Env, c: LinkContext, repo: Repo, digest: Digest, link: BlobLocation): Promise<void> {
   const value: BlobLocation = { at: link.at, size: link.size }
+  const metadata: LinkMeta = { t: Date.now() }
   await Promise.all([
-    env.LINKS.put(keys.blobLink(repo, digest), JSON.stringify(value)),
+    env.LINKS.put(keys.blobLink(repo, digest), JSON.stringify(value), { metadata }),
     cacheLink(c, keys.cachedLink(c.origin, repo, digest), value),
   ])
 }
@@ -85,4 +103,16 @@ function cacheLink(c: LinkContext, cacheKey: string, link: BlobLocation): Promis
 function putCached(cacheKey: string, value: unknown, seconds: number): Promise<void> {
   const headers = { 'Content-Type': 'application/json', 'Cache-Control': `max-age=${seconds}` }
   return caches.default.put(cacheKey, new Response(JSON.stringify(value), { headers }))
+}
+
+/** The collector writes a link as it was, with (mark) or without (restore) its mark. 1 KV put. */
+export async function putStoredLink(env: Env, repo: Repo, digest: Digest, link: StoredLink, meta: LinkMeta): Promise<void> {
+  const value: StoredLink = { at: link.at, size: link.size }
+  if (link.gc) value.gc = link.gc
+  await env.LINKS.put(keys.blobLink(repo, digest), JSON.stringify(value), { metadata: meta })
+}
+
+/** The collector's delete of a link (no cache copy to mark: it runs outside any location's traffic). Free-ish: 1 KV delete. */
+export async function dropBlobLink(env: Env, repo: Repo, digest: Digest): Promise<void> {
+  await env.LINKS.delete(keys.blobLink(repo, digest))
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { actionsOn, globMatch, grantedActions, mayListCatalog, parseRules } from '../../src/auth/rules'
+import { actionsOn, globMatch, grantedActions, mayAdmin, mayListCatalog, parseRules } from '../../src/auth/rules'
 
 describe('globMatch', () => {
   it.each([
@@ -57,6 +57,16 @@ describe('parseRules', () => {
     expect(mayListCatalog(rules, 'bob')).toBe(false)
     expect(mayListCatalog(parseRules('[{"catalog":["*"]}]'), '')).toBe(false)
     expect(mayListCatalog(parseRules('[{"catalog":["*"]}]'), 'bob')).toBe(true)
+  })
+
+  it('grants the admin right (garbage collection) only to the users named, never to anonymous', () => {
+    const admin = parseRules('[{"admin":["carol"]}]')
+    expect(mayAdmin(admin, 'carol')).toBe(true)
+    expect(mayAdmin(admin, 'alice')).toBe(false)
+    expect(mayAdmin(parseRules('[{"admin":["*"]}]'), '')).toBe(false)
+    expect(grantedActions(admin, 'carol', { type: 'registry', name: 'admin', actions: ['*'] })).toEqual(['*'])
+    expect(grantedActions(admin, 'alice', { type: 'registry', name: 'admin', actions: ['*'] })).toEqual([])
+    expect(() => parseRules('[{"admin":["carol"],"repos":"a"}]')).toThrow('only "admin"')
   })
 
   it('grants of a scope only the asked actions the rules allow; unknown types and actions get nothing', () => {

@@ -196,7 +196,7 @@ describe('web UI, open registry', () => {
   it('charts stored bytes from the collector\'s reports', async () => {
     const report: GcReport = {
       id: '20261201T000000Z-uitest', started: '2026-12-01T00:00:00Z', finished: '2026-12-01T00:01:00Z', dryRun: false, untagged: false, repo: null,
-      repositories: {}, totals: { manifests: 1, links: 2, blobs: 3, uploads: 0, bytes: 5000 }, kept: { blobs: 10, bytes: 123_000_000 },
+      repositories: {}, totals: { manifests: 1, links: 2, blobs: 3, uploads: 0, bytes: 5000 }, freed: { manifests: 0, blobs: 5000, uploads: 0 }, kept: { blobs: 10, bytes: 123_000_000 },
     }
     await putReport(open, report)
     const { text } = await page('/storage')

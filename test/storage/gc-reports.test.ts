@@ -6,7 +6,8 @@ import { bindings } from '../helpers'
 const report = (id: string): GcReport => ({
   id, started: '2026-12-01T00:00:00Z', finished: '2026-12-01T00:01:00Z', dryRun: false, untagged: false, repo: null,
   repositories: { 'a/b': { manifests: { count: 1, bytes: 10 }, links: { count: 2, bytes: 20 }, tags: [{ tag: 'old', rule: 'days' }] } },
-  totals: { manifests: 1, links: 2, blobs: 3, uploads: 0, bytes: 30 }, kept: { blobs: 4, bytes: 400 },
+  totals: { manifests: 1, links: 2, blobs: 3, uploads: 0, bytes: 30 }, freed: { manifests: 0, blobs: 30, uploads: 0 },
+  kept: { blobs: 4, bytes: 400 },
 })
 
 describe('gc reports', () => {

@@ -42,14 +42,19 @@ describe('storage keys', () => {
     ['cached OIDC key set, from jwks_uri', keys.cachedJwks(origin, 'https://gitlab.com', 'https://gitlab.com/oauth/discovery/keys'),
       'https://registry.example.com/_cache/oidc/jwks?iss=https%3A%2F%2Fgitlab.com&jwks=https%3A%2F%2Fgitlab.com%2Foauth%2Fdiscovery%2Fkeys'],
     ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
+    ['gc reports (prefix)', keys.gcReports(), '_registry/gc/'],
+    ['gc report', keys.gcReport('run1'), '_registry/gc/run1.json'],
+    ['gc marks (prefix)', keys.gcMarks(), '_registry/gc-marks/'],
+    ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
+    ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot',
-      'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
+      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'gcBlobMark', 'gcLinkMark', 'gcMarks', 'gcReport', 'gcReports',
+      'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
 

@@ -179,7 +179,7 @@ describe('referrers page', () => {
 describe('storage page', () => {
   const report = (id: string, finished: string | null, kept: number, freed: number, dryRun = false): GcReport => ({
     id, started: finished ?? '2026-01-01T00:00:00Z', finished, dryRun, untagged: false, repo: null, repositories: {},
-    totals: { manifests: 0, links: 0, blobs: 0, uploads: 0, bytes: freed }, kept: { blobs: 1, bytes: kept },
+    totals: { manifests: 0, links: 0, blobs: 0, uploads: 0, bytes: freed }, freed: { manifests: 0, blobs: freed, uploads: 0 }, kept: { blobs: 1, bytes: kept },
   })
 
   it('charts stored bytes per finished run, oldest first; a dry run freed nothing', () => {

@@ -1,0 +1,115 @@
+/**
+ * RETENTION: which tags and untagged manifests the collector removes, per repository pattern.
+ *
+ *   RETENTION = '[{"repos": "ci/*", "keepLast": 20, "keep": ["v*", "latest"], "olderThanDays": 30, "untaggedDays": 7}]'
+ *
+ * - `repos`: a pattern or list (AUTH_RULES syntax: `*` = one or more characters, `/` included);
+ *   the first rule matching a repository applies to it.
+ * - `keepLast`: keep the newest N tags by push time; older ones are dropped.
+ * - `keep`: tag patterns never dropped by this rule.
+ * - `olderThanDays`: drop tags pushed more than D days ago.
+ * - `untaggedDays`: remove manifests no tag reaches once older than D days (even without --untagged).
+ * Tags without a push time (written before it was recorded) are never dropped. Tags matching
+ * IMMUTABLE_TAGS are never dropped either: immutable means nobody moves or deletes them.
+ */
+import type { Env } from '../env'
+import { globMatch } from '../auth/rules'
+
+export interface RetentionRule {
+  /** `RETENTION[i]`, named in reports. */
+  name: string
+  repos: string[]
+  keepLast?: number
+  keep?: string[]
+  olderThanDays?: number
+  untaggedDays?: number
+}
+
+const FIELDS = new Set(['repos', 'keepLast', 'keep', 'olderThanDays', 'untaggedDays'])
+const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
+const TAG_PATTERN = /^[A-Za-z0-9_.*-]{1,128}$/
+
+let memo: { input: string | undefined; rules: RetentionRule[] } | null = null
+
+/**
+ * Every retention rule the collector applies (RETENTION; the proxy cache's `cacheRetention`
+ * joins here, CONTRACTS.md 4). Throws an Error naming the setting when it is malformed.
+ */
+export function retentionRules(env: Env): RetentionRule[] {
+  if (memo && memo.input === env.RETENTION) return memo.rules
+  const rules = parseRetention(env.RETENTION)
+  memo = { input: env.RETENTION, rules }
+  return rules
+}
+
+export function parseRetention(json: string | undefined): RetentionRule[] {
+  let input: unknown
+  try {
+    input = JSON.parse(json?.trim() || '[]')
+  } catch {
+    throw new Error('RETENTION is not valid JSON')
+  }
+  if (!Array.isArray(input)) throw new Error('RETENTION must be a JSON array of rules')
+  return input.map((rule: unknown, i) => {
+    const name = `RETENTION[${i}]`
+    if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new Error(`${name} must be an object`)
+    const r = rule as Record<string, unknown>
+    for (const k of Object.keys(r)) if (!FIELDS.has(k)) throw new Error(`${name}: unknown field "${k}"`)
+    const repos = typeof r.repos === 'string' ? [r.repos] : r.repos
+    if (!Array.isArray(repos) || repos.length === 0 || !repos.every((p) => typeof p === 'string' && PATTERN.test(p))) {
+      throw new Error(`${name}.repos must be a pattern or a list of patterns (a-z 0-9 . _ - / *)`)
+    }
+    const out: RetentionRule = { name, repos: repos as string[] }
+    for (const k of ['keepLast', 'olderThanDays', 'untaggedDays'] as const) {
+      if (r[k] === undefined) continue
+      const n = r[k]
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${name}.${k} must be a whole number ≥ 0`)
+      out[k] = n
+    }
+    if (r.keep !== undefined) {
+      const keep = typeof r.keep === 'string' ? [r.keep] : r.keep
+      if (!Array.isArray(keep) || !keep.every((p) => typeof p === 'string' && TAG_PATTERN.test(p))) {
+        throw new Error(`${name}.keep must be a tag pattern or a list of them`)
+      }
+      out.keep = keep as string[]
+    }
+    if (out.keepLast === undefined && out.olderThanDays === undefined && out.untaggedDays === undefined) {
+      throw new Error(`${name} removes nothing (give keepLast, olderThanDays or untaggedDays)`)
+    }
+    return out
+  })
+}
+
+/** The rule for a repository (the first that matches), or null. */
+export function ruleFor(rules: RetentionRule[], repo: string): RetentionRule | null {
+  return rules.find((r) => r.repos.some((p) => globMatch(p, repo))) ?? null
+}
+
+export interface TagAge {
+  tag: string
+  /** ms since epoch; undefined when unknown. */
+  pushed?: number
+}
+
+const DAY = 86_400_000
+
+/** Tags the rule drops, each with the rule (and clause) that drops it. CPU only. */
+export function tagsToDrop(
+  rule: RetentionRule,
+  tags: TagAge[],
+  now: number,
+  isImmutable: (tag: string) => boolean,
+): { tag: string; rule: string }[] {
+  const candidates = tags.filter((t) => t.pushed !== undefined && !isImmutable(t.tag) && !rule.keep?.some((p) => globMatch(p, t.tag)))
+  const drops = new Map<string, string>()
+  if (rule.olderThanDays !== undefined) {
+    for (const t of candidates) if (now - t.pushed! > rule.olderThanDays * DAY) drops.set(t.tag, `${rule.name}.olderThanDays=${rule.olderThanDays}`)
+  }
+  if (rule.keepLast !== undefined) {
+    // Newest first among every dated tag (kept ones count toward N too: "keep the newest N").
+    const dated = tags.filter((t) => t.pushed !== undefined).sort((a, b) => b.pushed! - a.pushed! || (a.tag < b.tag ? -1 : 1))
+    const newest = new Set(dated.slice(0, rule.keepLast).map((t) => t.tag))
+    for (const t of candidates) if (!newest.has(t.tag) && !drops.has(t.tag)) drops.set(t.tag, `${rule.name}.keepLast=${rule.keepLast}`)
+  }
+  return [...drops].map(([tag, r]) => ({ tag, rule: r }))
+}

@@ -1,0 +1,149 @@
+/**
+ * The real run's writes, one batch per Workflow step. Every function may run again after a
+ * crash (a step is retried or replayed): each call is safe to repeat, and a mark this run
+ * already moved counts as this run's.
+ */
+import type { Env } from '../env'
+import { isObject } from '../manifests/handler'
+import type { Digest, Repo, Tag } from '../names'
+import { sameWrite } from '../storage/blobs'
+import { blobMarkKey, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
+import type { BlobEntry, UploadObject } from '../storage/gc-scan'
+import { keys } from '../storage/keys'
+import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
+import type { TagRecord } from '../storage/tags'
+import type { Refs } from './plan'
+
+export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number }
+export interface MarkedBlob extends BlobEntry { mark: string }
+
+/** What each manifest names: 1 R2 get each. */
+export async function readRefs(env: Env, manifestKeys: string[]): Promise<Record<string, Refs>> {
+  const out: Record<string, Refs> = {}
+  await Promise.all(manifestKeys.map(async (key) => {
+    const object = await env.BLOBS.get(key)
+    if (!object) return
+    try {
+      out[key] = refsOf(JSON.parse(await object.text()))
+    } catch {
+      out[key] = { blobs: [], children: [] }
+    }
+  }))
+  return out
+}
+
+/** Blobs (config, layers, an artifact's blobs, schema 1 fsLayers) and child manifests a manifest names. */
+export function refsOf(doc: unknown): Refs {
+  const digests = (list: unknown, field = 'digest') =>
+    Array.isArray(list) ? list.filter(isObject).map((d) => d[field]).filter((d): d is string => typeof d === 'string') : []
+  if (!isObject(doc)) return { blobs: [], children: [] }
+  const blobs = [...digests([doc.config]), ...digests(doc.layers), ...digests(doc.blobs), ...digests(doc.fsLayers, 'blobSum')]
+  return { blobs: [...new Set(blobs)], children: digests(doc.manifests) }
+}
+
+/** Retention: deletes each tag unless it was set again since the scan. 1 KV get + 1 KV delete each. */
+export async function dropTags(env: Env, tags: { repo: string; tag: string; pushed?: number }[]): Promise<void> {
+  await Promise.all(tags.map(async ({ repo, tag, pushed }) => {
+    const key = keys.tag(repo as Repo, tag as Tag)
+    const { metadata } = await env.LINKS.getWithMetadata<TagRecord>(key)
+    if (metadata && metadata.pushed === pushed) await env.LINKS.delete(key)
+  }))
+}
+
+/** Links older than their timestamp: stamped now, collectable a grace period later. 1 KV get + 1 KV put each. */
+export async function stampLinks(env: Env, links: { repo: string; digest: string }[]): Promise<void> {
+  await Promise.all(links.map(async ({ repo, digest }) => {
+    const { value, metadata } = await env.LINKS.getWithMetadata<StoredLink, LinkMeta>(keys.blobLink(repo as Repo, digest as Digest), "json")
+    if (value && !metadata?.t) await putStoredLink(env, repo as Repo, digest as Digest, value, { t: Date.now() })
+  }))
+}
+
+/** Marks each link (R2 mark + the link rewritten naming it). 1 KV get + 1 R2 put + 1 KV put each. */
+export async function markLinks(env: Env, run: string, links: { repo: string; digest: string }[]): Promise<MarkedLink[]> {
+  const out = await Promise.all(links.map(async ({ repo, digest }): Promise<MarkedLink | null> => {
+    const { value, metadata } = await env.LINKS.getWithMetadata<StoredLink, LinkMeta>(keys.blobLink(repo as Repo, digest as Digest), "json")
+    const link = value
+    if (!link) return null
+    const etag = await putMark(env, linkMarkKey(repo as Repo, digest as Digest), run)
+    const t = metadata?.t ?? Date.now()
+    await putStoredLink(env, repo as Repo, digest as Digest, { at: link.at, size: link.size, gc: etag }, { t })
+    return { repo, digest, etag, link: { at: link.at, size: link.size }, t }
+  }))
+  return out.filter((l): l is MarkedLink => l !== null)
+}
+
+/** Marks each blob. 1 R2 put each. */
+export async function markBlobs(env: Env, run: string, blobs: BlobEntry[]): Promise<MarkedBlob[]> {
+  return Promise.all(blobs.map(async (b) => ({ ...b, mark: await putMark(env, blobMarkKey(b.digest as Digest), run) })))
+}
+
+/**
+ * Rescued links lose their mark, unless a push re-wrote them since (then they carry none).
+ * 1 R2 put + 1 KV get (+1 KV put) each.
+ */
+export async function unmarkLinks(env: Env, links: MarkedLink[]): Promise<void> {
+  await Promise.all(links.map(async (l) => {
+    const repo = l.repo as Repo
+    const digest = l.digest as Digest
+    await moveMark(env, linkMarkKey(repo, digest), l.etag, 'kept')
+    const current = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
+    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, { t: l.t })
+  }))
+}
+
+/** Whether this run moved the mark to "swept" (now, or before a crash). 1 R2 put (+1 R2 head when it lost). */
+async function sweepMark(env: Env, key: string, etag: string, run: string): Promise<boolean> {
+  if (await moveMark(env, key, etag, 'swept', run)) return true
+  const mark = await env.BLOBS.head(key)
+  return mark?.customMetadata?.state === 'swept' && mark.customMetadata.run === run
+}
+
+/**
+ * Deletes each link, then claims its mark; a push that claimed it first ("kept") gets the link
+ * back (README: the protocol). Returns the links kept, as `repo+digest`.
+ * 1 KV delete + 1 R2 put each (+1 R2 head and 1 KV put for a kept one).
+ */
+export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Promise<string[]> {
+  const kept = await Promise.all(links.map(async (l) => {
+    const repo = l.repo as Repo
+    const digest = l.digest as Digest
+    await dropBlobLink(env, repo, digest)
+    if (await sweepMark(env, linkMarkKey(repo, digest), l.etag, run)) return null
+    await putStoredLink(env, repo, digest, l.link, { t: l.t })
+    return `${l.repo}+${l.digest}`
+  }))
+  return kept.filter((k): k is string => k !== null)
+}
+
+/**
+ * Claims each blob's mark, then replaces its index entry by a tombstone (conditional on the
+ * entry the scan saw: a blob re-uploaded since stays), then deletes the bytes it pointed at.
+ * The index goes first: never an index entry without its bytes. Returns the digests swept.
+ * 1 R2 put (mark) + 1 R2 put (tombstone) each, deletes free; +1 R2 head when a put lost.
+ */
+export async function sweepBlobs(env: Env, run: string, blobs: MarkedBlob[]): Promise<string[]> {
+  const swept = await Promise.all(blobs.map(async (b) => {
+    if (!(await sweepMark(env, blobMarkKey(b.digest as Digest), b.mark, run))) return null
+    const tomb = await env.BLOBS.put(b.key, null, { customMetadata: { gone: run }, onlyIf: sameWrite(b.etag, b.uploaded) })
+    if (!tomb) {
+      const current = await env.BLOBS.head(b.key)
+      if (current?.customMetadata?.gone !== run) return null
+    }
+    if (b.at !== b.key) await env.BLOBS.delete(b.at)
+    return b.digest
+  }))
+  return swept.filter((d): d is string => d !== null)
+}
+
+/** Abandoned upload objects and markers: deleted (free), their multipart uploads aborted (free). */
+export async function dropUploads(env: Env, uploads: UploadObject[]): Promise<void> {
+  await env.BLOBS.delete(uploads.map((u) => u.key))
+  await Promise.all(uploads.filter((u) => u.mp).map((u) =>
+    env.BLOBS.resumeMultipartUpload(keys.uploadParts(u.id), u.mp!).abort().catch(() => {})))
+}
+
+/** Free (R2 deletes, up to 1,000 keys per call). */
+export async function dropObjects(env: Env, objectKeys: string[]): Promise<void> {
+  if (objectKeys.length) await env.BLOBS.delete(objectKeys)
+}
+

@@ -1,0 +1,14 @@
+/**
+ * READ_ONLY = "true" (maintenance, migrations): a layer in front of every route answers each
+ * write with 405 UNSUPPORTED and says why; reads and token requests pass. CPU only.
+ */
+import type { IRequest } from 'itty-router'
+import { settings, type Env } from '../env'
+import { RegistryError } from '../errors'
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export function assertWritable(req: IRequest, env: Env): void {
+  if (!settings(env).readOnly || READS.has(req.method)) return
+  throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, 'the registry is read-only for maintenance (READ_ONLY = "true"); writes are refused, pulls work')
+}

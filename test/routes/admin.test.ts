@@ -1,0 +1,83 @@
+/**
+ * /admin/gc: who may start and read collections (auth matrix), and a run end to end through
+ * the real Workflow binding (its sleeps disabled by the pool's Workflow introspection).
+ */
+import { env } from 'cloudflare:workers'
+import { introspectWorkflow } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { authEnv, basic, bearer, codeOf, open, PASSWORDS, RULES, send, tokenFor } from '../auth/setup'
+import type { Env } from '../../src/env'
+import type { GcReport } from '../../src/storage/gc-reports'
+
+const ADMIN_RULES = JSON.stringify([...RULES, { admin: ['alice'] }])
+const start = (bindings: Env, authorization?: string, origin = 'http://registry.test') =>
+  send(bindings, `${origin}/admin/gc?dry-run=true`, { method: 'POST', headers: authorization ? { Authorization: authorization } : {} })
+
+describe('admin endpoint access', () => {
+  it('open registry: served on localhost only', async () => {
+    expect((await start(open, undefined, 'http://localhost:8830')).status).toBe(202)
+    expect((await start(open, undefined, 'http://127.0.0.1:8830')).status).toBe(202)
+    const proxied = await send(open, 'http://localhost/admin/gc?dry-run=true', { method: 'POST', headers: { 'CF-Connecting-IP': '203.0.113.9' } })
+    expect(proxied.status).toBe(403)
+    const remote = await start(open)
+    expect(remote.status).toBe(403)
+    expect(await codeOf(remote)).toBe('DENIED')
+  })
+
+  it('token auth: only holders of the admin right', async () => {
+    const bindings = await authEnv({ AUTH_RULES: ADMIN_RULES })
+    const anonymous = await start(bindings)
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toContain('scope="registry:admin:*"')
+    expect((await start(bindings, basic('alice', PASSWORDS.alice))).status).toBe(202)
+    expect((await start(bindings, basic('rita', PASSWORDS.rita))).status).toBe(403)
+    expect((await start(bindings, basic('alice', 'wrong'))).status).toBe(401)
+    const adminToken = await tokenFor(bindings, basic('alice', PASSWORDS.alice), 'registry:admin:*')
+    expect((await start(bindings, bearer(adminToken))).status).toBe(202)
+    const pullToken = await tokenFor(bindings, basic('alice', PASSWORDS.alice), 'repository:team-a/x:pull')
+    expect((await start(bindings, bearer(pullToken))).status).toBe(401)
+    const ritaToken = await tokenFor(bindings, basic('rita', PASSWORDS.rita), 'registry:admin:*')
+    expect((await start(bindings, bearer(ritaToken))).status).toBe(403)
+    expect((await send(bindings, '/admin/gc', { headers: { Authorization: basic('rita', PASSWORDS.rita) } })).status).toBe(403)
+  })
+
+  it('rejects an admin rule with other fields', async () => {
+    const bindings = await authEnv({ AUTH_RULES: JSON.stringify([{ admin: ['alice'], repos: '*' }]) })
+    expect((await start(bindings, basic('alice', PASSWORDS.alice))).status).toBe(500)
+  })
+
+  it('READ_ONLY allows dry runs only', async () => {
+    const ro = { ...open, READ_ONLY: 'true' }
+    expect((await send(ro, 'http://localhost/admin/gc', { method: 'POST' })).status).toBe(405)
+    expect((await send(ro, 'http://localhost/admin/gc?dry-run=true', { method: 'POST' })).status).toBe(202)
+  })
+})
+
+describe('a run through the Workflow', () => {
+  it('starts, completes, reports; a real run stores its report under _registry/gc/', async () => {
+    const workflows = await introspectWorkflow((env as unknown as Env).GC_WORKFLOW!)
+    await workflows.modifyAll(async (m) => {
+      await m.disableSleeps()
+    })
+    try {
+      for (const dry of [true, false]) {
+        const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST' })
+        expect(res.status).toBe(202)
+        const { id } = (await res.json()) as { id: string }
+        const instance = workflows.get().at(-1)!
+        await instance.waitForStatus('complete')
+        const status = (await (await send(open, `http://localhost/admin/gc/${id}`)).json()) as { status: string; report: GcReport }
+        expect(status.status).toBe('complete')
+        expect(status.report).toMatchObject({ id, dryRun: dry, untagged: true, repo: null })
+        expect(status.report.totals).toEqual(expect.objectContaining({ manifests: expect.any(Number), bytes: expect.any(Number) }))
+        const stored = await open.BLOBS.get(`_registry/gc/${id}.json`)
+        expect(stored !== null).toBe(!dry)
+      }
+    } finally {
+      await workflows.dispose()
+    }
+    const list = (await (await send(open, 'http://localhost/admin/gc')).json()) as { reports: GcReport[] }
+    expect(list.reports.length).toBeGreaterThanOrEqual(1)
+    expect(list.reports[0]!.dryRun).toBe(false)
+  })
+})
