@@ -8,9 +8,12 @@ import { router } from '../src/router'
 import { authEnv } from './auth/setup'
 import { bindings, callWith, listObjects, pushBlob, randomBlob, repoName, startUpload } from './helpers'
 
-/** [method, path] of every route with `:name+`, from itty-router's route table ([method, regex, handlers, path]). */
+/**
+ * [method, path] of every API route with `:name+`, from itty-router's route table ([method, regex,
+ * handlers, path]). The web UI's /r/<name> pages answer HTML, not OCI JSON (test/routes/ui.test.ts).
+ */
 const routes = (router.routes as unknown as [string, RegExp, unknown[], string][])
-  .filter(([, , , path]) => path.includes(':name+'))
+  .filter(([, , , path]) => path.startsWith('/v2/') && path.includes(':name+'))
   .map(([method, , , path]) => [method, path] as const)
 
 /** What a name can look like on the wire that is not a repository name. */
