@@ -17,6 +17,10 @@ export interface Env {
   AUTH_USERS?: string
   /** Secret: HS256 key for tokens, at least 32 characters. */
   AUTH_TOKEN_SECRET?: string
+  /** JSON list of upstream registries mirrored as pull-through caches (src/proxy/config.ts). */
+  UPSTREAMS?: string
+  /** Secret: JSON `{"<prefix or host>": "user:password" | "token"}` for the upstreams. */
+  UPSTREAM_CREDENTIALS?: string
 }
 
 /** Parsed settings, with the defaults the README documents. */

@@ -26,17 +26,24 @@ const OCI = {
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
   METHOD_UNKNOWN: [405, 'method not allowed'],
+  // Pull-through cache (src/proxy/): the upstream failed and nothing is cached; the status is
+  // the upstream's own 5xx when it gave one (502 when it gave none, 504 when it was too slow).
+  UPSTREAM_UNAVAILABLE: [502, 'the upstream registry is unavailable'],
   UNKNOWN: [500, 'unknown error'],
 } as const satisfies Record<string, readonly [number, string]>
 
 export type OciCode = keyof typeof OCI
 
-/** A failure that maps to one OCI error code; `headers` ride along on the reply. */
+/**
+ * A failure that maps to one OCI error code; `headers` ride along on the reply. `status`
+ * overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE).
+ */
 export class RegistryError extends Error {
   constructor(
     readonly code: OciCode,
     readonly detail: unknown = null,
     readonly headers: Record<string, string> = {},
+    readonly status?: number,
   ) {
     super(OCI[code][1])
   }
@@ -46,7 +53,8 @@ export class RegistryError extends Error {
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
   if (!(err instanceof RegistryError)) console.error(err)
   const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
-  const [status, message] = OCI[e.code]
+  const [tableStatus, message] = OCI[e.code]
+  const status = e.status ?? tableStatus
   const headers = { 'Content-Type': 'application/json', ...e.headers }
   // A HEAD reply carries no body (RFC 9110 §9.3.2); the status says it all.
   if (method === 'HEAD') return new Response(null, { status, headers })

@@ -1,6 +1,8 @@
 /**
  * Every route, on one screen. Handlers get the request and a per-request context;
- * every /v2/ route passes the auth layer first (src/auth/layer.ts; a no-op unless AUTH_MODE is "token").
+ * every /v2/ route passes the proxy layer (src/proxy/layer.ts: local content or a pull-through
+ * cache of an upstream; a no-op without UPSTREAMS), then the auth layer (src/auth/layer.ts; a
+ * no-op unless AUTH_MODE is "token").
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
@@ -8,6 +10,7 @@ import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
 import { contextOf, type Ctx } from './http/context'
+import { proxiedReply, proxyTarget } from './proxy/layer'
 import * as base from './routes/base'
 import * as blobs from './routes/blobs'
 import * as catalog from './routes/catalog'
@@ -18,8 +21,10 @@ import * as uploads from './routes/uploads'
 
 type Handler = (req: IRequest, c: Ctx) => Promise<Response> | Response
 const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionContext) => {
+  const proxy = proxyTarget(req, env)                                     // names a proxied repository locally; 405 on writes
   const auth = await authorize(req, env)                                  // 401/403 thrown here
-  return h(req, { ...contextOf(req, env, exec), auth })
+  const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
+  return proxy ? proxiedReply(res, proxy) : res
 }
 
 export const router = Router<IRequest, [Env, ExecutionContext]>({

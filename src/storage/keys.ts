@@ -22,6 +22,9 @@
  * Cache API  caches.default  (per location, free)
  *   <origin>/_cache/blobs/<digest>            blob bytes (immutable)
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
+ *   <origin>/_cache/upstream/<name>/<what>    a proxied repository's tag list or referrers as the upstream
+ *                                             answered (<what> = tags?<query> or referrers/<digest>?<query>),
+ *                                             for a short while (src/proxy/listings.ts)
  *
  * Why "_": no repository path component may start with "_" (spec name grammar), so
  * repos/a+tags/ never holds keys of repository "a/tags", and an R2 list of repos/
@@ -52,6 +55,9 @@ export const keys = {
   cachedBlob: (origin: string, d: Digest) => `${origin}/_cache/blobs/${d}`,
   cachedLink: (origin: string, r: Repo, d: Digest) => `${origin}/_cache/links/${r}/${d}`,
   robot: (name: RobotName) => `auth/robots/${name}`,
+  cachedTagList: (origin: string, r: Repo, query: string) => `${origin}/_cache/upstream/${r}/tags?${query}`,
+  cachedReferrers: (origin: string, r: Repo, subject: Digest, query: string) =>
+    `${origin}/_cache/upstream/${r}/referrers/${subject}?${query}`,
 }
 
 /** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */

@@ -36,13 +36,15 @@ describe('storage keys', () => {
     ['cached blob bytes', keys.cachedBlob(origin, d256), `https://registry.example.com/_cache/blobs/sha256:${hex256}`],
     ['cached blob link', keys.cachedLink(origin, repo, d256), `https://registry.example.com/_cache/links/library/ubuntu/sha256:${hex256}`],
     ['robot token hash (KV; scripts/robot.mjs spells it too)', keys.robot('ci' as RobotName), 'auth/robots/ci'],
+    ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
+    ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'manifest', 'referrer', 'referrers', 'robot',
+      'blob', 'blobLink', 'cachedBlob', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'manifest', 'referrer', 'referrers', 'robot',
       'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
