@@ -10,8 +10,8 @@
  *                   ├─> FixedLengthStream(Content-Length) ─> R2 put (checksum, only if absent)
  *                   └─> FixedLengthStream(Content-Length) ─> client (one chunk behind)
  *
- * Each chunk goes to every branch before the next is read, so memory holds about one chunk
- * whatever the client's speed. The client's last chunk is held back until the digest is
+ * Each 1 MiB piece goes to every branch before the next is read, so memory holds about two
+ * pieces whatever the client's speed. The client's last chunk is held back until the digest is
  * checked: wrong or missing bytes abort both branches, so R2 stores nothing and the client's
  * reply fails instead of completing. Concurrent misses each write conditionally: the first
  * complete object stays, the others find it there and write nothing.
@@ -21,9 +21,12 @@ import type { Ctx } from '../http/context'
 import { algorithmOf, hexOf, type Digest } from '../names'
 import { headBlob, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
 import { writeBlobLink } from '../storage/links'
-import { toHex } from '../storage/streams'
+import { batched, toHex } from '../storage/streams'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, upstreamFetch, UpstreamFailure } from './upstream'
+
+/** Bytes moved at a time: fewer, larger writes (per-call overhead), and the memory bound per branch. */
+const BATCH_SIZE = 1024 * 1024
 
 export interface ProxiedBlob {
   /** Where the bytes are (size only, for a HEAD answered by the upstream). */
@@ -83,17 +86,18 @@ function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStre
   const stored = (async () => {
     const hash = new crypto.DigestStream(algorithmOf(digest) === 'sha256' ? 'SHA-256' : 'SHA-512')
     const hashing = hash.getWriter()
+    hash.digest.catch(() => {}) // rejects when the pump aborts; read below otherwise
     const r2 = toR2.writable.getWriter()
     const user = toUser?.writable.getWriter() ?? null
     let userGone = !user
     let held: Uint8Array | null = null
-    const reader = upstream.getReader()
+    const pieces = batched(upstream, BATCH_SIZE)[Symbol.asyncIterator]()
     try {
       let received = 0
       for (;;) {
-        let next: ReadableStreamReadResult<Uint8Array>
+        let next: IteratorResult<Uint8Array>
         try {
-          next = await reader.read()
+          next = await pieces.next()
         } catch {
           throw new UpstreamFailure(502, 'the upstream\'s blob was cut off')
         }
@@ -122,7 +126,8 @@ function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStre
     } catch (err) {
       const failure = err instanceof UpstreamFailure ? err : new UpstreamFailure(502, 'the blob could not be stored')
       await Promise.all([
-        reader.cancel().catch(() => {}),
+        // The reader is released once the generator returns; then the upstream body can be dropped.
+        Promise.resolve(pieces.return?.(undefined)).then(() => upstream.cancel()).catch(() => {}),
         r2.abort(failure).catch(() => {}),
         user?.abort(failure).catch(() => {}),
         hashing.abort(failure).catch(() => {}),
