@@ -9,11 +9,12 @@
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
-import { allowed, resolveTarget, type ProxyTarget } from './config'
+import { allowed, resolveTarget, upstreams, type ProxyTarget } from './config'
 import { readOnly } from './manifests'
 
 /** The request's proxy target (its name rewritten to the local repository), or null for local content. */
 export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
+  if (upstreams(env).length === 0) return null // parsed on every request: a bad setting fails closed
   const name = req.params?.name
   if (name === undefined) return null
   const target = resolveTarget(env, new URL(req.url), name)
