@@ -10,7 +10,7 @@
  *
  * Redirects (blob bytes on a CDN or S3) are followed by hand, without our Authorization:
  * pre-signed URLs refuse a second credential, and the credentials are the upstream's only.
- * Every request has a deadline for its answer (the upstream's `timeoutSeconds`).
+ * Every request has a deadline for its answer's headers (the upstream's `timeoutSeconds`).
  */
 import { RegistryError } from '../errors'
 import type { Upstream } from './config'
@@ -79,12 +79,16 @@ async function send(u: Upstream, method: string, url: string, headers: Record<st
   let target = url
   let h = headers
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    // The deadline covers the answer's headers only: a blob's body may stream for minutes.
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(), u.timeoutSeconds * 1000)
     let res: Response
     try {
-      res = await fetch(target, { method, headers: h, redirect: 'manual', signal: AbortSignal.timeout(u.timeoutSeconds * 1000) })
-    } catch (err) {
-      const timeout = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-      throw new UpstreamFailure(null, timeout ? `no answer from the upstream within ${u.timeoutSeconds} s` : 'the upstream cannot be reached')
+      res = await fetch(target, { method, headers: h, redirect: 'manual', signal: deadline.signal })
+    } catch {
+      throw new UpstreamFailure(null, deadline.signal.aborted ? `no answer from the upstream within ${u.timeoutSeconds} s` : 'the upstream cannot be reached')
+    } finally {
+      clearTimeout(timer)
     }
     const location = res.headers.get('location')
     if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res
