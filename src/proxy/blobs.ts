@@ -105,10 +105,13 @@ function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStre
         const chunk = next.value
         received += chunk.byteLength
         if (received > size) throw new UpstreamFailure(502, 'the upstream sent more bytes than its Content-Length')
-        await hashing.write(chunk)
-        // A lost conditional write settles the put without reading on: stop feeding it.
-        if (!r2Settled) await Promise.race([r2.write(chunk), put.then(() => {}, () => {})])
-        if (held && !userGone) await user!.write(held).catch(() => (userGone = true))
+        // R2 and the client take their pieces at the same time; the next is read once both have.
+        await Promise.all([
+          hashing.write(chunk),
+          // A lost conditional write settles the put without reading on: stop feeding it.
+          !r2Settled && Promise.race([r2.write(chunk), put.then(() => {}, () => {})]),
+          held && !userGone && user!.write(held).catch(() => (userGone = true)),
+        ])
         held = chunk
       }
       if (received !== size) throw new UpstreamFailure(502, `the upstream's blob was cut off at ${received} of ${size} bytes`)
