@@ -62,8 +62,6 @@ async function cost() {
 }
 
 async function time(work) {
-  const image = join(work, 'ref')
-  await buildImage(image, 'latest', [[2 * MiB, 700 * 1024, 7 * MiB]])
   const upstream = await startDistribution({ port: PORT + 5, dir: join(work, 'upstream'), tls: false })
   const upstreams = JSON.stringify([{ prefix: 'up', url: `http://${upstream.host}` }])
   const logFile = join(work, 'npm-start.log')
@@ -86,6 +84,9 @@ async function time(work) {
     const warm = []
     const direct = []
     for (let i = 0; i < RUNS; i++) {
+      // A new image each run (random layers): a cold pull must find none of its blobs in the registry.
+      const image = join(work, `ref${i}`)
+      await buildImage(image, 'latest', [[2 * MiB, 700 * 1024, 7 * MiB]])
       const repo = `bench/ref${i}-${Date.now().toString(36)}`
       const pushed = await skopeo([`oci:${image}:latest`, `docker://${upstream.host}/${repo}:latest`])
       if (pushed.code !== 0) throw new Error(`push to the upstream failed: ${pushed.out.slice(-500)}`)
