@@ -19,6 +19,7 @@
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
+import { localScopes } from '../proxy/layer'
 import { chunksOf, concat } from '../storage/streams'
 import { authConfig, type AuthConfig } from './config'
 import { basicCredentials, stillValid, verifyCredentials, type Principal } from './credentials'
@@ -33,7 +34,7 @@ export async function get(req: IRequest, env: Env): Promise<Response> {
   const config = configured(env)
   const url = new URL(req.url)
   const service = serviceOf(config, url, url.searchParams.get('service'))
-  const scopes = parseScopes(url.searchParams.getAll('scope'))
+  const scopes = localScopes(env, url, parseScopes(url.searchParams.getAll('scope')))    // proxied names → local
   let principal: Principal | null = null
   const header = req.headers.get('authorization')
   if (header !== null) {
@@ -49,7 +50,7 @@ export async function post(req: IRequest, env: Env): Promise<Response> {
   const config = configured(env)
   const form = await readForm(req)
   const service = serviceOf(config, new URL(req.url), form.get('service'))
-  const scopes = parseScopes(form.getAll('scope'))
+  const scopes = localScopes(env, new URL(req.url), parseScopes(form.getAll('scope')))   // proxied names → local
   const grant = form.get('grant_type')
   if (grant === 'password') {
     const principal = await verifyCredentials(env, config, form.get('username') ?? '', form.get('password') ?? '')

@@ -7,6 +7,7 @@
  * Only reads are proxied: a push, delete or mount into a proxied namespace is 405 UNSUPPORTED.
  */
 import type { IRequest } from 'itty-router'
+import type { Scope } from '../auth/scopes'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { allowed, resolveTarget, upstreams, type ProxyTarget } from './config'
@@ -34,4 +35,17 @@ export function proxiedReply(res: Response, t: ProxyTarget): Response {
   if (t.ns) out.headers.set('OCI-Namespace', t.ns)
   if (t.warning) out.headers.set('Warning', t.warning)
   return out
+}
+
+/**
+ * Token requests (/token) name repositories as the client sees them (`library/nginx` on a host
+ * mirror, `hub/nginx` by prefix); a proxied one is granted under its local name, the one the
+ * auth layer checks. docker asks for the scope of its own name, whatever the challenge said. CPU only.
+ */
+export function localScopes(env: Env, url: URL, scopes: Scope[]): Scope[] {
+  if (upstreams(env).length === 0) return scopes
+  return scopes.map((s) => {
+    const t = s.type === 'repository' ? resolveTarget(env, url, s.name) : null
+    return t ? { ...s, name: t.local } : s
+  })
 }
