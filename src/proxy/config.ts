@@ -26,8 +26,6 @@ import type { Repo } from '../names'
 export interface Upstream {
   /** The local namespace its repositories live under (prefix, else host, else first ns). */
   namespace: string
-  /** Reached as `/v2/<prefix>/…`: the namespace, unless the upstream is reached only by host or ns. */
-  prefix: string | null
   host: string | null
   /** Source hosts it answers `?ns=` for. */
   ns: string[]
@@ -86,11 +84,6 @@ export function upstreams(env: Env): Upstream[] {
  */
 export function cacheRetention(env: Env): { repos: string; days: number }[] {
   return upstreams(env).flatMap((u) => (u.cacheDays === null ? [] : [{ repos: `${u.namespace}/*`, days: u.cacheDays }]))
-}
-
-/** Whether a local repository lives in a proxied namespace (writes there are refused). CPU only. */
-export function upstreamOwning(env: Env, repo: string): Upstream | null {
-  return upstreams(env).find((u) => repo.startsWith(`${u.namespace}/`)) ?? null
 }
 
 /**
@@ -205,7 +198,6 @@ function parseOne(entry: unknown, where: string, credentials: Map<string, string
   const origin = url.origin
   return {
     namespace,
-    prefix: prefix ?? null,
     host: host ?? null,
     ns,
     url: origin + url.pathname.replace(/\/+$/, ''),

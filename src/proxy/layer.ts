@@ -11,7 +11,6 @@ import type { Scope } from '../auth/scopes'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { allowed, resolveTarget, upstreams, type ProxyTarget } from './config'
-import { readOnly } from './manifests'
 
 /** The request's proxy target (its name rewritten to the local repository), or null for local content. */
 export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
@@ -27,6 +26,10 @@ export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
   req.params.name = target.local
   return target
 }
+
+/** A proxied repository's writes are refused, with why. */
+const readOnly = (t: ProxyTarget): RegistryError =>
+  new RegistryError('UNSUPPORTED', `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`)
 
 /** A proxied reply: OCI-Namespace when routed by `ns` (distribution-spec "Registry Proxying"), Warning when stale. */
 export function proxiedReply(res: Response, t: ProxyTarget): Response {

@@ -10,7 +10,6 @@
  *   only when the digest changed. The upstream down, erroring or rate limiting: the cached
  *   tag is served with a Warning; with nothing cached, its status goes to the client.
  */
-import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES } from '../manifests'
@@ -146,7 +145,3 @@ async function notFound(res: Response): Promise<null> {
   await res.body?.cancel()
   return null
 }
-
-/** A proxied repository's writes are refused, with why. */
-export const readOnly = (t: ProxyTarget): RegistryError =>
-  new RegistryError('UNSUPPORTED', `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`)
