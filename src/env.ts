@@ -33,6 +33,10 @@ export interface Env {
   RETENTION?: string
   /** JSON list of tag patterns that may not move or be deleted once set (src/gc/immutable.ts). */
   IMMUTABLE_TAGS?: string
+  /** JSON list of upstream registries mirrored as pull-through caches (src/proxy/config.ts). */
+  UPSTREAMS?: string
+  /** Secret: JSON `{"<prefix or host>": "user:password" | "token"}` for the upstreams. */
+  UPSTREAM_CREDENTIALS?: string
 }
 
 /** Parsed settings, with the defaults the README documents. */

@@ -27,21 +27,30 @@ const OCI = {
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
   METHOD_UNKNOWN: [405, 'method not allowed'],
+  // Pull-through cache (src/proxy/): the upstream failed and nothing is cached; the status is
+  // the upstream's own 5xx when it gave one (502 when it gave none, 504 when it was too slow).
+  UPSTREAM_UNAVAILABLE: [502, 'the upstream registry is unavailable'],
   UNKNOWN: [500, 'unknown error'],
 } as const satisfies Record<string, readonly [number, string]>
 
 export type OciCode = keyof typeof OCI
 
-/** A failure that maps to one OCI error code; `headers` ride along on the reply. */
+/**
+ * A failure that maps to one OCI error code; `headers` ride along on the reply. `status`
+ * overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE).
+ */
 export class RegistryError extends Error {
   constructor(
     readonly code: OciCode,
     readonly detail: unknown = null,
     readonly headers: Record<string, string> = {},
-    /** Replaces the code's stock message where the client must read why (docker prints it). */
-    message?: string,
+    /**
+     * `message` replaces the code's stock message where the client must read why (docker prints
+     * it); `status` overrides the table's where the code spans several (an upstream's 502/503/504).
+     */
+    readonly options: { message?: string; status?: number } = {},
   ) {
-    super(message ?? OCI[code][1])
+    super(options.message ?? OCI[code][1])
   }
 }
 
@@ -49,7 +58,8 @@ export class RegistryError extends Error {
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
   if (!(err instanceof RegistryError)) console.error(err)
   const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
-  const [status] = OCI[e.code]
+  const [tableStatus] = OCI[e.code]
+  const status = e.options.status ?? tableStatus
   const message = e.message
   const headers = { 'Content-Type': 'application/json', ...e.headers }
   // A HEAD reply carries no body (RFC 9110 §9.3.2); the status says it all.

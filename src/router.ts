@@ -1,8 +1,9 @@
 /**
  * Every route, on one screen. Handlers get the request and a per-request context;
- * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the READ_ONLY
- * layer (src/http/read-only.ts) and the auth layer (src/auth/layer.ts; a no-op unless AUTH_MODE
- * is "token"); /admin/ routes need the admin right.
+ * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the proxy
+ * layer (src/proxy/layer.ts: local content or a pull-through cache of an upstream; a no-op without
+ * UPSTREAMS), the READ_ONLY layer (src/http/read-only.ts) and the auth layer (src/auth/layer.ts;
+ * a no-op unless AUTH_MODE is "token"); /admin/ routes need the admin right.
  * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/sign-in`, `/sign-out` and `/ui/…`
  * only: never /v2/ or /token, and any other path still gets the OCI NOT_FOUND JSON.
  */
@@ -15,6 +16,7 @@ import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
 import { contextOf, type Ctx } from './http/context'
 import { parseRepo } from './names'
+import { proxiedReply, proxyTarget } from './proxy/layer'
 import * as base from './routes/base'
 import * as blobs from './routes/blobs'
 import * as catalog from './routes/catalog'
@@ -29,9 +31,11 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   // The repository name first, on every route and through the one parser: an invalid name
   // names nothing, so it is NAME_INVALID before auth, sessions or storage see it.
   if (req.params.name !== undefined) parseRepo(req.params.name)
+  const proxy = proxyTarget(req, env)                                     // names a proxied repository locally; 405 on writes
   assertWritable(req, env)                                                // 405 when READ_ONLY
   const auth = await authorize(req, env)                                  // 401/403 thrown here
-  return h(req, { ...contextOf(req, env, exec), auth })
+  const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
+  return proxy ? proxiedReply(res, proxy) : res
 }
 
 export const router = Router<IRequest, [Env, ExecutionContext]>({

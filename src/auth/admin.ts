@@ -28,7 +28,7 @@ export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   if (!config) {
     const client = req.headers.get('cf-connecting-ip')
     if (LOCAL.has(url.hostname) && (client === null || LOOPBACK.has(client))) return ''
-    throw new RegistryError('DENIED', null, {}, 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost')
+    throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost' })
   }
   const service = config.service ?? url.host
   const challenge = (error?: string) => {

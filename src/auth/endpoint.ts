@@ -20,6 +20,7 @@
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
+import { localScopes } from '../proxy/layer'
 import { chunksOf, concat } from '../storage/streams'
 import { grantedTo } from './access'
 import { authConfig, type AuthConfig } from './config'
@@ -34,7 +35,7 @@ export async function get(req: IRequest, env: Env): Promise<Response> {
   const config = configured(env)
   const url = new URL(req.url)
   const service = serviceOf(config, url, url.searchParams.get('service'))
-  const scopes = parseScopes(url.searchParams.getAll('scope'))
+  const scopes = localScopes(env, url, parseScopes(url.searchParams.getAll('scope')))    // proxied names → local
   let principal: Principal | null = null
   const header = req.headers.get('authorization')
   if (header !== null) {
@@ -50,7 +51,7 @@ export async function post(req: IRequest, env: Env): Promise<Response> {
   const config = configured(env)
   const form = await readForm(req)
   const service = serviceOf(config, new URL(req.url), form.get('service'))
-  const scopes = parseScopes(form.getAll('scope'))
+  const scopes = localScopes(env, new URL(req.url), parseScopes(form.getAll('scope')))   // proxied names → local
   const grant = form.get('grant_type')
   if (grant === 'password') {
     const origin = new URL(req.url).origin

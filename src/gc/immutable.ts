@@ -68,5 +68,5 @@ export function immutableRule(env: Env, repo: string, tag: string): string | nul
 
 /** 403 DENIED, its message naming the rule (docker prints the message). */
 export function immutableDenied(repo: string, tag: string, rule: string, what: 'moved' | 'deleted'): RegistryError {
-  return new RegistryError('DENIED', { tag, rule }, {}, `tag ${repo}:${tag} is immutable and cannot be ${what} (${rule})`)
+  return new RegistryError('DENIED', { tag, rule }, {}, { message: `tag ${repo}:${tag} is immutable and cannot be ${what} (${rule})` })
 }

@@ -14,6 +14,7 @@
  */
 import type { Env } from '../env'
 import { globMatch } from '../auth/rules'
+import { cacheRetention } from '../proxy/config'
 
 export interface RetentionRule {
   /** `RETENTION[i]`, named in reports. */
@@ -29,16 +30,24 @@ const FIELDS = new Set(['repos', 'keepLast', 'keep', 'olderThanDays', 'untaggedD
 const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
 const TAG_PATTERN = /^[A-Za-z0-9_.*-]{1,128}$/
 
-let memo: { input: string | undefined; rules: RetentionRule[] } | null = null
+let memo: { input: string | undefined; upstreams: string | undefined; rules: RetentionRule[] } | null = null
 
 /**
  * Every retention rule the collector applies (RETENTION; the proxy cache's `cacheRetention`
  * joins here, CONTRACTS.md 4). Throws an Error naming the setting when it is malformed.
  */
 export function retentionRules(env: Env): RetentionRule[] {
-  if (memo && memo.input === env.RETENTION) return memo.rules
-  const rules = parseRetention(env.RETENTION)
-  memo = { input: env.RETENTION, rules }
+  if (memo && memo.input === env.RETENTION && memo.upstreams === env.UPSTREAMS) return memo.rules
+  // A pull-through cache's namespace first (the first matching rule applies): its tags are dropped
+  // once not validated with the upstream for `cacheDays`, and so are its untagged manifests.
+  const cache = cacheRetention(env).map(({ repos, days }): RetentionRule => ({
+    name: `UPSTREAMS cacheDays (${repos})`,
+    repos: [repos],
+    olderThanDays: days,
+    untaggedDays: days,
+  }))
+  const rules = [...cache, ...parseRetention(env.RETENTION)]
+  memo = { input: env.RETENTION, upstreams: env.UPSTREAMS, rules }
   return rules
 }
 

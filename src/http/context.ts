@@ -1,6 +1,7 @@
 /** What every route gets besides the request: bindings, settings, the execution context. */
 import type { IRequest } from 'itty-router'
 import type { Access } from '../auth/access'
+import type { ProxyTarget } from '../proxy/config'
 import { settings, type Env, type Settings } from '../env'
 import type { LinkContext } from '../storage/links'
 
@@ -9,6 +10,8 @@ export interface Ctx extends LinkContext {
   settings: Settings
   /** The caller's rights, set by the auth layer; absent when auth is off (everything allowed). */
   auth?: Access
+  /** Set when the repository is a pull-through cache of an upstream (src/proxy/layer.ts). */
+  proxy?: ProxyTarget
 }
 
 export function contextOf(req: IRequest, env: Env, exec: ExecutionContext): Ctx {

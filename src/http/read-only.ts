@@ -10,5 +10,5 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function assertWritable(req: IRequest, env: Env): void {
   if (!settings(env).readOnly || READS.has(req.method)) return
-  throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, 'the registry is read-only for maintenance (READ_ONLY = "true"); writes are refused, pulls work')
+  throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true"); writes are refused, pulls work' })
 }

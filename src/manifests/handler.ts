@@ -94,3 +94,10 @@ export function schemaVersion(doc: Record<string, unknown>, expected: number): v
 
 export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** The manifest's own bytes plus the sizes of the descriptors it names (config, layers, an index's children). */
+export function referencedSize(doc: Record<string, unknown>, bytes: Uint8Array): number {
+  const sizes = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : []), ...(Array.isArray(doc.manifests) ? doc.manifests : [])]
+    .map((d) => (isObject(d) && typeof d.size === 'number' && Number.isSafeInteger(d.size) && d.size >= 0 ? d.size : 0))
+  return sizes.reduce((a, b) => a + b, bytes.byteLength)
+}

@@ -5,13 +5,22 @@ import type { Ctx } from '../http/context'
 import { parseRange } from '../http/ranges'
 import { parseDigest, parseRepo } from '../names'
 import { blobBytes, forgetBlobBytes } from '../storage/edge-cache'
+import { proxiedBlob } from '../proxy/blobs'
 import { deleteBlobLink, readBlobLink } from '../storage/links'
 
-/** HEAD: cached link or 1 KV get. GET: + cached bytes, or 1 R2 get on a cold location. */
+/**
+ * HEAD: cached link or 1 KV get. GET: + cached bytes, or 1 R2 get on a cold location.
+ * Proxied: the same once linked; a miss reads the upstream once (src/proxy/blobs.ts).
+ */
 export async function get(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const digest = parseDigest(req.params.digest)
-  const link = await readBlobLink(c.env, c, repo, digest)                 // cache, else KV get
+  let link = await readBlobLink(c.env, c, repo, digest)                   // cache, else KV get
+  let streaming: ReadableStream | null = null
+  if (!link && c.proxy) {
+    const fetched = await proxiedBlob(c, c.proxy, digest, req.method, req.headers.has('range'))  // R2 head, upstream, R2 put
+    ;[link, streaming] = fetched ? [fetched.link, fetched.body] : [null, null]
+  }
   if (!link) throw new RegistryError('BLOB_UNKNOWN', { digest })
   const etag = `"${digest}"`
   const headers = new Headers({
@@ -21,7 +30,11 @@ export async function get(req: IRequest, c: Ctx): Promise<Response> {
     'Accept-Ranges': 'bytes',
     'Cache-Control': 'max-age=31536000, immutable',
   })
-  if (matchesEtag(req.headers.get('if-none-match'), etag)) return new Response(null, { status: 304, headers })
+  if (matchesEtag(req.headers.get('if-none-match'), etag)) {
+    await streaming?.cancel()
+    return new Response(null, { status: 304, headers })
+  }
+  if (streaming) return new Response(streaming, { headers: { ...Object.fromEntries(headers), 'Content-Length': String(link.size) } })
   const range = parseRange(req.headers.get('range'), link.size)
   const length = range ? range.length : link.size
   headers.set('Content-Length', String(length))

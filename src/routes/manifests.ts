@@ -4,10 +4,11 @@ import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { accepts, acceptedTypes, specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../manifests'
-import { isObject, type Descriptor, type Parsed } from '../manifests/handler'
+import { isObject, referencedSize, type Descriptor, type Parsed } from '../manifests/handler'
 import { algorithmOf, digestOf, parseReference, parseRepo, parseTag, type Digest, type Reference, type Repo, type Tag } from '../names'
 import { readBlobLinkConfirmed } from '../storage/links'
 import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
+import { readProxiedManifest } from '../proxy/manifests'
 import { deleteReferrer, putReferrer } from '../storage/referrers'
 import { concat } from '../storage/streams'
 import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
@@ -27,6 +28,7 @@ const MAX_TAGS_PER_PUSH = 20
  * An index served to a client that takes only single manifests: +1 R2 get.
  * A GET miss: +1 R2 list (MANIFEST_UNKNOWN or NAME_UNKNOWN). A reference that is neither
  * a tag nor a digest: none (MANIFEST_UNKNOWN).
+ * Proxied: the same when cached and fresh; cold and after the tag TTL see src/proxy/manifests.ts.
  */
 export async function get(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
@@ -70,6 +72,7 @@ interface Found {
 }
 
 async function readReference(c: Ctx, repo: Repo, ref: Reference): Promise<Found | null> {
+  if (c.proxy) return readProxiedManifest(c, c.proxy, ref)                   // cache, else the upstream (src/proxy/)
   if (ref.kind === 'tag') return readTag(c.env, repo, ref.tag)
   const m = await getManifest(c.env, repo, ref.digest)
   return m && { digest: ref.digest, mediaType: m.mediaType, bytes: m.bytes }
@@ -78,7 +81,7 @@ async function readReference(c: Ctx, repo: Repo, ref: Reference): Promise<Found 
 /** MANIFEST_UNKNOWN, or NAME_UNKNOWN when the repository has nothing (checked on GET only: a HEAD has no body). */
 async function unknownManifest(req: IRequest, c: Ctx, repo: Repo, ref: Reference): Promise<RegistryError> {
   const detail = ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest }
-  if (req.method === 'GET' && !(await repoExists(c.env, repo))) return new RegistryError('NAME_UNKNOWN', { name: repo })
+  if (req.method === 'GET' && !c.proxy && !(await repoExists(c.env, repo))) return new RegistryError('NAME_UNKNOWN', { name: repo })
   return new RegistryError('MANIFEST_UNKNOWN', detail)
 }
 
@@ -124,7 +127,7 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
 
   // The manifest exists before anything points at it: a failed write leaves no dangling tag.
   await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
-  const size = sizeOf(doc, bytes)
+  const size = referencedSize(doc, bytes)
   const platforms = platformsOf(doc)
   await Promise.all([
     ...tags.map((tag) => writeTag(c.env, repo, tag, { digest, mediaType, size, platforms }, bytes)), // KV put per tag
@@ -226,13 +229,6 @@ async function verifyReferences(c: Ctx, repo: Repo, parsed: Parsed): Promise<voi
   if (missingChild) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingChild.digest })
 }
 
-/** The manifest's own bytes plus the sizes of the descriptors it names (config, layers, an index's children). */
-function sizeOf(doc: Record<string, unknown>, bytes: Uint8Array): number {
-  const sizes = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : []), ...(Array.isArray(doc.manifests) ? doc.manifests : [])]
-    .map((d) => (isObject(d) && typeof d.size === 'number' && Number.isSafeInteger(d.size) && d.size >= 0 ? d.size : 0))
-  return sizes.reduce((a, b) => a + b, bytes.byteLength)
-}
-
 /** An index's platforms for its tag record (the web UI lists them without reading the index). */
 function platformsOf(doc: Record<string, unknown>): string | undefined {
   if (!Array.isArray(doc.manifests)) return undefined
@@ -274,7 +270,7 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
  * too); false when absent. IMMUTABLE_TAGS and READ_ONLY are checked here, for both callers.
  */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
-  if (c.settings.readOnly) throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, 'the registry is read-only for maintenance (READ_ONLY = "true")')
+  if (c.settings.readOnly) throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true")' })
   await guardImmutable(c, repo, ref, null)
   if (ref.kind === 'tag') {
     if (!(await readTag(c.env, repo, ref.tag))) return false

@@ -2,15 +2,21 @@
 import type { IRequest } from 'itty-router'
 import type { Ctx } from '../http/context'
 import { parseDigest, parseRepo } from '../names'
+import { proxiedReferrers } from '../proxy/listings'
 import { listReferrers } from '../storage/referrers'
 
 /** Exactly this, no parameters: referrers-aware clients compare the header as a string. */
 const INDEX = 'application/vnd.oci.image.index.v1+json'
 
-/** 1 R2 list per page of up to 1,000 referrers. An unknown subject is an empty index. */
+/**
+ * 1 R2 list per page of up to 1,000 referrers. An unknown subject is an empty index.
+ * Proxied: the upstream's referrers (edge-cached briefly, src/proxy/listings.ts).
+ */
 export async function list(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const subject = parseDigest(req.params.digest)
+  const upstream = c.proxy && (await proxiedReferrers(req, c, c.proxy, subject))  // cache, else 1 upstream GET
+  if (upstream) return upstream
   const url = new URL(req.url)
   const artifactType = url.searchParams.get('artifactType')
   const page = await listReferrers(c.env, repo, subject, url.searchParams.get('cursor') ?? undefined)  // R2 list

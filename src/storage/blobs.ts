@@ -107,6 +107,23 @@ export async function putVerifiedBlob(
   return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
 }
 
+/**
+ * Streams bytes of a known digest to their final key, unless the blob is already there
+ * (conditional write: concurrent writers never replace each other's object). R2 checks the
+ * checksum before the object exists, so wrong bytes leave nothing. Null when another writer
+ * got there first. 1 R2 put.
+ */
+export async function putBlobIfAbsent(env: Env, digest: Digest, repo: Repo, body: ReadableStream<Uint8Array>): Promise<IndexedBlob | null> {
+  const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
+  const object = await env.BLOBS.put(keys.blob(digest), body, {
+    [alg]: hex,
+    customMetadata: { repo },
+    httpMetadata: { contentType: 'application/octet-stream' },
+    onlyIf: { etagDoesNotMatch: '*' },
+  })
+  return object ? { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() } : null
+}
+
 /** 1 R2 get (ranged when `range` is given). */
 export function readBlob(env: Env, location: BlobLocation, range?: R2Range): Promise<R2ObjectBody | null> {
   return env.BLOBS.get(location.at, range ? { range } : undefined)

@@ -127,3 +127,23 @@ describe('READ_ONLY', () => {
 
 void errorCode
 void pushManifest
+
+describe('pull-through cache collection (UPSTREAMS cacheDays)', () => {
+  it('drops cached tags the upstream has not confirmed for cacheDays; their manifests wait until cacheDays old too', async () => {
+    const repo = repoName('pcache')
+    const stale = await pushImage(repo, 'stale')
+    const fresh = await pushImage(repo, 'fresh')
+    await age(repo, 'stale', 10)
+    await age(repo, 'fresh', 2)
+    const env = gcEnv({ UPSTREAMS: JSON.stringify([{ prefix: 'pcache', url: 'https://upstream.test', cacheDays: 7 }]) })
+    const report = await gc(env, { repo })
+    expect(report.repositories[repo]!.tags).toEqual([{ tag: 'stale', rule: expect.stringMatching(/^UPSTREAMS cacheDays \(pcache\/\*\)/) }])
+    // The untagged manifest was stored moments ago: younger than cacheDays, it is kept for now.
+    expect(report.repositories[repo]!.manifests.count).toBe(0)
+    const manifest = (img: { digest: string }) => bindings.BLOBS.head(keys.manifest(repo as Repo, img.digest as never))
+    expect(await manifest(stale)).not.toBeNull()
+    expect(await manifest(fresh)).not.toBeNull()
+    const tags = await (await via(`/v2/${repo}/tags/list`)).json()
+    expect(tags).toEqual({ name: repo, tags: ['fresh'] })
+  })
+})

@@ -47,14 +47,17 @@ describe('storage keys', () => {
     ['gc marks (prefix)', keys.gcMarks(), '_registry/gc-marks/'],
     ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
+    ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
+    ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'gcBlobMark', 'gcLinkMark', 'gcMarks', 'gcReport', 'gcReports',
-      'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'uploadCancelled', 'uploadParts', 'uploadSecret', 'uploadTail',
+      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
+      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'uploadCancelled',
+      'uploadParts', 'uploadSecret', 'uploadTail',
     ])
   })
 

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# End-to-end for the pull-through cache (README "Pull-through cache"): a real upstream, real clients.
+#
+#   bash e2e/proxy.sh
+#
+# 1. CNCF distribution (Debian's `docker-registry`) on 127.0.0.1:$UP_PORT with htpasswd Basic
+#    auth holds a multi-arch image and a ${BIG_MB} MB layer (built by e2e/images.sh).
+# 2. `npm start` on $PORT with UPSTREAMS pointing at it (prefix `up`, host 127.0.0.1:$PORT,
+#    ns `upstream.test`, tagTtlSeconds $TTL) and its credentials in UPSTREAM_CREDENTIALS.
+# 3. skopeo (prefix and host mode), podman (host mode) and containerd's ctr (a mirror in a
+#    hosts.toml, so its requests carry ?ns=upstream.test) pull through the cache, byte for byte;
+#    a tag moved upstream is seen after the TTL; a push to the proxy namespace is refused.
+# 4. The upstream is STOPPED; the same pulls still succeed byte for byte (stale tags are
+#    served with a Warning).
+#
+# Env: E2E_PROXY_PORT (8840), E2E_UPSTREAM_PORT (8845), E2E_BIG_MB (300), E2E_CACHE (where the
+# big image is kept between runs, shared with e2e/run.sh), E2E_KEEP=1 (keep the work dir).
+# One line per step, `PASS name` or `FAIL name: reason`; non-zero exit when anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/e2e/images.sh"
+
+PORT=${E2E_PROXY_PORT:-8840}
+UP_PORT=${E2E_UPSTREAM_PORT:-8845}
+BIG_MB=${E2E_BIG_MB:-300}
+TTL=4
+CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-proxy.XXXXXX")
+UPSTREAM=127.0.0.1:$UP_PORT
+PREFIXED=localhost:$PORT/up   # prefix mode: /v2/up/<upstream name>/…
+HOSTED=127.0.0.1:$PORT        # host mode: this Host header is the upstream at the root
+UP_USER=e2e UP_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
+PASSED=0 FAILED=0 REG_PID= UP_PID= CTD_PID= STARTED_AT=$(date +%s)
+mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE" "$WORK/tmp"
+export TMPDIR=$WORK/tmp
+export REGISTRY_AUTH_FILE=$WORK/auth.json
+printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
+
+# ---------------------------------------------------------------- plumbing (as in e2e/run.sh)
+
+step() {
+  local name=$1 t0 rc reason
+  shift
+  t0=$(date +%s.%N)
+  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
+  rc=$?
+  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+  if [ $rc -eq 0 ]; then
+    PASSED=$((PASSED + 1))
+    echo "PASS $name ($TOOK s)"
+  else
+    FAILED=$((FAILED + 1))
+    reason=$(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | cut -c1-400)
+    echo "FAIL $name: ${reason:-exit status $rc}"
+  fi
+  return $rc
+}
+fail() { echo "$*"; return 1; }
+note() { echo "# $*"; }
+
+sk() { skopeo --policy "$WORK/policy.json" "$@"; }
+skcopy() { sk copy --src-tls-verify=false --dest-tls-verify=false "$@"; }
+pm() {
+  podman --root "$WORK/podman/root" --runroot "$WORK/podman/runroot" --tmpdir "$WORK/podman/tmp" \
+    --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
+}
+ctrc() { ctr --address "$WORK/containerd/containerd.sock" --namespace e2e "$@"; }
+
+# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
+same_blobs() {
+  local a b f
+  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
+  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
+  for f in $a; do cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return; done
+  echo "$(echo "$a" | wc -l) blobs identical"
+}
+
+# ctr_same_blobs SRC: containerd's content store holds every blob of layout SRC, byte for byte.
+ctr_same_blobs() {
+  local f n=0
+  for f in $(ls "$1/blobs/sha256"); do
+    ctrc content get "sha256:$f" | cmp -s - "$1/blobs/sha256/$f" || fail "containerd's sha256:$f differs" || return
+    n=$((n + 1))
+  done
+  echo "$n blobs identical in containerd"
+}
+
+raw_digest() { sk inspect --tls-verify=false --raw "docker://$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# stop_session PID: every process of the session setsid started.
+stop_session() {
+  local sid=$1 i left
+  [ -n "$sid" ] || return 0
+  kill -TERM -- "-$sid" 2>/dev/null
+  for i in $(seq 1 100); do
+    left=$(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s { print $1 }')
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
+  kill -KILL $left 2>/dev/null
+}
+
+cleanup() {
+  stop_session "$REG_PID"
+  stop_session "$UP_PID"
+  stop_session "$CTD_PID"
+  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- setup
+
+install_tools() {
+  local missing=() t
+  for t in skopeo podman jq curl docker-registry htpasswd:apache2-utils containerd ctr:containerd setsid:util-linux; do
+    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
+  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update && apt-get install -y "${missing[@]}"
+}
+
+write_policy() {
+  printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+  mkdir -p "$WORK/podman/root" "$WORK/podman/runroot" "$WORK/podman/tmp"
+  [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
+}
+
+# The upstream: distribution with its own config, filesystem storage here, Basic auth (bcrypt htpasswd).
+start_upstream() {
+  port_busy "$UP_PORT" && { fail "port $UP_PORT is in use"; return; }
+  mkdir -p "$WORK/upstream/data"
+  htpasswd -Bbn "$UP_USER" "$UP_PASSWORD" >"$WORK/upstream/htpasswd"
+  cat >"$WORK/upstream/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $WORK/upstream/data
+  delete:
+    enabled: true
+http:
+  addr: $UPSTREAM
+auth:
+  htpasswd:
+    realm: upstream
+    path: $WORK/upstream/htpasswd
+EOF
+  # distribution reads REGISTRY_* variables as settings: REGISTRY_AUTH_FILE (skopeo's) is not one.
+  env -u REGISTRY_AUTH_FILE setsid docker-registry serve "$WORK/upstream/config.yml" >"$WORK/upstream.log" 2>&1 </dev/null &
+  UP_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$UPSTREAM/v2/")" = 401 ] && { echo "upstream up (session $UP_PID)"; return 0; }
+    sleep 0.1
+  done
+  tail -n 5 "$WORK/upstream.log"
+  fail "the upstream did not start"
+}
+
+upstream_push() { skcopy --dest-creds "$UP_USER:$UP_PASSWORD" --preserve-digests "$@"; }
+
+seed_upstream() {
+  upstream_push --all "oci:$SRC_MULTI:latest" "docker://$UPSTREAM/e2e/multi:v1" || return
+  upstream_push "oci:$SRC_BIG:latest" "docker://$UPSTREAM/e2e/big:v1" || return
+  upstream_push "oci:$SRC_APP:latest" "docker://$UPSTREAM/e2e/moving:v1"
+}
+
+start_proxy() {
+  port_busy "$PORT" && { fail "port $PORT is in use"; return; }
+  local upstreams credentials
+  upstreams="[{\"prefix\":\"up\",\"host\":\"$HOSTED\",\"ns\":[\"upstream.test\"],\"url\":\"http://$UPSTREAM\",\"tagTtlSeconds\":$TTL}]"
+  credentials="{\"up\":\"$UP_USER:$UP_PASSWORD\"}"
+  (cd "$ROOT" && PORT=$PORT WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
+    --persist-to "$WORK/state" --var "UPSTREAMS:$upstreams" --var "UPSTREAM_CREDENTIALS:$credentials") \
+    >"$WORK/registry.log" 2>&1 </dev/null &
+  REG_PID=$!
+  local deadline=$(($(date +%s) + 180))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    [ "$(curl -sk -o /dev/null -m 5 -w '%{http_code}' "https://localhost:$PORT/v2/")" = 200 ] && { echo "npm start (session $REG_PID) on $PORT"; return 0; }
+    kill -0 "$REG_PID" 2>/dev/null || break
+    sleep 1
+  done
+  tail -n 20 "$WORK/registry.log"
+  fail "npm start did not answer on $PORT"
+}
+
+# containerd as this script's own daemon: private root, state and socket; a hosts.toml that
+# makes localhost:$PORT the mirror of registry "upstream.test" (which does not resolve: only
+# the mirror can answer). containerd adds ?ns=upstream.test to every mirror request.
+start_containerd() {
+  local d=$WORK/containerd
+  mkdir -p "$d/root" "$d/state" "$WORK/certs.d/upstream.test"
+  cat >"$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$d/containerd.sock"
+EOF
+  cat >"$WORK/certs.d/upstream.test/hosts.toml" <<EOF
+server = "https://upstream.test"
+
+[host."http://localhost:$PORT"]
+  capabilities = ["pull", "resolve"]
+EOF
+  setsid containerd --config "$d/config.toml" >"$WORK/containerd.log" 2>&1 </dev/null &
+  CTD_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    ctrc version >/dev/null 2>&1 && { echo "containerd up (session $CTD_PID)"; return 0; }
+    sleep 0.1
+  done
+  tail -n 5 "$WORK/containerd.log"
+  fail "containerd did not start"
+}
+
+# ---------------------------------------------------------------- the checks
+
+# pull_layout NAME REF SRC [--all]: skopeo copy REF into an OCI layout, compared with SRC.
+pull_layout() {
+  local name=$1 ref=$2 src=$3
+  shift 3
+  skcopy --preserve-digests "$@" "docker://$ref" "oci:$WORK/pull/$name:v1" || return
+  same_blobs "$src" "$WORK/pull/$name"
+}
+
+podman_pull() {
+  pm rmi -f "$1" >/dev/null 2>&1
+  pm pull --tls-verify=false "$1" || return
+  [ "$(pm image inspect --format '{{.Digest}}' "$1")" = "$2" ] || fail "podman sees another digest"
+}
+
+# ctr_pull REF SRC [flags]: pull through the mirror (hosts.toml), every blob compared with SRC.
+ctr_pull() {
+  local ref=$1 src=$2
+  shift 2
+  ctrc images rm --sync "$ref" >/dev/null 2>&1
+  ctrc images pull --hosts-dir "$WORK/certs.d" --snapshotter native "$@" "$ref" || return
+  ctr_same_blobs "$src"
+}
+
+# The mirror requests containerd sent carried ?ns= (and were routed by it: OCI-Namespace).
+ns_was_used() {
+  local h
+  h=$(curl -sk -D - -o /dev/null "https://localhost:$PORT/v2/e2e/multi/manifests/v1?ns=upstream.test" | tr -d '\r')
+  grep -qi '^oci-namespace: upstream.test' <<<"$h" || fail "no OCI-Namespace on an ns request: $h"
+}
+
+moved_tag_seen() {
+  [ "$(raw_digest "$PREFIXED/e2e/moving:v1")" = "$APP_DIGEST" ] || fail "moving:v1 is not the first image" || return
+  upstream_push --all "oci:$SRC_MULTI:latest" "docker://$UPSTREAM/e2e/moving:v1" || return
+  sleep $((TTL + 1))
+  local d
+  d=$(raw_digest "$PREFIXED/e2e/moving:v1")
+  [ "$d" = "$MULTI_DIGEST" ] || fail "after the TTL moving:v1 is still $d, not $MULTI_DIGEST"
+  echo "moved to $d"
+}
+
+push_refused() {
+  local out code
+  if out=$(skcopy "oci:$SRC_APP:latest" "docker://$PREFIXED/e2e/pushed:v1" 2>&1); then fail "the push was accepted"; return; fi
+  echo "$out" | tail -n 2
+  code=$(curl -sk -o "$WORK/push.json" -w '%{http_code}' -X POST "https://localhost:$PORT/v2/up/e2e/pushed/blobs/uploads/")
+  [ "$code" = 405 ] || fail "POST upload answered $code" || return
+  jq -e '.errors[0].code == "UNSUPPORTED" and (.errors[0].detail | test("read-only cache"))' "$WORK/push.json" || fail "not UNSUPPORTED: $(cat "$WORK/push.json")"
+}
+
+stop_upstream() {
+  stop_session "$UP_PID"
+  UP_PID=
+  ! curl -s -m 2 "http://$UPSTREAM/v2/" >/dev/null || fail "the upstream still answers"
+}
+
+stale_with_warning() {
+  sleep $((TTL + 1))
+  local h
+  h=$(curl -sk -D - -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json' "https://localhost:$PORT/v2/up/e2e/multi/manifests/v1" | tr -d '\r')
+  grep -q '^HTTP/[0-9.]* 200' <<<"$h" || fail "not 200: $(head -n 1 <<<"$h")" || return
+  grep -qi '^warning: 110' <<<"$h" || fail "no Warning header: $h"
+}
+
+# Manifest GETs the upstream saw (its access log), for the README's request count.
+upstream_manifest_gets() { grep -c '"GET /v2/[^ ]*/manifests/' "$WORK/upstream.log" || true; }
+
+# ---------------------------------------------------------------- the run
+
+echo "# work dir $WORK"
+step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+write_policy
+step build-images build_images "$WORK" "$CACHE"
+step upstream-start start_upstream
+step upstream-seed seed_upstream
+step proxy-start start_proxy
+step containerd-start start_containerd
+if [ $FAILED -gt 0 ]; then echo "$PASSED passed, $FAILED failed"; exit 1; fi
+
+step skopeo-prefix-multi pull_layout prefix-multi "$PREFIXED/e2e/multi:v1" "$SRC_MULTI" --all
+step skopeo-prefix-big-cold pull_layout prefix-big "$PREFIXED/e2e/big:v1" "$SRC_BIG"; note "cold ${BIG_MB} MiB pull: $TOOK s"
+step skopeo-prefix-big-warm pull_layout prefix-big-warm "$PREFIXED/e2e/big:v1" "$SRC_BIG"; note "warm ${BIG_MB} MiB pull: $TOOK s"
+step skopeo-host-multi pull_layout host-multi "$HOSTED/e2e/multi:v1" "$SRC_MULTI" --all
+step podman-host-big podman_pull "$HOSTED/e2e/big:v1" "$BIG_DIGEST"
+step ctr-mirror-multi ctr_pull upstream.test/e2e/multi:v1 "$SRC_MULTI" --all-platforms
+step ctr-mirror-big ctr_pull upstream.test/e2e/big:v1 "$SRC_BIG"
+step ns-routed ns_was_used
+step tag-moved-after-ttl moved_tag_seen
+step push-refused push_refused
+note "upstream manifest GETs so far: $(upstream_manifest_gets)"
+
+step upstream-stop stop_upstream
+step stale-tag-warning stale_with_warning
+step offline-skopeo-prefix-multi pull_layout offline-prefix-multi "$PREFIXED/e2e/multi:v1" "$SRC_MULTI" --all
+step offline-skopeo-prefix-big pull_layout offline-prefix-big "$PREFIXED/e2e/big:v1" "$SRC_BIG"
+step offline-skopeo-host-multi pull_layout offline-host-multi "$HOSTED/e2e/multi:v1" "$SRC_MULTI" --all
+step offline-podman-host-big podman_pull "$HOSTED/e2e/big:v1" "$BIG_DIGEST"
+step offline-ctr-mirror-multi ctr_pull upstream.test/e2e/multi:v1 "$SRC_MULTI" --all-platforms
+step offline-ctr-mirror-big ctr_pull upstream.test/e2e/big:v1 "$SRC_BIG"
+
+note "total $(($(date +%s) - STARTED_AT)) s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,142 @@
+/**
+ * Blobs of a proxied repository (distribution registry/proxy/proxyblobstore.go, on R2).
+ *
+ * A blob is immutable: once fetched and verified it is an ordinary registry blob
+ * (`blobs/<alg>/<hex>`, one copy for the whole registry) linked into the proxied repository,
+ * and served like any other (Range, HEAD, edge cache). A miss reads the upstream once and
+ * streams it to the client and into R2 at the same time:
+ *
+ *   upstream body ──┬─> digest (ours)
+ *                   ├─> FixedLengthStream(Content-Length) ─> R2 put (checksum, only if absent)
+ *                   └─> FixedLengthStream(Content-Length) ─> client (one chunk behind)
+ *
+ * Each 1 MiB piece goes to every branch before the next is read, so memory holds about two
+ * pieces whatever the client's speed. The client's last chunk is held back until the digest is
+ * checked: wrong or missing bytes abort both branches, so R2 stores nothing and the client's
+ * reply fails instead of completing. Concurrent misses each write conditionally: the first
+ * complete object stays, the others find it there and write nothing.
+ */
+import { RegistryError } from '../errors'
+import type { Ctx } from '../http/context'
+import { algorithmOf, hexOf, type Digest } from '../names'
+import { headBlob, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
+import { writeBlobLink } from '../storage/links'
+import { batched, toHex } from '../storage/streams'
+import type { ProxyTarget } from './config'
+import { failureError, failureOf, upstreamFetch, UpstreamFailure } from './upstream'
+
+/** Bytes moved at a time: fewer, larger writes (per-call overhead), and the memory bound per branch. */
+const BATCH_SIZE = 1024 * 1024
+
+export interface ProxiedBlob {
+  /** Where the bytes are (size only, for a HEAD answered by the upstream). */
+  link: BlobLocation
+  /** The bytes on their way from the upstream (a full GET that missed); null: serve from R2. */
+  body: ReadableStream | null
+}
+
+/**
+ * A blob the proxied repository has no link to yet; null when the upstream does not know it.
+ * - Held by the registry already (another repository): 1 R2 head + 1 KV put (the link).
+ * - HEAD: 1 R2 head + 1 upstream HEAD; nothing stored.
+ * - GET: 1 R2 head + 1 upstream GET + 1 R2 put + 1 KV put, the bytes streamed as they come;
+ *   a ranged GET waits for the whole blob to be stored, then is served from R2.
+ */
+export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method: string, ranged: boolean): Promise<ProxiedBlob | null> {
+  const indexed = await headBlob(c.env, digest)                                      // R2 head
+  if (indexed) {
+    await writeBlobLink(c.env, c, t.local, digest, indexed)                          // KV put
+    return { link: indexed, body: null }
+  }
+  try {
+    const res = await upstreamFetch(t.upstream, method === 'HEAD' ? 'HEAD' : 'GET', t.remote, `blobs/${digest}`)
+    if (res.status === 404) {
+      await res.body?.cancel()
+      return null
+    }
+    if (!res.ok) throw await failureOf(res)
+    const size = Number(res.headers.get('content-length') ?? NaN)
+    if (!Number.isSafeInteger(size) || size < 0 || (method !== 'HEAD' && !res.body)) {
+      await res.body?.cancel()
+      throw new UpstreamFailure(502, 'the upstream sent a blob without a Content-Length')
+    }
+    if (method === 'HEAD') return { link: { at: '', size }, body: null }
+    const fill = fillBlob(c, t, digest, res.body!, size, !ranged)
+    if (ranged) return { link: await fill.stored, body: null }
+    c.waitUntil(fill.stored)
+    return { link: { at: '', size }, body: fill.client }
+  } catch (err) {
+    throw err instanceof UpstreamFailure ? failureError(err) : err
+  }
+}
+
+/**
+ * Pumps the upstream body into R2 (and the client, when `toClient`), verifying the digest.
+ * `stored` resolves with the stored (or concurrently stored) blob once it is linked into the
+ * repository, and rejects when the bytes were wrong or cut off (nothing stored or linked).
+ */
+function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStream<Uint8Array>, size: number, toClient: boolean) {
+  const toR2 = new FixedLengthStream(size)
+  const toUser = toClient ? new FixedLengthStream(size) : null
+  let r2Settled = false
+  const put = putBlobIfAbsent(c.env, digest, t.local, toR2.readable).finally(() => {     // R2 put
+    r2Settled = true
+  })
+  put.catch(() => {}) // observed below; a lost race settles it early
+  const stored = (async () => {
+    const hash = new crypto.DigestStream(algorithmOf(digest) === 'sha256' ? 'SHA-256' : 'SHA-512')
+    const hashing = hash.getWriter()
+    hash.digest.catch(() => {}) // rejects when the pump aborts; read below otherwise
+    const r2 = toR2.writable.getWriter()
+    const user = toUser?.writable.getWriter() ?? null
+    let userGone = !user
+    let held: Uint8Array | null = null
+    const pieces = batched(upstream, BATCH_SIZE)[Symbol.asyncIterator]()
+    try {
+      let received = 0
+      for (;;) {
+        let next: IteratorResult<Uint8Array>
+        try {
+          next = await pieces.next()
+        } catch {
+          throw new UpstreamFailure(502, 'the upstream\'s blob was cut off')
+        }
+        if (next.done) break
+        const chunk = next.value
+        received += chunk.byteLength
+        if (received > size) throw new UpstreamFailure(502, 'the upstream sent more bytes than its Content-Length')
+        // R2 and the client take their pieces at the same time; the next is read once both have.
+        await Promise.all([
+          hashing.write(chunk),
+          // A lost conditional write settles the put without reading on: stop feeding it.
+          !r2Settled && Promise.race([r2.write(chunk), put.then(() => {}, () => {})]),
+          held && !userGone && user!.write(held).catch(() => (userGone = true)),
+        ])
+        held = chunk
+      }
+      if (received !== size) throw new UpstreamFailure(502, `the upstream's blob was cut off at ${received} of ${size} bytes`)
+      await hashing.close()
+      if (toHex(new Uint8Array(await hash.digest)) !== hexOf(digest)) {
+        throw new UpstreamFailure(502, `the upstream's blob does not match its digest ${digest}`)
+      }
+      if (!r2Settled) await r2.close()
+      const blob: IndexedBlob | null = (await put.catch(() => null)) ?? (await headBlob(c.env, digest))   // R2 head when another writer won
+      if (!blob) throw new UpstreamFailure(502, 'the blob could not be stored')
+      await writeBlobLink(c.env, c, t.local, digest, blob)                           // KV put
+      if (held && !userGone) await user!.write(held).catch(() => (userGone = true))
+      if (!userGone) await user!.close().catch(() => {})
+      return blob
+    } catch (err) {
+      const failure = err instanceof UpstreamFailure ? err : new UpstreamFailure(502, 'the blob could not be stored')
+      await Promise.all([
+        // The reader is released once the generator returns; then the upstream body can be dropped.
+        Promise.resolve(pieces.return?.(undefined)).then(() => upstream.cancel()).catch(() => {}),
+        r2.abort(failure).catch(() => {}),
+        user?.abort(failure).catch(() => {}),
+        hashing.abort(failure).catch(() => {}),
+      ])
+      throw err instanceof RegistryError ? err : failure
+    }
+  })()
+  return { client: toUser?.readable ?? null, stored }
+}

@@ -1,0 +1,54 @@
+/**
+ * The proxy layer in front of every /v2/<name>/ route: decides whether a request is for
+ * local content or for a proxied repository (src/proxy/config.ts `resolveTarget`), and for a
+ * proxied one rewrites the route's name to the local repository the content is cached in,
+ * so auth (AUTH_RULES on that name) and the routes see an ordinary repository. CPU only.
+ *
+ * Only reads are proxied: a push, delete or mount into a proxied namespace is 405 UNSUPPORTED.
+ */
+import type { IRequest } from 'itty-router'
+import type { Scope } from '../auth/scopes'
+import type { Env } from '../env'
+import { RegistryError } from '../errors'
+import { allowed, resolveTarget, upstreams, type ProxyTarget } from './config'
+
+/** The request's proxy target (its name rewritten to the local repository), or null for local content. */
+export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
+  if (upstreams(env).length === 0) return null // parsed on every request: a bad setting fails closed
+  const name = req.params?.name
+  if (name === undefined) return null
+  const target = resolveTarget(env, new URL(req.url), name)
+  if (!target) return null
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw readOnly(target)
+  if (!allowed(target.upstream, target.remote)) {
+    throw new RegistryError('NAME_UNKNOWN', { name, reason: `not mirrored: outside the "repositories" of ${target.upstream.namespace}` })
+  }
+  req.params.name = target.local
+  return target
+}
+
+/** A proxied repository's writes are refused, with why. */
+const readOnly = (t: ProxyTarget): RegistryError =>
+  new RegistryError('UNSUPPORTED', `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`)
+
+/** A proxied reply: OCI-Namespace when routed by `ns` (distribution-spec "Registry Proxying"), Warning when stale. */
+export function proxiedReply(res: Response, t: ProxyTarget): Response {
+  if (!t.ns && !t.warning) return res
+  const out = new Response(res.body, res)
+  if (t.ns) out.headers.set('OCI-Namespace', t.ns)
+  if (t.warning) out.headers.set('Warning', t.warning)
+  return out
+}
+
+/**
+ * Token requests (/token) name repositories as the client sees them (`library/nginx` on a host
+ * mirror, `hub/nginx` by prefix); a proxied one is granted under its local name, the one the
+ * auth layer checks. docker asks for the scope of its own name, whatever the challenge said. CPU only.
+ */
+export function localScopes(env: Env, url: URL, scopes: Scope[]): Scope[] {
+  if (upstreams(env).length === 0) return scopes
+  return scopes.map((s) => {
+    const t = s.type === 'repository' ? resolveTarget(env, url, s.name) : null
+    return t ? { ...s, name: t.local } : s
+  })
+}

@@ -1,0 +1,184 @@
+/**
+ * The client of an upstream registry: one request at a time, authenticated the way the
+ * upstream asks (distribution docs/spec/auth/token.md):
+ * - anonymous, until the upstream answers 401;
+ * - `WWW-Authenticate: Basic` → the configured `user:password` as Basic;
+ * - `WWW-Authenticate: Bearer realm=…,service=…` → a token from the realm for the request's
+ *   scope (with the credentials as Basic, or anonymously), cached per upstream and scope
+ *   until it expires, then the request again.
+ * A bare token in UPSTREAM_CREDENTIALS (no `:`) is sent as `Bearer` as it is.
+ *
+ * Redirects (blob bytes on a CDN or S3) are followed by hand, without our Authorization:
+ * pre-signed URLs refuse a second credential, and the credentials are the upstream's only.
+ * Every request has a deadline for its answer's headers (the upstream's `timeoutSeconds`).
+ */
+import { RegistryError } from '../errors'
+import type { Upstream } from './config'
+
+/** A token is used until this long before it expires (clock skew, a slow request). */
+const EXPIRY_MARGIN_MS = 10_000
+/** Token lifetime when the token server does not say (the token spec's default). */
+const DEFAULT_TOKEN_SECONDS = 60
+const MAX_REDIRECTS = 5
+const MAX_TOKEN_BYTES = 64 * 1024
+
+interface Challenge {
+  scheme: 'basic' | 'bearer'
+  realm?: string
+  service?: string
+}
+
+/** Per isolate: what each upstream asked for last, and tokens by upstream and scope. */
+const challenges = new Map<string, Challenge>()
+const tokens = new Map<string, { header: string; expires: number }>()
+
+/** Test hook: forget every cached challenge and token (each test starts from a cold isolate). */
+export function forgetUpstreamAuth(): void {
+  challenges.clear()
+  tokens.clear()
+}
+
+/** Why the upstream could not answer: it did not (network, timeout) or it said so (status). */
+export class UpstreamFailure extends Error {
+  constructor(
+    readonly status: number | null,
+    readonly reason: string,
+    readonly retryAfter: string | null = null,
+  ) {
+    super(reason)
+  }
+}
+
+/**
+ * `method` on `/v2/<remote>/<path>` at the upstream, authenticated; the response, whatever its
+ * status (the caller decides what a 404 means). Throws UpstreamFailure when nothing came back
+ * in time or the upstream refused every credential we have.
+ */
+export async function upstreamFetch(u: Upstream, method: 'GET' | 'HEAD', remote: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+  const url = `${u.url}/v2/${remote}/${path}`
+  const scope = `repository:${remote}:pull`
+  let auth = await authorization(u, scope)
+  for (let attempt = 0; ; attempt++) {
+    const res = await send(u, method, url, { ...headers, ...(auth ? { Authorization: auth } : {}) })
+    if (res.status !== 401 || attempt === 1) {
+      if (res.status === 401) throw new UpstreamFailure(401, 'the upstream refused our credentials')
+      return res
+    }
+    const challenge = parseChallenge(res.headers.get('www-authenticate'))
+    await res.body?.cancel()
+    if (!challenge) throw new UpstreamFailure(401, 'the upstream asked for credentials without a usable challenge')
+    challenges.set(u.url, challenge)
+    tokens.delete(`${u.url} ${scope}`)
+    auth = await authorization(u, scope)
+    if (!auth) throw new UpstreamFailure(401, 'the upstream needs credentials (UPSTREAM_CREDENTIALS)')
+  }
+}
+
+/** Sends one request, following redirects without credentials; a deadline on each answer. */
+async function send(u: Upstream, method: string, url: string, headers: Record<string, string>): Promise<Response> {
+  let target = url
+  let h = headers
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    // The deadline covers the answer's headers only: a blob's body may stream for minutes.
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(), u.timeoutSeconds * 1000)
+    let res: Response
+    try {
+      res = await fetch(target, { method, headers: h, redirect: 'manual', signal: deadline.signal })
+    } catch {
+      throw new UpstreamFailure(null, deadline.signal.aborted ? `no answer from the upstream within ${u.timeoutSeconds} s` : 'the upstream cannot be reached')
+    } finally {
+      clearTimeout(timer)
+    }
+    const location = res.headers.get('location')
+    if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res
+    await res.body?.cancel()
+    target = new URL(location, target).toString()
+    const { Authorization: _dropped, ...rest } = h
+    h = rest
+  }
+  throw new UpstreamFailure(null, 'the upstream redirected too many times')
+}
+
+/** The Authorization header for `scope`, from the cached challenge (fetching a token if needed), or null. */
+async function authorization(u: Upstream, scope: string): Promise<string | null> {
+  const creds = u.credentials
+  const bare = creds !== null && !creds.includes(':')
+  if (bare) return `Bearer ${creds}`
+  const challenge = challenges.get(u.url)
+  if (!challenge) return null
+  if (challenge.scheme === 'basic') return creds ? `Basic ${btoa(creds)}` : null
+  const key = `${u.url} ${scope}`
+  const cached = tokens.get(key)
+  if (cached && cached.expires > Date.now()) return cached.header
+  const token = await fetchToken(u, challenge, scope)
+  tokens.set(key, token)
+  return token.header
+}
+
+/** GET <realm>?service=…&scope=… with Basic credentials (or none). */
+async function fetchToken(u: Upstream, c: Challenge, scope: string): Promise<{ header: string; expires: number }> {
+  if (!c.realm) throw new UpstreamFailure(401, 'the upstream\'s Bearer challenge has no realm')
+  let realm: URL
+  try {
+    realm = new URL(c.realm)
+  } catch {
+    throw new UpstreamFailure(401, 'the upstream\'s token realm is not a URL')
+  }
+  if (c.service) realm.searchParams.set('service', c.service)
+  realm.searchParams.set('scope', scope)
+  const headers: Record<string, string> = u.credentials ? { Authorization: `Basic ${btoa(u.credentials)}` } : {}
+  const res = await send(u, 'GET', realm.toString(), headers)
+  if (res.status === 429) throw new UpstreamFailure(429, 'the upstream\'s token server is rate limiting', res.headers.get('retry-after'))
+  if (res.status >= 500) throw new UpstreamFailure(res.status, `the upstream's token server answered ${res.status}`, res.headers.get('retry-after'))
+  if (!res.ok) {
+    await res.body?.cancel()
+    throw new UpstreamFailure(401, `the upstream's token server refused us (${res.status})`)
+  }
+  let body: { token?: unknown; access_token?: unknown; expires_in?: unknown }
+  try {
+    const text = await res.text()
+    if (text.length > MAX_TOKEN_BYTES) throw new Error('too large')
+    body = JSON.parse(text)
+  } catch {
+    throw new UpstreamFailure(502, 'the upstream\'s token server answered something that is not a token')
+  }
+  const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : null
+  if (!token) throw new UpstreamFailure(502, 'the upstream\'s token server answered without a token')
+  const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS
+  return { header: `Bearer ${token}`, expires: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS }
+}
+
+/** `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"` (RFC 7235 auth-params). */
+export function parseChallenge(header: string | null): Challenge | null {
+  if (!header) return null
+  const m = /^\s*(basic|bearer)\b\s*(.*)$/i.exec(header)
+  if (!m) return null
+  const params: Record<string, string> = {}
+  for (const p of m[2]!.matchAll(/([a-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/gi)) {
+    params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1')
+  }
+  return { scheme: m[1]!.toLowerCase() as Challenge['scheme'], realm: params.realm, service: params.service }
+}
+
+/**
+ * The OCI error a client gets when the upstream failed and nothing is cached: the upstream's
+ * status and Retry-After passed on (a 401/403 of the upstream is ours to fix: 502).
+ */
+export function failureError(f: UpstreamFailure): RegistryError {
+  const retry: Record<string, string> = f.retryAfter ? { 'Retry-After': f.retryAfter } : {}
+  const detail = { upstream: f.reason }
+  if (f.status === 429) return new RegistryError('TOOMANYREQUESTS', detail, retry)
+  if (f.status === null) return new RegistryError('UPSTREAM_UNAVAILABLE', detail, {}, { status: f.reason.startsWith('no answer') ? 504 : 502 })
+  if (f.status >= 500 && f.status <= 599) return new RegistryError('UPSTREAM_UNAVAILABLE', detail, retry, { status: f.status })
+  return new RegistryError('UPSTREAM_UNAVAILABLE', detail, retry, { status: 502 })
+}
+
+/** A non-2xx, non-404 upstream answer as a failure (its body dropped). */
+export async function failureOf(res: Response): Promise<UpstreamFailure> {
+  await res.body?.cancel()
+  return new UpstreamFailure(res.status, `the upstream answered ${res.status}`, res.headers.get('retry-after'))
+}
+
+/** The RFC 7234 warning on a reply served from the cache because the upstream could not be asked. */
+export const staleWarning = (f: UpstreamFailure): string => `110 - "Response is Stale: ${f.reason.replace(/["\\]/g, '')}"`

@@ -1,0 +1,158 @@
+/** Blobs through the pull-through cache (src/proxy/blobs.ts), against a fake upstream. */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Digest, Repo } from '../../src/names'
+import { headBlob } from '../../src/storage/blobs'
+import { keys } from '../../src/storage/keys'
+import { bindings, MiB, pushBlob, randomBlob, repoName, sha256 } from '../helpers'
+import { FakeUpstream, get, UPSTREAM, upstreams } from './fake-upstream'
+
+let up: FakeUpstream
+beforeEach(() => {
+  up = new FakeUpstream().install()
+})
+afterEach(() => {
+  vi.restoreAllMocks()
+})
+
+const cached = upstreams({ prefix: 'cache', url: UPSTREAM })
+const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b))
+const blobGets = () => up.count('GET', /\/blobs\//)
+
+async function upstreamBlob(size = 10_000) {
+  const remote = repoName('app')
+  const img = await up.image(remote, null, [randomBlob(size)])
+  const digest = img.layers[0]! as Digest
+  return { remote, digest, bytes: up.blobs.get(digest)!, path: `/v2/cache/${remote}/blobs/${digest}` }
+}
+
+/** The digest of bytes: vitest's element-wise toEqual takes seconds per MiB inside workerd. */
+const digestOf = (b: Uint8Array) => sha256(b)
+const storedDigest = async (digest: string) => {
+  const o = await bindings.BLOBS.get(keys.blob(digest as Digest))
+  return o ? sha256(new Uint8Array(await o.arrayBuffer())) : null
+}
+
+const linked = async (remote: string, digest: string) => bindings.LINKS.get(keys.blobLink(`cache/${remote}` as Repo, digest as Digest))
+
+describe('a blob miss', () => {
+  it('streams the upstream\'s bytes to the client and stores them once, verified, linked into the proxied repository', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(3 * MiB + 17)
+    const { res, body, error } = await get(cached, path)
+    expect(error).toBeNull()
+    expect(res.status).toBe(200)
+    expect(res.headers.get('Content-Length')).toBe(String(bytes.byteLength))
+    expect(res.headers.get('Docker-Content-Digest')).toBe(digest)
+    expect(body.byteLength).toBe(bytes.byteLength)
+    expect(await digestOf(body)).toBe(digest)
+    expect(await storedDigest(digest)).toBe(digest)
+    expect(JSON.parse((await linked(remote, digest))!)).toEqual({ at: keys.blob(digest), size: bytes.byteLength })
+  })
+
+  it('is served from R2 afterwards, Range and HEAD included, without asking the upstream', async () => {
+    const { bytes, path } = await upstreamBlob()
+    await get(cached, path)
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    const again = await get(cached, path)
+    expect(again.body).toEqual(bytes)
+    const ranged = await get(cached, path, { headers: { Range: 'bytes=10-19' } })
+    expect(ranged.res.status).toBe(206)
+    expect(ranged.body).toEqual(bytes.slice(10, 20))
+    const head = await get(cached, path, { method: 'HEAD' })
+    expect(head.res.headers.get('Content-Length')).toBe(String(bytes.byteLength))
+    expect(blobGets()).toBe(1)
+  })
+
+  it('links a blob the registry already holds without asking the upstream', async () => {
+    const bytes = randomBlob(5000)
+    const digest = await pushBlob(repoName('local'), bytes)
+    const remote = repoName('app')
+    const { res, body } = await get(cached, `/v2/cache/${remote}/blobs/${digest}`)
+    expect(res.status).toBe(200)
+    expect(body).toEqual(bytes)
+    expect(up.seen).toEqual([])
+    expect(await linked(remote, digest)).not.toBeNull()
+  })
+
+  it('HEAD asks the upstream for the size and stores nothing', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob()
+    const { res } = await get(cached, path, { method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('Content-Length')).toBe(String(bytes.byteLength))
+    expect(await headBlob(bindings, digest)).toBeNull()
+    expect(await linked(remote, digest)).toBeNull()
+  })
+
+  it('a ranged GET stores the whole blob first, then serves the range', async () => {
+    const { digest, bytes, path } = await upstreamBlob()
+    const { res, body } = await get(cached, path, { headers: { Range: 'bytes=100-' } })
+    expect(res.status).toBe(206)
+    expect(body).toEqual(bytes.slice(100))
+    expect(await headBlob(bindings, digest)).not.toBeNull()
+  })
+
+  it('follows the upstream\'s redirect to its CDN without sending our credentials there', async () => {
+    up.auth = 'token'
+    up.redirectBlobs = true
+    const { bytes, path } = await upstreamBlob()
+    const { res, body } = await get(cached, path)
+    expect(res.status).toBe(200)
+    expect(body).toEqual(bytes)
+    const cdn = up.seen.filter((s) => s.url.startsWith('https://cdn.upstream.test/'))
+    expect(cdn).toHaveLength(1)
+    expect(cdn[0]!.authorization).toBeNull()
+  })
+
+  it('is BLOB_UNKNOWN when the upstream does not have it', async () => {
+    const { res, body } = await get(cached, `/v2/cache/${repoName('app')}/blobs/sha256:${'1'.repeat(64)}`)
+    expect(res.status).toBe(404)
+    expect(json(body).errors[0].code).toBe('BLOB_UNKNOWN')
+  })
+
+  it('passes a 429 on with Retry-After when nothing is cached', async () => {
+    const { path } = await upstreamBlob()
+    up.fault = { match: /\/blobs\//, fault: { kind: 'status', status: 429, headers: { 'Retry-After': '30' } } }
+    const { res, body } = await get(cached, path)
+    expect(res.status).toBe(429)
+    expect(res.headers.get('Retry-After')).toBe('30')
+    expect(json(body).errors[0].code).toBe('TOOMANYREQUESTS')
+  })
+})
+
+describe('bad bytes from the upstream', () => {
+  it.each([
+    ['corrupted (same length, wrong digest)', 'corrupt'],
+    ['truncated (shorter than its Content-Length)', 'truncate'],
+    ['cut off (the connection fails mid-body)', 'cut'],
+  ] as const)('%s: the client\'s reply fails and nothing is stored or linked', async (_name, kind) => {
+    const { remote, digest, bytes, path } = await upstreamBlob(2 * MiB)
+    up.fault = { match: /\/blobs\//, fault: { kind } }
+    const { body, error } = await get(cached, path)
+    expect(error ?? (body.byteLength < bytes.byteLength ? 'short' : null)).not.toBeNull()
+    expect(await digestOf(body)).not.toBe(digest)
+    expect(await bindings.BLOBS.head(keys.blob(digest))).toBeNull()
+    expect(await linked(remote, digest)).toBeNull()
+    up.fault = null
+    const again = await get(cached, path)
+    expect(await digestOf(again.body)).toBe(digest)
+  })
+})
+
+describe('concurrent misses of one blob', () => {
+  it('all get the right bytes and leave one verified object', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(2 * MiB)
+    const pulls = await Promise.all(Array.from({ length: 4 }, () => get(cached, path)))
+    for (const p of pulls) {
+      expect(p.error).toBeNull()
+      expect(await digestOf(p.body)).toBe(digest)
+    }
+    expect(await storedDigest(digest)).toBe(digest)
+    expect(await linked(remote, digest)).not.toBeNull()
+  })
+
+  it('a pull racing a push of the same blob keeps the pushed object', async () => {
+    const { digest, bytes, path } = await upstreamBlob(2 * MiB)
+    const [pull] = await Promise.all([get(cached, path), pushBlob(repoName('local'), bytes)])
+    expect(await digestOf(pull.body)).toBe(digest)
+    expect(await storedDigest(digest)).toBe(digest)
+  })
+})

@@ -1,0 +1,103 @@
+/** The proxy layer (src/proxy/layer.ts): proxied namespaces are read-only, allow-listed, under AUTH_RULES, in the catalog. */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Env } from '../../src/env'
+import { pushBlob, randomBlob, repoName } from '../helpers'
+import { authEnv, basic } from '../auth/setup'
+import { FakeUpstream, get, UPSTREAM, upstreams } from './fake-upstream'
+
+let up: FakeUpstream
+beforeEach(() => {
+  up = new FakeUpstream().install()
+})
+afterEach(() => {
+  vi.restoreAllMocks()
+})
+
+const hub = upstreams({ prefix: 'hub', url: UPSTREAM, host: 'mirror.test' })
+const errors = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)).errors as { code: string; detail: unknown }[]
+
+describe('writes to a proxied namespace', () => {
+  it.each([
+    ['starting an upload', 'POST', '/v2/hub/org/app/blobs/uploads/'],
+    ['mounting a blob into it', 'POST', `/v2/hub/org/app/blobs/uploads/?mount=sha256:${'a'.repeat(64)}&from=team/app`],
+    ['putting a manifest', 'PUT', '/v2/hub/org/app/manifests/v1'],
+    ['deleting a manifest', 'DELETE', '/v2/hub/org/app/manifests/v1'],
+    ['deleting a blob', 'DELETE', `/v2/hub/org/app/blobs/sha256:${'a'.repeat(64)}`],
+    ['pushing in host mode', 'POST', 'http://mirror.test/v2/org/app/blobs/uploads/'],
+  ])('%s: 405 UNSUPPORTED saying it is a read-only cache', async (_name, method, path) => {
+    const { res, body } = await get(hub, path, { method, body: method === 'PUT' ? '{}' : undefined })
+    expect(res.status).toBe(405)
+    const [e] = errors(body)
+    expect(e!.code).toBe('UNSUPPORTED')
+    expect(String(e!.detail)).toMatch(/read-only cache of https:\/\/upstream\.test/)
+    expect(up.seen).toEqual([])
+  })
+
+  it('leaves pushes elsewhere alone', async () => {
+    expect(await pushBlob(repoName('team'), randomBlob(100))).toMatch(/^sha256:/)
+  })
+})
+
+describe('the allow-list', () => {
+  const listed = upstreams({ prefix: 'hub', url: UPSTREAM, repositories: ['org/*'] })
+
+  it('lets listed repositories through', async () => {
+    const remote = `org/${repoName('app').replace('/', '-')}`
+    const img = await up.image(remote, 'v1')
+    const { res } = await get(listed, `/v2/hub/${remote}/manifests/v1`)
+    expect(res.headers.get('Docker-Content-Digest')).toBe(img.digest)
+  })
+
+  it('refuses others with NAME_UNKNOWN, without asking the upstream', async () => {
+    const { res, body } = await get(listed, '/v2/hub/other/app/manifests/v1')
+    expect(res.status).toBe(404)
+    expect(errors(body)[0]!.code).toBe('NAME_UNKNOWN')
+    expect(up.seen).toEqual([])
+  })
+})
+
+describe('AUTH_RULES on proxied repositories', () => {
+  const withAuth = async (rules: unknown[]): Promise<Partial<Env>> => ({ ...(await authEnv()), ...hub, AUTH_RULES: JSON.stringify(rules) })
+
+  it('apply to the local name: anonymous pulls need a rule for hub/*', async () => {
+    const remote = repoName('org')
+    await up.image(remote, 'v1')
+    const closed = await get(await withAuth([{ repos: 'team-a/*', users: ['rita'], actions: ['pull'] }]), `/v2/hub/${remote}/manifests/v1`)
+    expect(closed.res.status).toBe(401)
+    expect(closed.res.headers.get('WWW-Authenticate')).toContain(`scope="repository:hub/${remote}:pull"`)
+    expect(up.seen).toEqual([])
+    const open = await get(await withAuth([{ repos: 'hub/*', anonymous: ['pull'] }]), `/v2/hub/${remote}/manifests/v1`)
+    expect(open.res.status).toBe(200)
+  })
+
+  it('a token asked for the name as the client sees it (host mode, short Docker Hub name) is granted for the local name', async () => {
+    const name = `n${Date.now().toString(36)}`
+    await up.image(`library/${name}`, 'v1')
+    const settings = { ...(await authEnv()), ...upstreams({ prefix: 'hub', host: 'mirror.test', url: UPSTREAM, dockerHubLibrary: true }), AUTH_RULES: JSON.stringify([{ repos: 'hub/*', anonymous: ['pull'] }]) }
+    const challenge = await get(settings, `http://mirror.test/v2/${name}/manifests/v1`, { headers: { Authorization: 'Bearer x' } })
+    expect(challenge.res.status).toBe(401)
+    const token = await get(settings, `http://mirror.test/token?service=mirror.test&scope=repository:${name}:pull`)
+    const { token: jwt, scope } = JSON.parse(new TextDecoder().decode(token.body)) as { token: string; scope: string }
+    expect(scope).toBe(`repository:hub/library/${name}:pull`)
+    const { res } = await get(settings, `http://mirror.test/v2/${name}/manifests/v1`, { headers: { Authorization: `Bearer ${jwt}` } })
+    expect(res.status).toBe(200)
+  })
+
+  it('a signed-in user without a rule for the repository is DENIED', async () => {
+    const remote = repoName('org')
+    await up.image(remote, 'v1')
+    const settings = await withAuth([{ repos: 'team-a/*', users: ['rita'], actions: ['pull'] }])
+    const { res } = await get(settings, `/v2/hub/${remote}/manifests/v1`, { headers: { Authorization: basic('rita', 'rita-reads') } })
+    expect(res.status).toBe(403)
+  })
+})
+
+describe('the catalog', () => {
+  it('lists proxied repositories that have content cached', async () => {
+    const remote = repoName('cat')
+    await up.image(remote, 'v1')
+    await get(hub, `/v2/hub/${remote}/manifests/v1`)
+    const { body } = await get(hub, `/v2/_catalog?n=1000&last=hub/${remote.slice(0, -1)}`)
+    expect(JSON.parse(new TextDecoder().decode(body)).repositories).toContain(`hub/${remote}`)
+  })
+})
