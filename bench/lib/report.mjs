@@ -104,7 +104,7 @@ export function speedReport(speed) {
 
 export function uploadsReport(u) {
   const goals = { 'patch-length': 1.3, 'patch-chunked': 2 }
-  const out = [`UPLOADS: one ${f(u.bytes / 2 ** 20, 0)} MiB blob to ours by each upload path, same run, order rotated, median of ${u.runs}; vs the registry's own monolithic POST ?digest=`]
+  const out = [`UPLOADS: one ${f(u.bytes / 2 ** 20, 0)} MiB blob to ours by each upload path, same run, order rotated, median of ${u.runs}; vs the registry's own monolithic POST ?digest= (median of per-run ratios)`]
   const rows = [['path', 'seconds', 'PATCH s', 'MB/s', 'vs monolithic', 'goal', 'runs ok']]
   for (const [path, r] of Object.entries(u.paths)) {
     const ok = r.total.filter((x) => typeof x === 'number').length

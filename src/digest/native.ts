@@ -4,8 +4,10 @@
  * hashes natively only what one request receives; bytes spread over several requests
  * are hashed once, when the session closes (upload/session.ts).
  */
-import type { Algorithm } from './hasher'
 import { toHex } from '../storage/streams'
+
+/** The digest algorithms the registry verifies. */
+export type Algorithm = 'sha256' | 'sha512'
 
 const NAMES: Record<Algorithm, string> = { sha256: 'SHA-256', sha512: 'SHA-512' }
 

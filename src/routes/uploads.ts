@@ -11,7 +11,7 @@ import { algorithmOf, parseDigest, parseRepo, tryDigest, type Digest, type Repo 
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
 import { uploadSecret } from '../storage/secrets'
-import type { Algorithm } from '../digest/hasher'
+import type { Algorithm } from '../digest/native'
 import { storeWithDigest } from '../upload/monolithic'
 import {
   append, cancel as cancelSession, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,

@@ -25,7 +25,7 @@
  * algorithm), which covers the common flows. Bytes that came in several requests, or a
  * close with the other algorithm, are hashed once at close by reading them back.
  */
-import type { Algorithm } from '../digest/hasher'
+import type { Algorithm } from '../digest/native'
 import { hashStream, NativeHash } from '../digest/native'
 import { RegistryError } from '../errors'
 import type { Env } from '../env'
@@ -177,7 +177,9 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
   if (state.offset === 0 && body.length !== null && !(body.chunked && body.length > BUFFER_LIMIT)) {
     return appendFirst(env, state, chunks, body.length)
   }
-  await assertCurrent(env, state, true)
+  // A first write needs no look: its write at offset 0 is refused if that offset is taken
+  // (a multipart upload it started meanwhile is then aborted).
+  if (state.offset > 0) await assertCurrent(env, state, true)
   if (state.mp && body.length !== null && pendingBytes(state) + body.length < PART_SIZE && (state.more?.length ?? 0) < MAX_PIECES) {
     return appendPiece(env, state, chunks, body.length)
   }

@@ -8,7 +8,7 @@
  * The signature binds the state to its repository and to the identity that opened it
  * (`sub`, when auth is on).
  */
-import type { Algorithm } from '../digest/hasher'
+import type { Algorithm } from '../digest/native'
 import { RegistryError } from '../errors'
 import type { Repo } from '../names'
 import { toHex } from '../storage/streams'
