@@ -128,7 +128,7 @@ const pendingBytes = (s: UploadState): number => s.size + (s.more ?? []).reduce(
 
 /**
  * Whether a session of one write has become a blob: the index entry of its digest points
- * at its bytes. (Every other ending leaves a mark, or deletes the tail the next step reads.)
+ * at its bytes. (Every other ending leaves an end mark.)
  * 0 calls, or 1 R2 head (+1 R2 get when the write recorded no digest).
  */
 async function spent(env: Env, s: UploadState): Promise<boolean> {
