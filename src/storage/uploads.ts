@@ -79,18 +79,25 @@ export interface Stored {
   ended: boolean
 }
 
-/** Everything the session wrote, as its latest progress. 1 R2 list (a session holds < 40 objects). */
+/**
+ * Everything the session wrote, as its latest progress. 1 R2 list per 1000 objects (writes
+ * stay until the collector's expiry: a session of many small chunks has many).
+ */
 export async function listSession(env: Env, state: UploadState): Promise<Stored> {
-  const page = await env.BLOBS.list({ prefix: keys.upload(state.id), include: ['customMetadata'] } as R2ListOptions)
   let latest: Stored['latest'] = null
   let ended = false
-  for (const object of page.objects) {
-    const meta = object.customMetadata ?? {}
-    if (object.key === keys.uploadParts(state.id) || meta.ended) ended = true
-    const offset = offsetOfUploadKey(object.key)
-    if (offset === null || !meta.state || (latest && latest.offset > offset)) continue
-    latest = { offset, progress: JSON.parse(meta.state) as Progress, size: object.size }
-  }
+  let cursor: string | undefined
+  do {
+    const page = await env.BLOBS.list({ prefix: keys.upload(state.id), include: ['customMetadata'], cursor } as R2ListOptions)
+    for (const object of page.objects) {
+      const meta = object.customMetadata ?? {}
+      if (object.key === keys.uploadParts(state.id) || meta.ended) ended = true
+      const offset = offsetOfUploadKey(object.key)
+      if (offset === null || !meta.state || (latest && latest.offset > offset)) continue
+      latest = { offset, progress: JSON.parse(meta.state) as Progress, size: object.size }
+    }
+    cursor = page.truncated ? page.cursor : undefined
+  } while (cursor)
   return { latest, ended }
 }
 
