@@ -222,3 +222,16 @@ it('keeps the state JSON small enough for a URL', async () => {
   expect(state.more).toHaveLength(32)
   expect(JSON.stringify(state).length).toBeLessThan(2000)
 })
+
+it('reads the truth of a session with more writes than one listing page holds', async () => {
+  // Writes stay until the collector's expiry: 1 MiB chunks of a 1 GiB blob leave 1024 of them.
+  const state = open(repo)
+  for (let from = 0; from < 1001; from += 250) {
+    await Promise.all(Array.from({ length: Math.min(250, 1001 - from) }, (_, k) => {
+      const at = from + k
+      const progress = { offset: at + 1, alg: 'sha256', at, size: 1, skip: 0, mp: '', parts: 0 }
+      return env.BLOBS.put(keys.uploadWrite(state.id, at), 'x', { customMetadata: { started: String(state.started), state: JSON.stringify(progress) } })
+    }))
+  }
+  expect(await status(env, state)).toMatchObject({ offset: 1001, at: 1000 })
+})
