@@ -66,6 +66,11 @@ export async function isWritten(env: Env, state: UploadState, offset: number): P
   return (await env.BLOBS.head(keys.uploadWrite(state.id, offset))) !== null
 }
 
+/** Whether the write at `offset` is an end mark. 1 R2 head. */
+export async function isEnded(env: Env, state: UploadState, offset: number): Promise<boolean> {
+  return Boolean((await env.BLOBS.head(keys.uploadWrite(state.id, offset)))?.customMetadata?.ended)
+}
+
 /** The write at `offset` (bytes and metadata), or null. 1 R2 get. */
 export function getWrite(env: Env, state: UploadState, offset: number): Promise<R2ObjectBody | null> {
   return env.BLOBS.get(keys.uploadWrite(state.id, offset))

@@ -34,8 +34,8 @@ import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../stora
 import { isUploadKey } from '../storage/keys'
 import { batched, concat, readAtMost } from '../storage/streams'
 import {
-  abortParts, completeParts, deleteParts, isWritten, listSession, putEnd, putPart, putWrite, readPending, readUploaded,
-  writeKey,
+  abortParts, completeParts, deleteParts, isEnded, isWritten, listSession, putEnd, putPart, putWrite, readPending,
+  readUploaded, writeKey,
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
 import { newUploadState, unknownUpload, withProgress, type Progress, type UploadState } from './state'
@@ -127,8 +127,9 @@ const firstOnly = (s: UploadState): boolean => s.offset > 0 && s.at === 0 && !s.
 const pendingBytes = (s: UploadState): number => s.size + (s.more ?? []).reduce((n, [, size]) => n + size, 0)
 
 /**
- * Whether a session of one write has become a blob: the index entry of its digest points
- * at its bytes. (Every other ending leaves an end mark.)
+ * Whether a session of one write is over: the index entry of its digest points at its
+ * bytes, or (+1 R2 head) at another upload's, this session's first write having been
+ * dropped for an end mark. (Every other ending leaves an end mark at the last offset.)
  * 0 calls, or 1 R2 head (+1 R2 get when the write recorded no digest).
  */
 async function spent(env: Env, s: UploadState): Promise<boolean> {
@@ -141,7 +142,8 @@ async function spent(env: Env, s: UploadState): Promise<boolean> {
     sum = await hashStream(bytes, s.alg)
   }
   const blob = await headBlob(env, `${s.alg}:${sum}` as Digest)
-  return blob !== null && isUploadKey(blob.at, s.id)
+  if (!blob) return false
+  return isUploadKey(blob.at, s.id) || isEnded(env, s, 0)
 }
 
 /**
@@ -404,8 +406,8 @@ async function completeUpload(env: Env, state: UploadState): Promise<string> {
 /**
  * Indexes the session's bytes at `at` as `digest` (1 R2 put, conditional). The index had
  * it already (+1 R2 head): a replay of this close (the blob is this session's:
- * BLOB_UPLOAD_UNKNOWN), or another upload of the same bytes won (ours are dropped, the
- * winner is linked).
+ * BLOB_UPLOAD_UNKNOWN), or another upload of the same bytes won (ours are dropped for an
+ * end mark, +1 R2 head +1 R2 put for a session of one write, else +2 R2 puts; the winner is linked).
  * The end is marked (+1 R2 put) unless later steps can tell it otherwise: a session of one
  * write closed with its own algorithm is found in the blob index.
  */
@@ -415,7 +417,14 @@ async function publish(env: Env, state: UploadState, digest: Digest, at: string,
     const existing = await headBlob(env, digest)
     if (!existing || isUploadKey(existing.at, state.id)) throw unknownUpload(state.id)
     if (state.mp) await deleteParts(env, state)
-    await end(env, state, 'duplicate')
+    if (!(firstOnly(state) && trusted)) {
+      await end(env, state, 'duplicate')
+    } else {
+      // One write, lost to another upload: its bytes become the end mark (`spent` reads it).
+      // A replay of this close finds that mark instead of its bytes (+1 R2 head).
+      if (await isEnded(env, state, 0)) throw unknownUpload(state.id)
+      await putEnd(env, state, 0, 'duplicate', true)
+    }
     return existing
   }
   if (!(firstOnly(state) && trusted)) await putEnd(env, state, state.offset, 'closed')

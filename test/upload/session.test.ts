@@ -197,6 +197,11 @@ describe('close', () => {
     expect(await close(env, b!, d)).toMatchObject({ at: won.at, size: bytes.length })
     expect((await listObjects()).filter((o) => o.size === bytes.length).map((o) => o.key)).toEqual([won.at])
     expect(await codeOf(status(env, b!))).toBe('BLOB_UPLOAD_UNKNOWN')
+    // the loser's Locations are spent too: its close replayed, a further chunk, a cancel
+    expect(await codeOf(close(env, b!, d))).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect(await codeOf(append(env, b!, sized(randomBlob(10), true)))).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect(await codeOf(cancel(env, b!))).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect((await listObjects()).filter((o) => o.size === bytes.length)).toHaveLength(1)
   })
 })
 
