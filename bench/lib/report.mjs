@@ -28,6 +28,7 @@ const COST_ROWS = [
   ['push-chunked', 'reference push with chunked PATCHes (skopeo compressing)'],
   ['push-monolithic', 'containerd push (POST + PUT with body)'],
   ['upload-64MiB-1MiB-chunks', '64 MiB blob, 1 MiB PATCHes with Content-Range'],
+  ['upload-2GiB-95MB-chunks', '2 GiB blob, 95 MB PATCHes with Content-Range (23 chunks)'],
   ['upload-64MiB-16MiB-chunks', '64 MiB blob, 16 MiB PATCHes with Content-Range'],
   ['upload-64MiB-one-patch-chunked', '64 MiB blob, one chunked PATCH (docker)'],
   ['upload-64MiB-one-patch-length', '64 MiB blob, one PATCH with Content-Length'],
@@ -62,7 +63,7 @@ export function costReport(cost) {
   out.push('')
   out.push('Where the calls go (per route, summed over the workload):')
   const rrows = [['workload', 'route', 'requests', 'R2 A', 'R2 B', 'KV rd', 'KV wr', '$/M', 'binding calls']]
-  for (const key of ['push', 'pull-cold', 'pull-warm', 'push-docker', 'upload-64MiB-1MiB-chunks', 'upload-64MiB-16MiB-chunks', 'upload-64MiB-one-patch-chunked']) {
+  for (const key of ['push', 'pull-cold', 'pull-warm', 'push-docker', 'upload-64MiB-1MiB-chunks', 'upload-64MiB-16MiB-chunks', 'upload-64MiB-one-patch-chunked', 'upload-2GiB-95MB-chunks']) {
     const w = cost.workloads[key]
     if (!w) continue
     for (const [route, r] of Object.entries(w.routes)) {
