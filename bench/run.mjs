@@ -6,15 +6,15 @@
  * change that moves a number).
  *
  *   npm run bench                         every section
- *   npm run bench -- --only cost          one or more of: cost, speed, memory, requests (comma-separated)
+ *   npm run bench -- --only cost          one or more of: cost, speed, uploads, memory, requests (comma-separated)
  *   npm run bench -- --skip speed         all but these
  *   npm run bench -- --runs 5             runs per speed figure (median; default 3)
  *   npm run bench -- --from-head          run the committed HEAD (plus this bench/) from a snapshot,
  *                                         so edits in the work tree cannot reload wrangler mid-run
  *   npm run bench -- --port 8790 --dist-port 5055
  *
- * cost runs inside workerd (vitest pool workers) and needs nothing else. speed, memory and
- * requests start `npm start` themselves (fresh state, own session, always stopped), and
+ * cost runs inside workerd (vitest pool workers) and needs nothing else. speed, uploads, memory
+ * and requests start `npm start` themselves (fresh state, own session, always stopped), and
  * install what they need from Debian when it is missing: skopeo, docker-registry, wrk.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -29,8 +29,9 @@ import { report } from './lib/report.mjs'
 import { runRequests } from './lib/requests.mjs'
 import { startDistribution, startOurs } from './lib/servers.mjs'
 import { runSpeed } from './lib/speed.mjs'
+import { runUploads } from './lib/uploads.mjs'
 
-const SECTIONS = ['cost', 'speed', 'memory', 'requests']
+const SECTIONS = ['cost', 'speed', 'uploads', 'memory', 'requests']
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 const resultsFile = join(repoRoot, 'bench', 'results.json')
 const log = (msg) => console.error(`[bench] ${msg}`)
@@ -182,6 +183,15 @@ async function main() {
       } finally {
         await ours.stop()
         await dist.stop()
+      }
+    }
+    if (opts.sections.includes('uploads')) {
+      const server = await startOurs({ root, port: opts.port, dir: join(workDir, 'ours-uploads') })
+      try {
+        fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log })), ...stamp() }
+        save(fresh)
+      } finally {
+        await server.stop()
       }
     }
     if (opts.sections.includes('memory')) {

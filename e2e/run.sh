@@ -157,7 +157,8 @@ start_registry() {
       continue
     fi
     REGISTRY=localhost:$port
-    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state" "${AUTH_ARGS[@]}") >"$WORK/registry.log" 2>&1 &
+    # MAX_CHUNK_BYTES: the big layer goes in one request, as a plan without Free/Pro's 100 MB body limit takes it.
+    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state" --var MAX_CHUNK_BYTES:4294967296 "${AUTH_ARGS[@]}") >"$WORK/registry.log" 2>&1 &
     REG_PID=$!
     echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
     # The front binds its port at once; a lost race shows within seconds.

@@ -23,6 +23,7 @@ const OCI = {
   RANGE_INVALID: [416, 'requested range not satisfiable'],
   MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
   TOO_MANY_TAGS: [414, 'too many tags in one request'],
+  CHUNK_TOO_LARGE: [413, 'upload request body exceeds the size limit'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
@@ -36,8 +37,10 @@ const OCI = {
 export type OciCode = keyof typeof OCI
 
 /**
- * A failure that maps to one OCI error code; `headers` ride along on the reply. `status`
- * overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE).
+ * A failure that maps to one OCI error code; `headers` ride along on the reply. `options.message`
+ * replaces the table's only where the client must read more than the code (clients such as
+ * skopeo and docker print the message of a code they do not know, never the detail);
+ * `options.status` overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE).
  */
 export class RegistryError extends Error {
   constructor(

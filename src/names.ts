@@ -3,7 +3,7 @@
  * only these functions make them, so no raw path parameter reaches a key.
  */
 import { RegistryError } from './errors'
-import type { Algorithm } from './digest/hasher'
+import type { Algorithm } from './digest/native'
 
 export type Repo = string & { readonly __repo: unique symbol }
 export type Tag = string & { readonly __tag: unique symbol }

@@ -45,6 +45,8 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .get('/v2/', route(base.check))
   .get('/v2/_catalog', route(catalog.list))
   .post('/v2/:name+/blobs/uploads/', route(uploads.start))
+  .all('/v2/:name+/blobs/uploads/', route(uploads.noSession))
+  .all('/v2/:name+/blobs/', route(uploads.noSession))
   .get('/v2/:name+/blobs/uploads/:uuid', route(uploads.status))
   .patch('/v2/:name+/blobs/uploads/:uuid', route(uploads.patch))
   .put('/v2/:name+/blobs/uploads/:uuid', route(uploads.finish))

@@ -275,3 +275,63 @@ it('64 MiB blob uploads', async () => {
     w.print()
   }
 })
+
+/**
+ * `size` bytes made on the fly, never all in memory: a random 64 KiB block, each copy
+ * stamped with its index (so no two blocks are alike). `from`-`to` of them as a stream.
+ */
+function generated(size: number) {
+  const block = crypto.getRandomValues(new Uint8Array(65536))
+  const piece = 1024 * 1024
+  return (from: number, to: number) => {
+    let at = from
+    return new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (at >= to) return c.close()
+        const end = Math.min(to, at + piece)
+        const out = new Uint8Array(end - at)
+        for (let i = 0; i < out.length; ) {
+          const pos = at + i
+          const inBlock = pos % block.length
+          const n = Math.min(block.length - inBlock, out.length - i)
+          out.set(block.subarray(inBlock, inBlock + n), i)
+          // the block's index in its first 8 bytes
+          const index = Math.floor(pos / block.length)
+          for (let b = inBlock; b < 8 && b < inBlock + n; b++) out[i + b - inBlock] = (index >> (8 * b)) & 0xff
+          i += n
+        }
+        at = end
+        c.enqueue(out)
+      },
+    })
+  }
+}
+
+it('2 GiB blob in 95 MB chunks (issue 10: the big-layer hot path)', async () => {
+  const size = 2 * 1024 * MiB
+  const chunk = 95_000_000
+  // 95 MB is over the 90 MiB default (a Free/Pro plan); as on a plan that allows it.
+  const w = new Workload('upload-2GiB-95MB-chunks', 'http://push.registry.test', { MAX_CHUNK_BYTES: String(chunk) })
+  const bytes = generated(size)
+  const hash = new crypto.DigestStream('SHA-256')
+  await bytes(0, size).pipeTo(hash)
+  const digest = 'sha256:' + [...new Uint8Array(await hash.digest)].map((b) => b.toString(16).padStart(2, '0')).join('')
+  const repo = freshRepo('big')
+  const post = await w.send('POST upload', 'POST', `/v2/${repo}/blobs/uploads/`, [202])
+  let location = post.headers.get('location') ?? ''
+  let chunks = 0
+  for (let at = 0; at < size; at += chunk) {
+    const end = Math.min(size, at + chunk)
+    const res = await w.send('PATCH 95 MB (Content-Range)', 'PATCH', location, [202], {
+      body: bytes(at, end),
+      duplex: 'half',
+      headers: { 'Content-Length': String(end - at), 'Content-Range': `${at}-${end - 1}`, 'Content-Type': 'application/octet-stream' },
+    } as RequestInit)
+    location = res.headers.get('location') ?? location
+    chunks++
+  }
+  await w.send('PUT ?digest=', 'PUT', withDigest(location, digest, w.origin), [201])
+  await w.send('HEAD blob (check)', 'HEAD', `/v2/${repo}/blobs/${digest}`, [200])
+  w.steps.pop() // the check is not part of the upload's cost
+  w.print({ blobBytes: size, chunkBytes: chunk, chunks })
+})

@@ -28,6 +28,7 @@ const COST_ROWS = [
   ['push-chunked', 'reference push with chunked PATCHes (skopeo compressing)'],
   ['push-monolithic', 'containerd push (POST + PUT with body)'],
   ['upload-64MiB-1MiB-chunks', '64 MiB blob, 1 MiB PATCHes with Content-Range'],
+  ['upload-2GiB-95MB-chunks', '2 GiB blob, 95 MB PATCHes with Content-Range (23 chunks)'],
   ['upload-64MiB-16MiB-chunks', '64 MiB blob, 16 MiB PATCHes with Content-Range'],
   ['upload-64MiB-one-patch-chunked', '64 MiB blob, one chunked PATCH (docker)'],
   ['upload-64MiB-one-patch-length', '64 MiB blob, one PATCH with Content-Length'],
@@ -62,7 +63,7 @@ export function costReport(cost) {
   out.push('')
   out.push('Where the calls go (per route, summed over the workload):')
   const rrows = [['workload', 'route', 'requests', 'R2 A', 'R2 B', 'KV rd', 'KV wr', '$/M', 'binding calls']]
-  for (const key of ['push', 'pull-cold', 'pull-warm', 'push-docker', 'upload-64MiB-1MiB-chunks', 'upload-64MiB-16MiB-chunks', 'upload-64MiB-one-patch-chunked']) {
+  for (const key of ['push', 'pull-cold', 'pull-warm', 'push-docker', 'upload-64MiB-1MiB-chunks', 'upload-64MiB-16MiB-chunks', 'upload-64MiB-one-patch-chunked', 'upload-2GiB-95MB-chunks']) {
     const w = cost.workloads[key]
     if (!w) continue
     for (const [route, r] of Object.entries(w.routes)) {
@@ -102,6 +103,18 @@ export function speedReport(speed) {
   return out.join('\n')
 }
 
+export function uploadsReport(u) {
+  const goals = { 'patch-length': 1.3, 'patch-chunked': 2 }
+  const out = [`UPLOADS: one ${f(u.bytes / 2 ** 20, 0)} MiB blob to ours by each upload path, same run, order rotated, median of ${u.runs}; vs the registry's own monolithic POST ?digest= (median of per-run ratios)`]
+  const rows = [['path', 'seconds', 'PATCH s', 'MB/s', 'vs monolithic', 'goal', 'runs ok']]
+  for (const [path, r] of Object.entries(u.paths)) {
+    const ok = r.total.filter((x) => typeof x === 'number').length
+    rows.push([path, f(r.median, 2), f(r.patchMedian, 2), f(r.MBps, 0), r.vsMonolithic ? `${f(r.vsMonolithic, 2)}×` : '', goals[path] ? `≤ ${goals[path]}×: ${verdict(r.vsMonolithic, goals[path])}` : '', `${ok}/${r.total.length}`])
+  }
+  out.push(table(rows, ['l']))
+  return out.join('\n')
+}
+
 export function memoryReport(m) {
   const out = ['MEMORY: VmHWM of the workerd that runs the worker (and, locally, the R2/KV/cache simulators) while streaming one PATCH; the figure is chunked 100 MiB → 1 GiB']
   const rows = [['step', 'seconds', 'MB/s', 'worker VmHWM MiB', 'Δ MiB', 'worker peak VmRSS MiB', 'proxy workerd VmHWM MiB', 'worker CPU s', 'CPU ms/MiB', 'note']]
@@ -138,6 +151,7 @@ export function report(results) {
   const when = (s) => `  [${s.measuredAt}, ${s.commit?.slice(0, 7) ?? '?'}${s.dirty ? ' + uncommitted src' : ''}${s.loadAverage ? `, load average ${s.loadAverage.map((x) => x.toFixed(1)).join(' ')} on ${results.machine?.cpus ?? '?'} CPUs` : ''}]`
   if (results.cost) parts.push(costReport(results.cost) + '\n' + when(results.cost))
   if (results.speed) parts.push(speedReport(results.speed) + '\n' + when(results.speed))
+  if (results.uploads) parts.push(uploadsReport(results.uploads) + '\n' + when(results.uploads))
   if (results.memory) parts.push(memoryReport(results.memory) + '\n' + when(results.memory))
   if (results.requests) parts.push(requestsReport(results.requests) + '\n' + when(results.requests))
   return parts.join('\n\n')

@@ -1,17 +1,22 @@
 /**
  * /v2/<name>/blobs/uploads/: starting, mounting, feeding, finishing and cancelling
- * uploads (spec "Pushing blobs"). Session state is client-held (upload/state.ts).
+ * uploads (spec "Pushing blobs"). The session's steps are upload/session.ts; its state is
+ * client-held (upload/state.ts) but storage's view is authoritative.
  */
 import type { IRequest } from 'itty-router'
 import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { contentLength, parseContentRange, progressRange } from '../http/ranges'
-import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
+import { algorithmOf, parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
 import { uploadSecret } from '../storage/secrets'
-import { append, assertLive, cancel as cancelSession, complete, storeWithDigest } from '../upload/session'
-import { newUploadState, uploadLocation, verifyState, type UploadState } from '../upload/state'
+import type { Algorithm } from '../digest/native'
+import { storeWithDigest } from '../upload/monolithic'
+import {
+  append, cancel as cancelSession, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
+} from '../upload/session'
+import { unknownUpload, uploadLocation, verifyState, type UploadState } from '../upload/state'
 
 /**
  * POST: mount (1-2 reads + 1 KV put), monolithic (see storeWithDigest + 1 KV put),
@@ -20,6 +25,7 @@ import { newUploadState, uploadLocation, verifyState, type UploadState } from '.
 export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const url = new URL(req.url)
+  const alg = digestAlgorithm(url.searchParams.get('digest-algorithm'))
   const mount = url.searchParams.get('mount')
   if (mount !== null) {
     const mounted = await tryMount(c, repo, tryDigest(mount), url.searchParams.get('from'))
@@ -28,16 +34,35 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const digestParam = url.searchParams.get('digest')
   if (digestParam !== null) {
     const digest = parseDigest(digestParam)
-    const length = contentLength(req.headers)
-    const state = newUploadState(repo, Date.now(), c.auth?.sub)
-    const blob = length !== null
-      ? await storeWithDigest(c.env, repo, digest, req.body, length)
-      : await complete(c.env, await append(c.env, state, req.body, null), digest)
-    return linked(c, repo, digest, blob)
+    const length = withinLimit(c, contentLength(req.headers))
+    if (length !== null) return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
+    const state = open(repo, c.auth?.sub, algorithmOf(digest))
+    const received = await append(c.env, state, bodyOf(req, c, null))
+    return linked(c, repo, digest, await close(c.env, received, digest))
   }
-  return progress(c, newUploadState(repo, Date.now(), c.auth?.sub), 202)
+  const opened = await progress(c, open(repo, c.auth?.sub, alg), 202)
+  // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
+  opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.maxChunkBytes))
+  return opened
 }
 
+/** `?digest-algorithm=` (distribution-spec end-4c): the algorithm the session will be closed with. */
+function digestAlgorithm(value: string | null): Algorithm {
+  if (value === null || value === 'sha256') return 'sha256'
+  if (value === 'sha512') return 'sha512'
+  // spec "Pushing blobs": an unsupported algorithm SHOULD answer 400.
+  throw new RegistryError('DIGEST_INVALID', { 'digest-algorithm': value.slice(0, 100), supported: ['sha256', 'sha512'] })
+}
+
+/** A declared body length, refused with 413 before any byte is read when over MAX_CHUNK_BYTES. */
+function withinLimit(c: Ctx, length: number | null): number | null {
+  if (length !== null && length > c.settings.maxChunkBytes) throw chunkTooLarge(c.settings.maxChunkBytes)
+  return length
+}
+
+function bodyOf(req: IRequest, c: Ctx, length: number | null, chunked = false): Body {
+  return { stream: req.body, length, chunked, limit: c.settings.maxChunkBytes }
+}
 /**
  * Mount from `from`, or (no `from`) any blob the registry holds; null: fall back to an upload.
  * With auth on, the caller must be able to pull `from` (or, without `from`, the blob's first
@@ -63,40 +88,61 @@ async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string 
   return blob ? linked(c, repo, digest, blob) : null
 }
 
-/** GET: 1 R2 head (the session's bytes are still there). */
+/** GET: where the session truly stands, whichever of its Locations asks (1 R2 list). */
 export async function status(req: IRequest, c: Ctx): Promise<Response> {
-  const state = await session(req, c)
-  await assertLive(c.env, state)
-  return progress(c, state, 204)
+  return answer(c, async () => progress(c, await sessionStatus(c.env, await session(req, c)), 204))
 }
 
 /** PATCH: see upload/session.ts `append`. */
 export async function patch(req: IRequest, c: Ctx): Promise<Response> {
-  const state = await session(req, c)
-  const length = chunkLength(req, state)
-  const chunked = req.headers.has('content-range')
-  return progress(c, await append(c.env, state, req.body, length, chunked), 202)
+  return answer(c, async () => {
+    const state = await session(req, c)
+    const length = withinLimit(c, await chunkLength(req, c, state))
+    const chunked = req.headers.has('content-range')
+    return progress(c, await append(c.env, state, bodyOf(req, c, length, chunked)), 202)
+  })
 }
 
 /** PUT ?digest=: the last chunk (optional), then verify, index and link (1 KV put). */
 export async function finish(req: IRequest, c: Ctx): Promise<Response> {
-  const state = await session(req, c)
-  const digest = parseDigest(new URL(req.url).searchParams.get('digest'))
-  const length = chunkLength(req, state)
-  const repo = state.repo as Repo
-  if (state.offset === 0 && length !== null && length > 0 && req.body) {
-    await assertLive(c.env, state)
-    return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
-  }
-  const final = await append(c.env, state, req.body, length)
-  return linked(c, repo, digest, await complete(c.env, final, digest))
+  return answer(c, async () => {
+    const state = await session(req, c)
+    const digest = parseDigest(new URL(req.url).searchParams.get('digest'))
+    const length = withinLimit(c, await chunkLength(req, c, state))
+    const repo = state.repo as Repo
+    if (state.offset === 0 && length !== null && length > 0 && req.body) {
+      return linked(c, repo, digest, await closeWhole(c.env, state, digest, bodyOf(req, c, length)))
+    }
+    const received = await append(c.env, state, bodyOf(req, c, length))
+    return linked(c, repo, digest, await close(c.env, received, digest))
+  })
 }
 
-/** DELETE: 1 R2 put (the cancellation mark); its bytes are deleted (free). */
+/** DELETE: ends the session wherever it stands (1 R2 list + 1-2 R2 puts marking the end); its bytes are deleted (free). */
 export async function cancel(req: IRequest, c: Ctx): Promise<Response> {
-  const state = await session(req, c)
-  await cancelSession(c.env, state)
-  return new Response(null, { status: 204, headers: { 'Content-Length': '0' } })
+  return answer(c, async () => {
+    await cancelSession(c.env, await session(req, c))
+    return new Response(null, { status: 204, headers: { 'Content-Length': '0' } })
+  })
+}
+
+/** Runs a step; a state that is not the session's latest answers 416 with the true Range and Location. */
+async function answer(c: Ctx, step: () => Promise<Response>): Promise<Response> {
+  try {
+    return await step()
+  } catch (err) {
+    if (!(err instanceof Moved)) throw err
+    throw await outOfOrder(c, err.truth, `the upload is at ${err.truth.offset}`)
+  }
+}
+
+/**
+ * An upload URL whose id is `.` or `..`: URL normalization (WHATWG, and Cloudflare's edge)
+ * turns it into …/blobs/uploads/ or …/blobs/ before the worker sees it. No session is there.
+ */
+export function noSession(req: IRequest): Response {
+  parseRepo(req.params.name)
+  throw unknownUpload('')
 }
 
 async function session(req: IRequest, c: Ctx): Promise<UploadState> {
@@ -105,22 +151,27 @@ async function session(req: IRequest, c: Ctx): Promise<UploadState> {
   return verifyState(await uploadSecret(c.env, c.settings.uploadSecret), repo, req.params.uuid ?? '', token, c.auth?.sub)
 }
 
-/** The chunk's length from Content-Length or Content-Range; 416 when it does not start at the offset. */
-function chunkLength(req: IRequest, state: UploadState): number | null {
+/**
+ * The chunk's length from Content-Length or Content-Range; 416 with the session's true
+ * progress when it does not start at the offset (1 R2 list, on that rare path).
+ */
+async function chunkLength(req: IRequest, c: Ctx, state: UploadState): Promise<number | null> {
   const length = contentLength(req.headers)
   const range = parseContentRange(req.headers.get('content-range'))
-  if (range === 'invalid') throw outOfOrder(state, 'malformed Content-Range')
+  if (range === 'invalid') throw await moved(c.env, state)
   if (!range) return length
-  if (range.start !== state.offset) throw outOfOrder(state, `chunk starts at ${range.start}, upload is at ${state.offset}`)
+  if (range.start !== state.offset) throw await moved(c.env, state)
   const size = range.end - range.start + 1
   if (length !== null && length !== size) throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range')
   return size
 }
 
-function outOfOrder(state: UploadState, detail: string): RegistryError {
+/** 416 with the session's true Range and latest Location (spec: "the client SHOULD resume from the last valid range"). */
+async function outOfOrder(c: Ctx, truth: UploadState, detail: string): Promise<RegistryError> {
   return new RegistryError('RANGE_INVALID', detail, {
-    Range: progressRange(state.offset),
-    'Docker-Upload-UUID': state.id,
+    Location: await uploadLocation(await uploadSecret(c.env, c.settings.uploadSecret), truth),
+    Range: progressRange(truth.offset),
+    'Docker-Upload-UUID': truth.id,
   })
 }
 

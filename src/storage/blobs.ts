@@ -74,14 +74,13 @@ function indexed(object: R2Object): IndexedBlob {
 }
 
 /**
- * Records that the bytes at `at` are `digest`, unless another writer got there first:
- * then returns the winner's entry. 1 R2 put (conditional), +1 R2 head when it lost.
+ * Records that the bytes at `location.at` are `digest`, unless the index has an entry for
+ * it already: null then (the caller heads it). 1 R2 put (conditional).
  */
-export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: BlobLocation): Promise<IndexedBlob> {
+export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: BlobLocation): Promise<IndexedBlob | null> {
   const customMetadata = { at: location.at, size: String(location.size), repo }
-  const { put, winner } = await claimIndex(env, digest, null, { customMetadata })
-  if (put) return { ...location, repo, indexed: put.uploaded.getTime() }
-  return winner ?? { ...location, repo, indexed: Date.now() }
+  const { put } = await claimIndex(env, digest, null, { customMetadata })
+  return put ? { ...location, repo, indexed: put.uploaded.getTime() } : null
 }
 
 /**

@@ -6,12 +6,17 @@
  *                                             empty with customMetadata.at naming the object that holds
  *                                             them; customMetadata.repo is the first repository to hold it;
  *                                             empty with customMetadata.gone: collected (a tombstone, = absent)
- *   data/<upload-id>                          empty: the session was cancelled (its state is client-held)
- *   data/<upload-id>/<write-id>               bytes of an upload not yet in a multipart part: the tail (after a
- *                                             JSON list of part etags) or a piece after it; written once, never
- *                                             overwritten. A tail completed without parts is the blob's bytes,
- *                                             pointed at from blobs/
- *   data/<upload-id>/parts                    multipart target of an upload; once complete, a blob's bytes
+ *   data/<upload-id>/<offset>                 one write of an upload session, made by the request that appended
+ *                                             at <offset> (16 digits), written once (conditional), never
+ *                                             overwritten while the session lives: the tail (a JSON list of part
+ *                                             etags, then the bytes not yet in a part) or a piece after it;
+ *                                             customMetadata.state = the session's progress after it. Empty with
+ *                                             customMetadata.ended: the session ended there (cancelled, refused).
+ *                                             A tail completed without parts is the blob's bytes, pointed at
+ *                                             from blobs/. Every object here carries customMetadata.started
+ *   data/<upload-id>/parts                    multipart target of an upload (its R2 uploadId is in
+ *                                             customMetadata.mp of the session's writes); once complete, a
+ *                                             blob's bytes
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
@@ -52,8 +57,8 @@ export const REPO_DELIMITER = '+'
 export const keys = {
   uploadSecret: () => '_registry/upload-secret',
   blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
-  uploadCancelled: (id: string) => `data/${id}`,
-  uploadTail: (id: string, writeId: string) => `data/${id}/${writeId}`,
+  upload: (id: string) => `data/${id}/`,
+  uploadWrite: (id: string, offset: number) => `data/${id}/${String(offset).padStart(16, '0')}`,
   uploadParts: (id: string) => `data/${id}/parts`,
   manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
   referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
@@ -84,6 +89,12 @@ export const digestOfBlobKey = (key: string): Digest => key.slice('blobs/'.lengt
 
 /** Whether a key is an upload's own object (of session `id`, if given), which the upload may delete. */
 export const isUploadKey = (key: string, id?: string): boolean => key.startsWith(id ? `data/${id}/` : 'data/')
+
+/** The offset of a key of keys.uploadWrite, or null for other keys. */
+export const offsetOfUploadKey = (key: string): number | null => {
+  const m = /^data\/[0-9a-f]{32}\/(\d{16})$/.exec(key)
+  return m ? Number(m[1]) : null
+}
 
 /** Whether a key is a registry blob's (blobs/<alg>/<hex>). */
 export const isBlobKey = (key: string): boolean => /^blobs\/sha(256\/[a-f0-9]{64}|512\/[a-f0-9]{128})$/.test(key)

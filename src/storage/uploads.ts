@@ -1,68 +1,145 @@
 /**
- * R2 calls of an upload in progress: tails (bytes not yet in a part), multipart
- * parts, and the cancellation mark. The session state itself is client-held
- * (src/upload/state.ts). Each function makes the one call its name says.
+ * Where an upload's bytes live, and the only module that reads or writes them
+ * (keys.ts draws the layout):
+ *
+ *   tail    data/<id>/<offset>  the bytes not yet in a multipart part, after a JSON list of
+ *                               the part etags so far (`skip` bytes)
+ *   pieces  data/<id>/<offset>  chunks written after the tail once there are parts (UploadState.more)
+ *   parts   data/<id>/parts     the R2 multipart upload
+ *   ends    data/<id>/<offset>  empty, customMetadata.ended: the session ended at that offset
+ *
+ * Every write is keyed by the offset the request that made it started at and is made
+ * once (R2 `onlyIf`), so a second write at an offset already written, which only a
+ * replayed or out-of-date Location can ask for, is refused by R2 itself. Each write
+ * records the session's progress after it (customMetadata.state): listing a session
+ * gives its true state. Writes are never deleted while the session can be named (that
+ * would free their offset again); the collector removes those no blob uses after the
+ * upload expiry. Each function makes the one call its name says.
  */
 import type { Env } from '../env'
-import type { UploadState } from '../upload/state'
-import { isUploadKey, keys } from './keys'
-import { toHex } from './streams'
+import type { Progress, UploadState } from '../upload/state'
+import { keys, offsetOfUploadKey } from './keys'
+import { chunksOf, readAtMost, type Carry } from './streams'
 
-/** Writes a new tail object (never overwriting one): its key. 1 R2 put. */
-export async function putTail(
+/** What every object of a session carries (the collector reads `started`; `mp` lets it abort the parts). */
+function metadata(state: UploadState, extra: Record<string, string>): Record<string, string> {
+  return { repo: state.repo, started: String(state.started), ...(state.mp ? { mp: state.mp } : {}), ...extra }
+}
+
+/**
+ * Writes the session's bytes at `offset` (a tail or a piece), unless something is there
+ * already: false then. `after` is the progress once this write is accepted. 1 R2 put.
+ * `checksum` lets R2 verify the bytes against a digest the client gave (nothing stored on a mismatch).
+ */
+export async function putWrite(
   env: Env,
   state: UploadState,
+  offset: number,
   body: ReadableStream<Uint8Array> | Uint8Array,
-): Promise<string> {
-  const key = keys.uploadTail(state.id, toHex(crypto.getRandomValues(new Uint8Array(8))))
-  await env.BLOBS.put(key, body, { customMetadata: { repo: state.repo, started: String(state.started) } })
-  return key
+  after: Progress,
+  checksum?: { sha256: string } | { sha512: string },
+): Promise<boolean> {
+  const put = await env.BLOBS.put(keys.uploadWrite(state.id, offset), body, {
+    customMetadata: metadata({ ...state, mp: after.mp }, { state: JSON.stringify(after) }),
+    httpMetadata: { contentType: 'application/octet-stream' },
+    onlyIf: { etagDoesNotMatch: '*' },
+    ...checksum,
+  })
+  return put !== null
 }
 
-/** The current tail object, or null when it is gone (cancelled or completed). 1 R2 get. */
-export function getTail(env: Env, state: UploadState): Promise<R2ObjectBody | null> {
-  return env.BLOBS.get(state.at)
+/**
+ * Marks the session ended at `offset` (an empty write): no request from a state at that
+ * offset can append, close or cancel any more. `replace` overwrites what is there (a
+ * first write whose bytes are dropped). 1 R2 put; false when `offset` was taken.
+ */
+export async function putEnd(env: Env, state: UploadState, offset: number, ended: string, replace = false): Promise<boolean> {
+  const put = await env.BLOBS.put(keys.uploadWrite(state.id, offset), null, {
+    customMetadata: metadata(state, { ended }),
+    ...(replace ? {} : { onlyIf: { etagDoesNotMatch: '*' } }),
+  })
+  return put !== null
 }
 
-/** One piece written after the tail (see UploadState.more), or null when gone. 1 R2 get. */
-export function getPiece(env: Env, key: string): Promise<R2ObjectBody | null> {
-  return env.BLOBS.get(key)
+/** Whether something was written at `offset`. 1 R2 head. */
+export async function isWritten(env: Env, state: UploadState, offset: number): Promise<boolean> {
+  return (await env.BLOBS.head(keys.uploadWrite(state.id, offset))) !== null
 }
 
-/** Whether the tail object still exists. 1 R2 head. */
-export async function tailExists(env: Env, state: UploadState): Promise<boolean> {
-  return (await env.BLOBS.head(state.at)) !== null
+/** Whether the write at `offset` is an end mark. 1 R2 head. */
+export async function isEnded(env: Env, state: UploadState, offset: number): Promise<boolean> {
+  return Boolean((await env.BLOBS.head(keys.uploadWrite(state.id, offset)))?.customMetadata?.ended)
 }
 
-/** Whether the session was cancelled. 1 R2 head. */
-export async function isCancelled(env: Env, state: UploadState): Promise<boolean> {
-  return (await env.BLOBS.head(keys.uploadCancelled(state.id))) !== null
+/** The write at `offset` (bytes and metadata), or null. 1 R2 get. */
+export function getWrite(env: Env, state: UploadState, offset: number): Promise<R2ObjectBody | null> {
+  return env.BLOBS.get(keys.uploadWrite(state.id, offset))
 }
 
-/** Marks the session cancelled. 1 R2 put. */
-export async function markCancelled(env: Env, state: UploadState): Promise<void> {
-  await env.BLOBS.put(keys.uploadCancelled(state.id), null, { customMetadata: { cancelled: String(Date.now()) } })
+/** What a session has stored, read back from a listing (see `listSession`). */
+export interface Stored {
+  /** The progress recorded by the latest write, and the offset it was written at. */
+  latest: { offset: number; progress: Progress; size: number } | null
+  /** An end mark, or completed parts: the session is over. */
+  ended: boolean
 }
 
-/** Drops the bytes of an upload that will not complete (free: deletes and abort). */
-export async function dropUpload(env: Env, state: UploadState): Promise<void> {
-  const work: Promise<unknown>[] = []
-  if (isUploadKey(state.at)) work.push(env.BLOBS.delete(state.at))
-  for (const [key] of state.more ?? []) work.push(env.BLOBS.delete(key))
-  if (state.mp) work.push(env.BLOBS.resumeMultipartUpload(keys.uploadParts(state.id), state.mp).abort().catch(() => {}))
-  await Promise.all(work)
+/**
+ * Everything the session wrote, as its latest progress. 1 R2 list per 1000 objects (writes
+ * stay until the collector's expiry: a session of many small chunks has many).
+ */
+export async function listSession(env: Env, state: UploadState): Promise<Stored> {
+  let latest: Stored['latest'] = null
+  let ended = false
+  let cursor: string | undefined
+  do {
+    const page = await env.BLOBS.list({ prefix: keys.upload(state.id), include: ['customMetadata'], cursor } as R2ListOptions)
+    for (const object of page.objects) {
+      const meta = object.customMetadata ?? {}
+      if (object.key === keys.uploadParts(state.id) || meta.ended) ended = true
+      const offset = offsetOfUploadKey(object.key)
+      if (offset === null || !meta.state || (latest && latest.offset > offset)) continue
+      latest = { offset, progress: JSON.parse(meta.state) as Progress, size: object.size }
+    }
+    cursor = page.truncated ? page.cursor : undefined
+  } while (cursor)
+  return { latest, ended }
 }
 
-/** Deletes a tail that has been superseded or moved into a part (free). */
-export async function deleteTail(env: Env, key: string): Promise<void> {
-  if (isUploadKey(key)) await env.BLOBS.delete(key)
+/**
+ * The bytes received but not yet in a part, in order (the tail after its etag list, then
+ * each piece), and the part etags; null when the tail or a piece is gone (the session
+ * moved on, or ended). 1 R2 get per object, each read as the previous one ends.
+ */
+export async function readPending(env: Env, state: UploadState): Promise<{ etags: string[]; chunks: AsyncGenerator<Uint8Array> } | null> {
+  if (state.at < 0) return { etags: [], chunks: (async function* () {})() }
+  const tail = await getWrite(env, state, state.at)
+  if (!tail || tail.customMetadata?.ended) return null
+  const first = chunksOf(tail.body)
+  const carry: Carry = { pending: null }
+  const etags: string[] = state.skip ? JSON.parse(new TextDecoder().decode(await readAtMost(first, state.skip, carry))) : []
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (carry.pending) yield carry.pending
+    yield* first
+    for (const [offset] of state.more ?? []) {
+      const piece = await getWrite(env, state, offset)
+      if (!piece) throw new Error('an upload piece is gone')
+      yield* chunksOf(piece.body)
+    }
+  }
+  return { etags, chunks: chunks() }
 }
 
-/** 1 R2 createMultipartUpload. */
+/** Deletes the completed parts object (free). */
+export async function deleteParts(env: Env, state: UploadState): Promise<void> {
+  await env.BLOBS.delete(keys.uploadParts(state.id))
+}
+
+/** 1 R2 createMultipartUpload: its id. */
 export async function startParts(env: Env, state: UploadState): Promise<string> {
   const mp = await env.BLOBS.createMultipartUpload(keys.uploadParts(state.id), {
     httpMetadata: { contentType: 'application/octet-stream' },
-    customMetadata: { repo: state.repo, started: String(state.started) },
+    customMetadata: metadata(state, {}),
   })
   return mp.uploadId
 }
@@ -79,3 +156,17 @@ export async function completeParts(env: Env, state: UploadState, etags: string[
   const object = await mp.complete(etags.map((etag, i) => ({ partNumber: i + 1, etag })))
   return object.key
 }
+
+/** Aborts the session's multipart upload (free). */
+export async function abortParts(env: Env, state: UploadState): Promise<void> {
+  if (state.mp) await env.BLOBS.resumeMultipartUpload(keys.uploadParts(state.id), state.mp).abort().catch(() => {})
+}
+
+/** The bytes of an object the session made (a tail, the completed parts), to be hashed again. 1 R2 get. */
+export async function readUploaded(env: Env, key: string, skip: number): Promise<ReadableStream<Uint8Array> | null> {
+  const object = await env.BLOBS.get(key, skip ? { range: { offset: skip } } : undefined)
+  return object?.body ?? null
+}
+
+/** The key of a write (for the blob index, which points at where bytes are). */
+export const writeKey = (state: UploadState, offset: number): string => keys.uploadWrite(state.id, offset)

@@ -1,40 +1,48 @@
 /**
- * An upload session's state travels with the client, signed, in the `_state`
- * query parameter of every Location we send (as CNCF distribution does), so that
- * a PATCH or PUT needs no storage read to know where the upload stands. R2 keeps
- * only the bytes. The signature binds the state to its repository and to the
- * identity that opened it (`sub`, when auth is on).
+ * An upload session's state travels with the client, signed, in the `_state` query
+ * parameter of every Location we send (as CNCF distribution does), so that a PATCH or
+ * PUT knows where the upload stands without a storage read. It is a claim, not the
+ * truth: every write the session makes is keyed by the offset it starts at and written
+ * once (storage/uploads.ts), so a state that is no longer the latest is found out by its
+ * first write, and the truth is then read back from storage (session.ts `truth`).
+ * The signature binds the state to its repository and to the identity that opened it
+ * (`sub`, when auth is on).
  */
+import type { Algorithm } from '../digest/native'
 import { RegistryError } from '../errors'
 import type { Repo } from '../names'
-import { isBlobKey, isUploadKey } from '../storage/keys'
 import { toHex } from '../storage/streams'
 
-export interface UploadState {
+/** Where the session's bytes are; also kept with each write (customMetadata), to be read back. */
+export interface Progress {
+  /** Bytes received so far. */
+  offset: number
+  /** The algorithm the session hashes (POST `?digest-algorithm=`, sha256 by default). */
+  alg: Algorithm
+  /** Hex digest (`alg`) of all bytes so far, while one request has sent them all; else absent. */
+  sum?: string
+  /** Offset of the write holding the tail (bytes not yet in a part), -1 when none. */
+  at: number
+  /** Upload bytes in that tail, after `skip` bytes of part etags (a JSON list). */
+  size: number
+  skip: number
+  /** R2 multipart upload id ('' when none) and the parts it holds. */
+  mp: string
+  parts: number
+  /**
+   * Writes after the tail, each its own object, in order ([offset, size]): once there are
+   * parts, a chunk that fills none is written once as a piece instead of re-written with
+   * the whole tail. Absent when none.
+   */
+  more?: [number, number][]
+}
+
+export interface UploadState extends Progress {
   /** Random session id (the `<uuid>` of the spec's URLs). */
   id: string
   repo: string
   /** Start time, ms since epoch: abandoned sessions are purged by age. */
   started: number
-  /** Bytes received so far. */
-  offset: number
-  /** Saved hash states (base64), empty before the first byte. */
-  h256: string
-  h512: string
-  /** R2 key of the object holding the bytes not yet in a multipart part ('' when none). */
-  at: string
-  /** Bytes of the upload stored in `at` (after `skip` bytes of part etags). */
-  tail: number
-  skip: number
-  /** Multipart upload id ('' when none) and parts uploaded. */
-  mp: string
-  parts: number
-  /**
-   * Chunks received after the tail, each its own object of bytes, in order ([key, size]):
-   * once there are parts, a chunk that does not fill one is written once as a piece
-   * rather than re-written with the whole tail. Absent when none.
-   */
-  more?: [string, number][]
   /** Who opened the session ('' = anonymous, or auth off); only they may continue it. */
   sub?: string
 }
@@ -42,12 +50,25 @@ export interface UploadState {
 /** Sessions older than this are unknown: R2 aborts unfinished multipart uploads after 7 days. */
 export const MAX_SESSION_AGE_MS = 6 * 24 * 3600 * 1000
 
-export function newUploadState(repo: Repo, now = Date.now(), sub = ''): UploadState {
+/** A session id: what newUploadState makes. Anything else names no session. */
+export const isSessionId = (id: string): boolean => /^[0-9a-f]{32}$/.test(id)
+
+export function newUploadState(repo: Repo, now = Date.now(), sub = '', alg: Algorithm = 'sha256'): UploadState {
   const random = crypto.getRandomValues(new Uint8Array(16))
-  const state: UploadState = { id: toHex(random), repo, started: now, offset: 0, h256: '', h512: '', at: '', tail: 0, skip: 0, mp: '', parts: 0 }
+  const state: UploadState = { id: toHex(random), repo, started: now, offset: 0, alg, at: -1, size: 0, skip: 0, mp: '', parts: 0 }
   // Only when set: an open registry's Locations stay as short as before.
   if (sub) state.sub = sub
   return state
+}
+
+/** The progress part of a state (what a write records), and a state from a recorded one. */
+export function progressOf(state: UploadState): Progress {
+  const { id: _id, repo: _repo, started: _started, sub: _sub, ...progress } = state
+  return progress
+}
+export const withProgress = (state: UploadState, progress: Progress): UploadState => {
+  const { more: _more, sum: _sum, ...base } = state
+  return { ...base, ...progress }
 }
 
 const keyCache = new Map<string, Promise<CryptoKey>>()
@@ -72,12 +93,17 @@ export async function signState(secret: string, state: UploadState): Promise<str
   return `${b64url(payload)}.${b64url(mac)}`
 }
 
+/** BLOB_UPLOAD_UNKNOWN for session `id` (shortened: ids from the URL may be anything). */
+export const unknownUpload = (id: string): RegistryError =>
+  new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: id.slice(0, 100).replace(/[^\x20-\x7e]/g, '?') })
+
 /**
  * The state of session `id` in `repo` opened by `sub`, from its signed token. Anything
  * forged, foreign (another repository or identity), stale or malformed is BLOB_UPLOAD_UNKNOWN.
  */
 export async function verifyState(secret: string, repo: Repo, id: string, token: string | null, sub = ''): Promise<UploadState> {
-  const unknown = new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: id.slice(0, 100) })
+  const unknown = unknownUpload(id)
+  if (!isSessionId(id)) throw unknown
   const [payload, mac, extra] = (token ?? '').split('.')
   if (!payload || !mac || extra !== undefined || token!.length > 8192) throw unknown
   let bytes: Uint8Array
@@ -92,9 +118,6 @@ export async function verifyState(secret: string, repo: Repo, id: string, token:
   }
   if (state.id !== id || state.repo !== repo || Date.now() - state.started > MAX_SESSION_AGE_MS) throw unknown
   if ((state.sub ?? '') !== sub) throw unknown
-  // Defence in depth: a state can only name this session's own objects or a registry blob.
-  if (state.at && !isUploadKey(state.at, id) && !isBlobKey(state.at)) throw unknown
-  if (state.more && !state.more.every(([key]) => isUploadKey(key, id))) throw unknown
   return state
 }
 
@@ -102,6 +125,3 @@ export async function verifyState(secret: string, repo: Repo, id: string, token:
 export async function uploadLocation(secret: string, state: UploadState): Promise<string> {
   return `/v2/${state.repo}/blobs/uploads/${state.id}?_state=${await signState(secret, state)}`
 }
-
-export const decodeHashState = (s: string): Uint8Array | undefined => (s ? unb64url(s) : undefined)
-export const encodeHashState = (bytes: Uint8Array): string => b64url(bytes)

@@ -253,7 +253,9 @@ describe('POST, PATCH, PUT', () => {
     await expectServed(repo, digest, bytes)
   })
 
-  it('writes the bytes of a small single PATCH once, under their digest', async () => {
+  it('writes the bytes of a small single PATCH once, in the session, indexed by their digest', async () => {
+    // Issue 8: small blobs were stored under their digest, which left their session nothing of its
+    // own to be found by; now every session's bytes are its own write at offset 0.
     await reset()
     const repo = repoName('uploads')
     const bytes = randomBlob(12_345)
@@ -262,11 +264,13 @@ describe('POST, PATCH, PUT', () => {
     const next = expectProgress(await patch(location, bytes), repo, bytes.length)
     expectCreated(await call(withDigest(next, digest), { method: 'PUT' }), repo, digest)
     const all = await listObjects()
-    expect(all.filter((o) => o.size === bytes.length).map((o) => o.key)).toEqual([keys.blob(digest as Digest)])
-    expect(all.filter((o) => o.key.startsWith(`data/${uuidOf(location)}`))).toEqual([])
+    const first = keys.uploadWrite(uuidOf(location), 0)
+    expect(all.filter((o) => o.size === bytes.length).map((o) => o.key)).toEqual([first])
+    expect(all.find((o) => o.key === keys.blob(digest as Digest))?.customMetadata).toEqual({ at: first, size: String(bytes.length), repo })
+    await expectServed(repo, digest, bytes)
   })
 
-  it('streams one PATCH without Content-Length through multipart parts, leaving no tail', async () => {
+  it('streams one PATCH without Content-Length through multipart parts; of its tail only the first write stays', async () => {
     const repo = repoName('uploads')
     const bytes = randomBlob(2 * PART_SIZE + 3 * MiB + 3) // > 20 MiB: two full parts and a rest
     const digest = await sha256(bytes)
@@ -278,7 +282,9 @@ describe('POST, PATCH, PUT', () => {
 
     const id = uuidOf(location)
     const mine = await listObjects(`data/${id}`)
-    expect(mine.map((o) => [o.key, o.size])).toEqual([[keys.uploadParts(id), bytes.length]])
+    // The first write stays (its offset must stay taken against replays) until the collector's expiry.
+    expect(mine.map((o) => o.key)).toEqual([keys.uploadWrite(id, 0), keys.uploadParts(id)])
+    expect(mine[1]!.size).toBe(bytes.length)
     const index = await listObjects(keys.blob(digest as Digest))
     expect(index.map((o) => [o.size, o.customMetadata])).toEqual([
       [0, { at: keys.uploadParts(id), size: String(bytes.length), repo }],
@@ -312,8 +318,13 @@ describe('POST, PATCH, PUT', () => {
       location = expectProgress(await call(location), repo, offset, 204, id)
     }
     await expectServed(repo, digest, bytes)
-    // multipart completed: only the parts object is left of the session
-    expect((await listObjects(`data/${id}`)).map((o) => [o.key, o.size])).toEqual([[keys.uploadParts(id), bytes.length]])
+    // multipart completed into the parts object; the session's writes stay (their offsets taken
+    // against replays) until the collector's expiry, each smaller than a part
+    const left = await listObjects(`data/${id}`)
+    expect(left.find((o) => o.key === keys.uploadParts(id))?.size).toBe(bytes.length)
+    const writes = left.filter((o) => o.key !== keys.uploadParts(id))
+    expect(writes.map((o) => o.key)).toContain(keys.uploadWrite(id, 0))
+    for (const write of writes) expect(write.size).toBeLessThan(PART_SIZE + 4096)
   })
 
   it('takes one PATCH of a blob the registry holds from a chunked upload (indexed as a pointer)', async () => {
@@ -468,7 +479,7 @@ describe('POST, PATCH, PUT', () => {
 describe('a completed upload\'s Location, replayed', () => {
   // The state is client-held, so a spent Location still verifies; what it names may
   // by then be a blob's bytes, which nothing may delete or change.
-  it('cannot delete or alter the blob it made (DELETE, PATCH, PUT with another digest)', async () => {
+  it('cannot delete or alter the blob it made (DELETE, PATCH, PUT with another digest): 404 to each', async () => {
     const repo = repoName('uploads')
     const bytes = randomBlob(5000)
     const digest = await sha256(bytes)
@@ -476,15 +487,16 @@ describe('a completed upload\'s Location, replayed', () => {
     const spent = expectProgress(await patch(started, bytes, { 'Content-Range': '0-4999' }), repo, 5000, 202, uuidOf(started))
     expectCreated(await call(withDigest(spent, digest), { method: 'PUT' }), repo, digest)
 
-    expect((await call(withDigest(spent, await sha256(randomBlob(10))), { method: 'PUT' })).status).toBe(400)
-    await patch(spent, randomBlob(100), { 'Content-Range': '5000-5099' })
-    expect((await call(spent, { method: 'DELETE' })).status).toBe(204)
+    // Issue 8 §1: these answered 400, 202 and 204 before; a spent session is unknown.
+    await expectUploadUnknown(await call(withDigest(spent, await sha256(randomBlob(10))), { method: 'PUT' }), 'PUT')
+    await expectUploadUnknown(await patch(spent, randomBlob(100), { 'Content-Range': '5000-5099' }), 'PATCH')
+    await expectUploadUnknown(await call(spent, { method: 'DELETE' }), 'DELETE')
     await expectServed(repo, digest, bytes)
   })
 })
 
 describe('cancelled and unknown sessions', () => {
-  it('DELETE answers 204; the session is then unknown to GET, PATCH and PUT', async () => {
+  it('DELETE answers 204; the session is then unknown to GET, PATCH, PUT and DELETE, by any of its Locations', async () => {
     const repo = repoName('uploads')
     const bytes = randomBlob(3000)
     const digest = await sha256(bytes)
@@ -492,10 +504,10 @@ describe('cancelled and unknown sessions', () => {
     const withBytes = expectProgress(await patch(await startUpload(repo), bytes.subarray(0, 1000)), repo, 1000)
     const withTail = expectProgress(await patch(withBytes, bytes.subarray(1000), { 'Content-Range': '1000-2999' }), repo, 3000)
 
-    for (const location of [fresh, withBytes, withTail]) {
-      const res = await call(location, { method: 'DELETE' })
-      expect(res.status).toBe(204)
-    }
+    expect((await call(fresh, { method: 'DELETE' })).status).toBe(204)
+    // an earlier Location cancels the session where it truly stands; then every Location is spent
+    expect((await call(withBytes, { method: 'DELETE' })).status).toBe(204)
+    await expectUploadUnknown(await call(withTail, { method: 'DELETE' }), 'DELETE again')
     for (const location of [fresh, withBytes, withTail]) {
       await expectUploadUnknown(await call(location), 'GET')
       await expectUploadUnknown(await patch(location, randomBlob(10)), 'PATCH')

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import type { RobotName } from '../../src/auth/robots'
 import type { Digest, Repo, Tag } from '../../src/names'
-import { isBlobKey, isUploadKey, keys, REPO_DELIMITER, REPOS_PREFIX, repoOfPrefix, reposAfter, tagOfKey } from '../../src/storage/keys'
+import { isBlobKey, isUploadKey, keys, offsetOfUploadKey, REPO_DELIMITER, REPOS_PREFIX, repoOfPrefix, reposAfter, tagOfKey } from '../../src/storage/keys'
 
 const repo = 'library/ubuntu' as Repo
 const tag = 'v1.0_rc-2' as Tag
@@ -26,8 +26,8 @@ describe('storage keys', () => {
     ['garbage collector reports (prefix)', keys.gcReports(), '_registry/gc/'],
     ['blob (sha256)', keys.blob(d256), `blobs/sha256/${hex256}`],
     ['blob (sha512)', keys.blob(d512), `blobs/sha512/${hex512}`],
-    ['cancelled upload mark', keys.uploadCancelled('0123abcd'), 'data/0123abcd'],
-    ['upload tail', keys.uploadTail('0123abcd', 'feed'), 'data/0123abcd/feed'],
+    ['objects of an upload session (prefix)', keys.upload('0123abcd'), 'data/0123abcd/'],
+    ['upload write at an offset (16 digits: listed in offset order)', keys.uploadWrite('0123abcd', 10485760), 'data/0123abcd/0000000010485760'],
     ['upload multipart target', keys.uploadParts('0123abcd'), 'data/0123abcd/parts'],
     ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu+manifests/sha256:${hex256}`],
     ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu+referrers/${subject}/`],
@@ -56,9 +56,17 @@ describe('storage keys', () => {
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
       'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'uploadCancelled',
-      'uploadParts', 'uploadSecret', 'uploadTail',
+      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
+      'uploadParts', 'uploadSecret', 'uploadWrite',
     ])
+  })
+
+  it('reads the offset back from an upload write key, and from no other key', () => {
+    const id = 'ab'.repeat(16)
+    expect(offsetOfUploadKey(keys.uploadWrite(id, 0))).toBe(0)
+    expect(offsetOfUploadKey(keys.uploadWrite(id, 2 ** 40 + 7))).toBe(2 ** 40 + 7)
+    expect(offsetOfUploadKey(keys.uploadParts(id))).toBeNull()
+    expect(offsetOfUploadKey(keys.blob(d256))).toBeNull()
   })
 
   it('pins the repository prefix and delimiter', () => {
@@ -67,17 +75,16 @@ describe('storage keys', () => {
   })
 
   it('tells upload objects from registry blobs', () => {
-    expect(isUploadKey(keys.uploadTail('id', 'w'))).toBe(true)
+    expect(isUploadKey(keys.uploadWrite('id', 5))).toBe(true)
     expect(isUploadKey(keys.uploadParts('id'))).toBe(true)
-    expect(isUploadKey(keys.uploadCancelled('id'))).toBe(true)
     expect(isUploadKey(keys.blob(d256))).toBe(false)
     expect(isUploadKey(keys.manifest(repo, d256))).toBe(false)
     expect(isUploadKey('')).toBe(false)
     // of one session only, when asked
-    expect(isUploadKey(keys.uploadTail('id', 'w'), 'id')).toBe(true)
+    expect(isUploadKey(keys.uploadWrite('id', 5), 'id')).toBe(true)
     expect(isUploadKey(keys.uploadParts('id'), 'id')).toBe(true)
-    expect(isUploadKey(keys.uploadTail('id2', 'w'), 'id')).toBe(false)
-    expect(isUploadKey(keys.uploadTail('idx', 'w'), 'id')).toBe(false)
+    expect(isUploadKey(keys.uploadWrite('id2', 5), 'id')).toBe(false)
+    expect(isUploadKey(keys.uploadWrite('idx', 5), 'id')).toBe(false)
   })
 
   it('recognises exactly the keys of registry blobs', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Repo } from '../../src/names'
 import {
-  decodeHashState, encodeHashState, MAX_SESSION_AGE_MS, newUploadState, signState, uploadLocation, verifyState,
+  isSessionId, MAX_SESSION_AGE_MS, newUploadState, progressOf, signState, uploadLocation, verifyState, withProgress,
 } from '../../src/upload/state'
 
 const SECRET = 'test-secret'
@@ -19,26 +19,27 @@ async function unknownCode(p: Promise<unknown>): Promise<string | undefined> {
 describe('upload state (client-held, signed)', () => {
   it('round-trips through its token', async () => {
     const fresh = newUploadState(repo)
-    const state = { ...fresh, offset: 42, at: `data/${fresh.id}/0a1b`, tail: 42, h256: 'abc' }
+    const state = { ...fresh, offset: 42, at: 0, size: 42, sum: 'ab'.repeat(32) }
     expect(await verifyState(SECRET, repo, state.id, await signState(SECRET, state))).toEqual(state)
-    const small = { ...fresh, offset: 3, at: `blobs/sha256/${'e'.repeat(64)}`, tail: 3 }
-    expect(await verifyState(SECRET, repo, small.id, await signState(SECRET, small))).toEqual(small)
+    const pieces = { ...fresh, offset: 11 * 1024 * 1024, at: 0, size: 10, skip: 40, mp: 'mp-id', parts: 1, more: [[10 * 1024 * 1024 + 10, 5] as [number, number]] }
+    expect(await verifyState(SECRET, repo, pieces.id, await signState(SECRET, pieces))).toEqual(pieces)
   })
 
-  it('is unknown when it names an object that is neither its own nor a registry blob', async () => {
-    const fresh = newUploadState(repo)
-    for (const at of [`data/${newUploadState(repo).id}/0a1b`, `data/${fresh.id}`, '_registry/upload-secret', 'repos/team/app+manifests/x', `blobs/sha256/${'e'.repeat(10)}`]) {
-      const token = await signState(SECRET, { ...fresh, offset: 1, at, tail: 1 })
-      expect(await unknownCode(verifyState(SECRET, repo, fresh.id, token)), at).toBe('BLOB_UPLOAD_UNKNOWN')
-    }
-  })
-
-  it('starts empty with a random 128-bit id', () => {
+  it('starts empty with a random 128-bit id, hashing sha256 unless told', () => {
     const a = newUploadState(repo, 1000)
     const b = newUploadState(repo, 1000)
-    expect(a).toMatchObject({ repo, started: 1000, offset: 0, at: '', tail: 0, skip: 0, mp: '', parts: 0, h256: '', h512: '' })
+    expect(a).toMatchObject({ repo, started: 1000, offset: 0, alg: 'sha256', at: -1, size: 0, skip: 0, mp: '', parts: 0 })
     expect(a.id).toMatch(/^[0-9a-f]{32}$/)
+    expect(isSessionId(a.id)).toBe(true)
     expect(a.id).not.toBe(b.id)
+    expect(newUploadState(repo, 1000, '', 'sha512').alg).toBe('sha512')
+  })
+
+  it('splits into what a write records (its progress) and back', () => {
+    const state = { ...newUploadState(repo, 1000, 'alice'), offset: 7, at: 0, size: 7, sum: 'cd'.repeat(32) }
+    const progress = progressOf(state)
+    expect(progress).toEqual({ offset: 7, alg: 'sha256', at: 0, size: 7, skip: 0, mp: '', parts: 0, sum: 'cd'.repeat(32) })
+    expect(withProgress({ ...state, offset: 99, more: [[1, 2]] }, progress)).toEqual(state)
   })
 
   it('is placed in the Location of the session', async () => {
@@ -90,11 +91,11 @@ describe('upload state (client-held, signed)', () => {
     expect(MAX_SESSION_AGE_MS).toBeLessThan(7 * 24 * 3600 * 1000)
   })
 
-  it('carries hash states as URL-safe base64', () => {
-    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i)
-    const encoded = encodeHashState(bytes)
-    expect(encoded).toMatch(/^[A-Za-z0-9_-]+$/)
-    expect(decodeHashState(encoded)).toEqual(bytes)
-    expect(decodeHashState('')).toBeUndefined()
+  it('is unknown for an id that newUploadState cannot have made', async () => {
+    const state = newUploadState(repo)
+    const token = await signState(SECRET, state)
+    for (const id of ['..', '', 'a'.repeat(2048), `${state.id}\u0000`, state.id.toUpperCase()]) {
+      expect(await unknownCode(verifyState(SECRET, repo, id, token)), id.slice(0, 20)).toBe('BLOB_UPLOAD_UNKNOWN')
+    }
   })
 })

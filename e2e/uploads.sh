@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Upload sessions with curl against `npm start` (issues 8 and 10): a re-sent chunk, a stale GET,
+# spent Locations, digest-algorithm=sha512, MAX_CHUNK_BYTES and its 413, a junk upload id.
+#   bash e2e/uploads.sh          starts `npm start` on E2E_PORT (default 8810), fresh state, stops it
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PORT=${E2E_PORT:-8810}
+BASE=http://localhost:$PORT
+WORK=$(mktemp -d)
+LIMIT=52428800 # 50 MiB
+FAILED=0
+REG=
+
+cleanup() {
+  [ -n "$REG" ] && kill -TERM -- "-$REG" 2>/dev/null
+  sleep 1
+  [ -n "$REG" ] && kill -KILL -- "-$REG" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; FAILED=1; }
+# check <what> <expected> <actual>
+check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+
+# req <method> <url> [curl args…]: sets STATUS, LOCATION, RANGE, CODE (OCI error code), HDRS, BODY
+req() {
+  local method=$1 url=$2
+  shift 2
+  HDRS=$WORK/headers BODY=$WORK/body
+  STATUS=$(curl -s -X "$method" -o "$BODY" -D "$HDRS" -w '%{http_code}' "$@" "$url")
+  LOCATION=$(grep -i '^location:' "$HDRS" | tail -1 | cut -d' ' -f2- | tr -d '\r')
+  RANGE=$(grep -i '^range:' "$HDRS" | tail -1 | cut -d' ' -f2- | tr -d '\r')
+  CODE=$(jq -r '.errors[0].code // empty' "$BODY" 2>/dev/null)
+}
+abs() { case $1 in http*) echo "$1" ;; *) echo "$BASE$1" ;; esac; }
+
+(cd "$ROOT" && WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false PORT=$PORT exec setsid \
+  npm start -- --persist-to "$WORK/state" --var "MAX_CHUNK_BYTES:$LIMIT") >"$WORK/registry.log" 2>&1 </dev/null &
+REG=$!
+for _ in $(seq 1 180); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v2/")" = 200 ] && break
+  sleep 1
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v2/")" = 200 ] || { tail -20 "$WORK/registry.log"; echo "npm start did not answer"; exit 1; }
+
+head -c 3000000 /dev/urandom >"$WORK/blob"
+head -c 1000000 "$WORK/blob" >"$WORK/first"
+tail -c 2000000 "$WORK/blob" >"$WORK/rest"
+DIGEST=sha256:$(sha256sum "$WORK/blob" | cut -d' ' -f1)
+REPO=e2e/uploads-$(date +%s)
+
+echo "— the POST advertises MAX_CHUNK_BYTES"
+req POST "$BASE/v2/$REPO/blobs/uploads/"
+check "POST opens a session" 202 "$STATUS"
+check "OCI-Chunk-Max-Length" "$LIMIT" "$(grep -i '^oci-chunk-max-length:' "$HDRS" | cut -d' ' -f2 | tr -d '\r')"
+L0=$(abs "$LOCATION")
+
+echo "— a chunk re-sent with the Location from before it"
+req PATCH "$L0" --data-binary @"$WORK/first" -H 'Content-Range: 0-999999' -H 'Content-Type: application/octet-stream'
+check "first chunk" "202 0-999999" "$STATUS $RANGE"
+L1=$(abs "$LOCATION")
+req PATCH "$L0" --data-binary @"$WORK/first" -H 'Content-Range: 0-999999' -H 'Content-Type: application/octet-stream'
+check "re-sent: 416 with the true Range" "416 0-999999 RANGE_INVALID" "$STATUS $RANGE $CODE"
+req GET "$L0"
+check "GET with the POST's Location: the true progress" "204 0-999999" "$STATUS $RANGE"
+
+echo "— bodies over MAX_CHUNK_BYTES"
+head -c $((LIMIT + 1)) /dev/zero >"$WORK/big"
+req PATCH "$L1" --data-binary @"$WORK/big" -H 'Content-Type: application/octet-stream'
+check "PATCH with Content-Length over the limit: 413" "413 CHUNK_TOO_LARGE" "$STATUS $CODE"
+grep -q 'npx edge-registry push' "$BODY" && ok "the 413 says how to push big layers" || bad "the 413 names no tool: $(cat "$BODY")"
+req PATCH "$L1" -T - -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/octet-stream' <"$WORK/big"
+check "chunked PATCH over the limit: 413" "413 CHUNK_TOO_LARGE" "$STATUS $CODE"
+req GET "$L1"
+check "the session stays where it was" "204 0-999999" "$STATUS $RANGE"
+
+echo "— the last chunk on the PUT, then every Location is spent"
+req PUT "$L1&digest=$DIGEST" --data-binary @"$WORK/rest" -H 'Content-Range: 1000000-2999999' -H 'Content-Type: application/octet-stream'
+check "PUT closes" 201 "$STATUS"
+for L in "$L0" "$L1"; do
+  req GET "$L"; check "GET spent Location" "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $CODE"
+  req PATCH "$L" --data-binary @"$WORK/first" -H 'Content-Type: application/octet-stream'; check "PATCH spent Location" "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $CODE"
+  req PUT "$L&digest=$DIGEST"; check "PUT spent Location" "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $CODE"
+  req DELETE "$L"; check "DELETE spent Location" "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $CODE"
+done
+curl -s "$BASE/v2/$REPO/blobs/$DIGEST" -o "$WORK/pulled"
+cmp -s "$WORK/blob" "$WORK/pulled" && ok "the blob is served byte for byte" || bad "the blob differs"
+
+echo "— digest-algorithm=sha512"
+D512=sha512:$(sha512sum "$WORK/blob" | cut -d' ' -f1)
+req POST "$BASE/v2/$REPO/blobs/uploads/?digest-algorithm=sha512"
+check "POST ?digest-algorithm=sha512" 202 "$STATUS"
+req PATCH "$(abs "$LOCATION")" -T - -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/octet-stream' <"$WORK/blob"
+req PUT "$(abs "$LOCATION")&digest=$D512"
+check "closed with the sha512 digest" 201 "$STATUS"
+curl -s "$BASE/v2/$REPO/blobs/$D512" -o "$WORK/pulled512"
+cmp -s "$WORK/blob" "$WORK/pulled512" && ok "served by its sha512 digest" || bad "the sha512 blob differs"
+req POST "$BASE/v2/$REPO/blobs/uploads/?digest-algorithm=md5"
+check "an unsupported algorithm" "400 DIGEST_INVALID" "$STATUS $CODE"
+
+echo "— an upload id that cannot be one"
+STATUS=$(curl -s --path-as-is -o "$WORK/body" -w '%{http_code}' "$BASE/v2/$REPO/blobs/uploads/..")
+check "GET …/uploads/.." "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $(jq -r '.errors[0].code' "$WORK/body")"
+
+[ $FAILED = 0 ] && echo "e2e/uploads.sh: all passed" || { echo "e2e/uploads.sh: FAILED"; tail -5 "$WORK/registry.log"; }
+exit $FAILED
