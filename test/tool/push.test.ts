@@ -10,7 +10,7 @@ import { HOST, memoryImage, pulled, routerFetch, workerFetch, type Sent } from '
 const KiB = 1024
 const noSleep = async () => {}
 
-function registry(repo: string, fetch: typeof fetch, scopes: string[] = []) {
+function registry(repo: string, fetch: typeof globalThis.fetch, scopes: string[] = []) {
   return new Registry({ host: HOST, repository: repo, fetch, plainHttp: true, scopes })
 }
 
