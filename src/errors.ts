@@ -22,6 +22,7 @@ const OCI = {
   TAG_INVALID: [400, 'manifest tag did not match URI'],
   RANGE_INVALID: [416, 'requested range not satisfiable'],
   MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
+  CHUNK_TOO_LARGE: [413, 'upload request body exceeds the size limit'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
@@ -31,14 +32,19 @@ const OCI = {
 
 export type OciCode = keyof typeof OCI
 
-/** A failure that maps to one OCI error code; `headers` ride along on the reply. */
+/**
+ * A failure that maps to one OCI error code; `headers` ride along on the reply. `message`
+ * replaces the table's only where the client must read more than the code (clients such as
+ * skopeo and docker print the message of a code they do not know, never the detail).
+ */
 export class RegistryError extends Error {
   constructor(
     readonly code: OciCode,
     readonly detail: unknown = null,
     readonly headers: Record<string, string> = {},
+    message?: string,
   ) {
-    super(OCI[code][1])
+    super(message ?? OCI[code][1])
   }
 }
 
@@ -46,7 +52,8 @@ export class RegistryError extends Error {
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
   if (!(err instanceof RegistryError)) console.error(err)
   const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
-  const [status, message] = OCI[e.code]
+  const [status] = OCI[e.code]
+  const message = e.message
   const headers = { 'Content-Type': 'application/json', ...e.headers }
   // A HEAD reply carries no body (RFC 9110 §9.3.2); the status says it all.
   if (method === 'HEAD') return new Response(null, { status, headers })

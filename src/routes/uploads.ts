@@ -10,7 +10,7 @@ import { parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../na
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
 import { uploadSecret } from '../storage/secrets'
-import { append, assertLive, cancel as cancelSession, complete, storeWithDigest } from '../upload/session'
+import { append, assertLive, cancel as cancelSession, chunkTooLarge, complete, storeWithDigest } from '../upload/session'
 import { newUploadState, uploadLocation, verifyState, type UploadState } from '../upload/state'
 
 /**
@@ -28,14 +28,23 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const digestParam = url.searchParams.get('digest')
   if (digestParam !== null) {
     const digest = parseDigest(digestParam)
-    const length = contentLength(req.headers)
+    const length = withinLimit(c, contentLength(req.headers))
     const state = newUploadState(repo, Date.now(), c.auth?.sub)
     const blob = length !== null
       ? await storeWithDigest(c.env, repo, digest, req.body, length)
-      : await complete(c.env, await append(c.env, state, req.body, null), digest)
+      : await complete(c.env, await append(c.env, state, req.body, null, false, c.settings.maxChunkBytes), digest)
     return linked(c, repo, digest, blob)
   }
-  return progress(c, newUploadState(repo, Date.now(), c.auth?.sub), 202)
+  const opened = await progress(c, newUploadState(repo, Date.now(), c.auth?.sub), 202)
+  // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
+  opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.maxChunkBytes))
+  return opened
+}
+
+/** A declared body length, refused with 413 before any byte is read when over MAX_CHUNK_BYTES. */
+function withinLimit(c: Ctx, length: number | null): number | null {
+  if (length !== null && length > c.settings.maxChunkBytes) throw chunkTooLarge(c.settings.maxChunkBytes)
+  return length
 }
 
 /**
@@ -73,22 +82,22 @@ export async function status(req: IRequest, c: Ctx): Promise<Response> {
 /** PATCH: see upload/session.ts `append`. */
 export async function patch(req: IRequest, c: Ctx): Promise<Response> {
   const state = await session(req, c)
-  const length = chunkLength(req, state)
+  const length = withinLimit(c, chunkLength(req, state))
   const chunked = req.headers.has('content-range')
-  return progress(c, await append(c.env, state, req.body, length, chunked), 202)
+  return progress(c, await append(c.env, state, req.body, length, chunked, c.settings.maxChunkBytes), 202)
 }
 
 /** PUT ?digest=: the last chunk (optional), then verify, index and link (1 KV put). */
 export async function finish(req: IRequest, c: Ctx): Promise<Response> {
   const state = await session(req, c)
   const digest = parseDigest(new URL(req.url).searchParams.get('digest'))
-  const length = chunkLength(req, state)
+  const length = withinLimit(c, chunkLength(req, state))
   const repo = state.repo as Repo
   if (state.offset === 0 && length !== null && length > 0 && req.body) {
     await assertLive(c.env, state)
     return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
   }
-  const final = await append(c.env, state, req.body, length)
+  const final = await append(c.env, state, req.body, length, false, c.settings.maxChunkBytes)
   return linked(c, repo, digest, await complete(c.env, final, digest))
 }
 

@@ -53,6 +53,11 @@ export async function dropUpload(env: Env, state: UploadState): Promise<void> {
   await Promise.all(work)
 }
 
+/** Aborts the session's multipart upload (free). */
+export async function abortParts(env: Env, state: UploadState): Promise<void> {
+  await env.BLOBS.resumeMultipartUpload(keys.uploadParts(state.id), state.mp).abort().catch(() => {})
+}
+
 /** Deletes a tail that has been superseded or moved into a part (free). */
 export async function deleteTail(env: Env, key: string): Promise<void> {
   if (isUploadKey(key)) await env.BLOBS.delete(key)

@@ -18,7 +18,7 @@ import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../stora
 import { isUploadKey, keys } from '../storage/keys'
 import { batched, chunksOf, concat, pumpTo, readAtMost, toHex, type Carry } from '../storage/streams'
 import {
-  completeParts, deleteTail, dropUpload, getPiece, getTail, isCancelled, markCancelled, putPart, putTail, startParts,
+  abortParts, completeParts, deleteTail, dropUpload, getPiece, getTail, isCancelled, markCancelled, putPart, putTail, startParts,
   tailExists,
 } from '../storage/uploads'
 import { decodeHashState, encodeHashState, type UploadState } from './state'
@@ -36,6 +36,20 @@ const MAX_PIECES = 32
 const pending = (state: UploadState): number => state.tail + (state.more ?? []).reduce((n, [, size]) => n + size, 0)
 
 const unknown = (s: UploadState) => new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: s.id })
+
+/**
+ * 413 for a request body over MAX_CHUNK_BYTES. The message (which clients print) says the
+ * limit and how to push a bigger blob: in chunks no larger, as `npx edge-registry push` does.
+ */
+export function chunkTooLarge(limit: number): RegistryError {
+  return new RegistryError(
+    'CHUNK_TOO_LARGE',
+    { limit, push: 'npx edge-registry push <source> <destination>' },
+    { 'OCI-Chunk-Max-Length': String(limit) },
+    `request body over this registry's limit of ${limit} bytes (MAX_CHUNK_BYTES): send blobs in chunks ` +
+      `of at most ${limit} bytes (OCI-Chunk-Max-Length); to push layers this large, use \`npx edge-registry push\``,
+  )
+}
 
 class Hashes {
   readonly sha256: ResumableHash
@@ -99,8 +113,10 @@ export async function append(
   body: ReadableStream<Uint8Array> | null,
   length: number | null,
   chunked = false,
+  limit = Infinity,
 ): Promise<UploadState> {
   if (!body || length === 0) return state
+  if (length !== null && length > limit) throw chunkTooLarge(limit)
   const hashes = new Hashes(state)
   if (state.offset === 0) {
     if (await isCancelled(env, state)) throw unknown(state)
@@ -110,7 +126,7 @@ export async function append(
   if (state.mp && length !== null && pending(state) + length < PART_SIZE && (state.more?.length ?? 0) < MAX_PIECES) {
     return appendPiece(env, state, hashes, body, length)
   }
-  return appendThroughParts(env, state, hashes, body, length, chunked)
+  return appendThroughParts(env, state, hashes, body, length, chunked, limit)
 }
 
 /**
@@ -193,6 +209,7 @@ async function appendThroughParts(
   body: ReadableStream<Uint8Array>,
   length: number | null,
   chunked: boolean,
+  limit: number,
 ): Promise<UploadState> {
   const next = { ...state }
   let etags: string[] = []
@@ -222,11 +239,16 @@ async function appendThroughParts(
   try {
     for await (const chunk of batched(body, BATCH_SIZE)) {
       if (length !== null && received + chunk.byteLength > length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
+      // A body of unknown length is refused as soon as it passes the limit; the session's
+      // state (the client's Location) still names only what it had before this request.
+      if (received + chunk.byteLength > limit) throw chunkTooLarge(limit)
       hashes.update(chunk)
       received += chunk.byteLength
       await push(chunk)
     }
   } catch (err) {
+    // A multipart upload this request started is not named by the session: abort it (free).
+    if (next.mp && !state.mp) await abortParts(env, next)
     if (err instanceof RegistryError) throw err
     throw new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
   }
