@@ -110,3 +110,10 @@ export async function pulled(repo: string, digest: string): Promise<Uint8Array> 
   if (res.status !== 200) throw new Error(`GET blob ${digest}: ${res.status}`)
   return new Uint8Array(await res.arrayBuffer())
 }
+
+/** Whether two byte arrays are equal (vitest's toEqual walks them element by element: seconds per MiB). */
+export function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -42,6 +42,20 @@ export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 /** A failure worth another attempt (as opposed to a refusal). */
 class Transient extends Error {}
 
+/** 413 naming a smaller `OCI-Chunk-Max-Length` than the chunk sent: send smaller chunks. */
+class ChunkLimit extends Error {
+  constructor(/** @type {number} */ max) {
+    super(`chunk limit ${max}`)
+    this.max = max
+  }
+}
+
+/** The ChunkLimit of a 413 reply, if it names a limit under `sent`. */
+function smallerLimit(/** @type {Response} */ res, /** @type {number} */ sent) {
+  const max = header(res, 'oci-chunk-max-length')
+  return res.status === 413 && max !== null && max < sent ? new ChunkLimit(max) : null
+}
+
 const sleepMs = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** `Range: 0-<end>` → bytes the session holds. `0-0` is also "nothing yet" (distribution's habit). */
@@ -95,7 +109,7 @@ export async function uploadBlob(registry, blob, options = {}) {
     emit({ type: 'mounted', digest })
     return 'mounted'
   }
-  const chunk = chunkSize(session, options.chunkSize)
+  let chunk = chunkSize(session, options.chunkSize)
   let offset = 0
   let attempt = 0
   /** Waits, then learns where the session stands (or opens a new one). */
@@ -127,15 +141,22 @@ export async function uploadBlob(registry, blob, options = {}) {
     for (;;) {
       try {
         await finish(registry, session.location, blob, 0, size, emit)
-        break
+        emit({ type: 'uploaded', digest })
+        return 'uploaded'
       } catch (err) {
-        if (await landed(registry, digest)) break
+        if (err instanceof ChunkLimit) {
+          // The registry limits bodies without saying so on the POST: chunks, then.
+          chunk = err.max
+          break
+        }
+        if (await landed(registry, digest)) {
+          emit({ type: 'uploaded', digest })
+          return 'uploaded'
+        }
         await recover(err)
         offset = 0   // a PUT is all or nothing
       }
     }
-    emit({ type: 'uploaded', digest })
-    return 'uploaded'
   }
 
   // Chunks, then the closing PUT; a session lost on the way sends the chunks again.
@@ -158,6 +179,12 @@ export async function uploadBlob(registry, blob, options = {}) {
           session.location = res.headers.get('location') ?? session.location
           offset = receivedBytes(res.headers.get('range'), end) ?? end
           attempt = 0
+          continue
+        }
+        const limit = smallerLimit(res, end - start)
+        if (limit) {
+          await res.body?.cancel()
+          chunk = limit.max   // the session stays where it was: send again, smaller
           continue
         }
         if (res.status === 416 || res.status === 404 || res.status >= 500 || res.status === 408 || res.status === 429) {
@@ -250,6 +277,11 @@ async function finish(
   if (res.status === 201) {
     await res.body?.cancel()
     return
+  }
+  const limit = smallerLimit(res, end - start)
+  if (limit) {
+    await res.body?.cancel()
+    throw limit
   }
   if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Transient(`PUT: ${(await describeError(res)).line}`)
   throw await replyError(`blob ${digest}: PUT`, res)
