@@ -40,14 +40,14 @@ async function waitReady(url, child, timeoutMs, logFile) {
 }
 
 /**
- * `npm start` on `port` with its state under `dir` (fresh), in its own session.
+ * `npm start` on `port` with its state under `dir` (fresh), in its own session; `args` go to wrangler.
  * Returns { name, port, url, stop(), workerd() }.
  */
-export async function startOurs({ root, port: wanted, dir }) {
+export async function startOurs({ root, port: wanted, dir, args = [] }) {
   mkdirSync(dir, { recursive: true })
   const port = await freePorts(wanted, 2)
   const logFile = join(dir, 'npm-start.log')
-  const child = startDetached('npm', ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state')], {
+  const child = startDetached('npm', ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state'), ...args], {
     cwd: root,
     env: { ...process.env, PORT: String(port), WRANGLER_PORT: String(port + 1), NO_COLOR: '1', CI: '1' },
     logFile,

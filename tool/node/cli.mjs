@@ -11,6 +11,7 @@ import { formatReference, parseReference } from '../core/reference.mjs'
 import { Registry } from '../core/registry.mjs'
 import { registrySource } from '../core/registry-source.mjs'
 import { credentialsFor, loadConfig, parseCreds } from './credentials.mjs'
+import { nodeFetch } from './http.mjs'
 import { createReporter, formatBytes } from './progress.mjs'
 import { openSource } from './sources.mjs'
 
@@ -77,11 +78,12 @@ function positive(/** @type {string | undefined} */ text, /** @type {string} */ 
 /**
  * Runs the command; resolves to the exit status.
  * @param {string[]} argv arguments after the program name
- * @param {{ stdout?: NodeJS.WriteStream, stderr?: NodeJS.WriteStream, fetch?: typeof fetch }} [io]
+ * @param {{ stdout?: NodeJS.WriteStream, stderr?: NodeJS.WriteStream, fetch?: typeof globalThis.fetch }} [io]
  */
 export async function main(argv, io = {}) {
   const stdout = io.stdout ?? process.stdout
   const stderr = io.stderr ?? process.stderr
+  const fetchImpl = io.fetch ?? nodeFetch
   /** @type {import('./progress.mjs').Reporter | null} */
   let reporter = null
   try {
@@ -120,7 +122,7 @@ export async function main(argv, io = {}) {
       const src = parseReference(from)
       const srcCreds = values['src-creds'] ? parseCreds(values['src-creds']) : await credentialsFor(config, src.host)
       const srcRegistry = new Registry({
-        host: src.host, repository: src.repository, fetch: io.fetch, plainHttp: values['src-plain-http'], credentials: srcCreds, actions: 'pull',
+        host: src.host, repository: src.repository, fetch: fetchImpl, plainHttp: values['src-plain-http'], credentials: srcCreds, actions: 'pull',
       })
       source = registrySource(srcRegistry, src.digest ?? src.tag ?? 'latest')
       // Same registry: blobs are mounted from the source repository, never sent again.
@@ -130,7 +132,7 @@ export async function main(argv, io = {}) {
     }
     if (mountFrom) scopes.push(`repository:${mountFrom}:pull`)
     const registry = new Registry({
-      host: dest.host, repository: dest.repository, fetch: io.fetch, plainHttp: values['plain-http'], credentials: destCreds, scopes,
+      host: dest.host, repository: dest.repository, fetch: fetchImpl, plainHttp: values['plain-http'], credentials: destCreds, scopes,
     })
 
     const mode = values.quiet ? 'quiet' : stderr.isTTY ? 'bars' : 'lines'
