@@ -55,6 +55,28 @@ describe('push (the tool against the worker)', () => {
     }
   })
 
+  it('works on --jobs blobs at once', async () => {
+    const image = await memoryImage([10 * KiB, 10 * KiB, 10 * KiB, 10 * KiB])
+    const busiest = async (jobs: number) => {
+      const inner = workerFetch()
+      let now = 0
+      let most = 0
+      const counting = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        if (!String(input).includes('/blobs/')) return inner(input, init)
+        most = Math.max(most, ++now)
+        try {
+          return await inner(input, init)
+        } finally {
+          now--
+        }
+      }) as typeof fetch
+      await push(image.source, registry(repoName('tool'), counting), { reference: 'v1', jobs })
+      return most
+    }
+    expect(await busiest(3)).toBe(3)
+    expect(await busiest(1)).toBe(1)
+  })
+
   it('skips blobs the repository already has (HEAD first), and a second run uploads nothing', async () => {
     const repo = repoName('tool')
     const image = await memoryImage([100 * KiB, 50 * KiB])
