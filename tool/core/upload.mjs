@@ -2,15 +2,16 @@
 /**
  * Pushing one blob (distribution-spec "Pushing blobs"): HEAD first and skip what exists; a
  * cross-repository mount when asked; otherwise an upload session fed in chunks of at most the
- * registry's `OCI-Chunk-Max-Length` (PATCH with `Content-Range`), closed by `PUT ?digest=`.
- * A blob that fits one chunk goes in one PUT (POST then PUT, the spec's monolithic upload).
+ * registry's `OCI-Chunk-Max-Length` (PATCH with `Content-Range`), closed by `PUT ?digest=`
+ * carrying the last chunk (the spec allows it; one request fewer per blob). A blob that fits one
+ * chunk goes in that one PUT (POST then PUT, the spec's monolithic upload).
  *
  * A chunk that fails (reset, 5xx, 416, timeout) is sent again after a backoff, from where the
  * session says it stands: GET on the last Location answers `Range: 0-<last byte received>`.
  * A session the registry no longer knows is started afresh.
  */
 import { EXIT, ToolError } from './errors.mjs'
-import { describeError, exitFor, replyError } from './registry.mjs'
+import { describeError, replyError } from './registry.mjs'
 
 /** Chunk size when neither the registry nor the user names one: under every edge's body limit. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
@@ -136,34 +137,11 @@ export async function uploadBlob(registry, blob, options = {}) {
     emit({ type: 'progress', digest, position: offset })
   }
 
-  if (size <= chunk) {
-    // One request: PUT ?digest= with the whole body.
-    for (;;) {
-      try {
-        await finish(registry, session.location, blob, 0, size, emit)
-        emit({ type: 'uploaded', digest })
-        return 'uploaded'
-      } catch (err) {
-        if (err instanceof ChunkLimit) {
-          // The registry limits bodies without saying so on the POST: chunks, then.
-          chunk = err.max
-          break
-        }
-        if (await landed(registry, digest)) {
-          emit({ type: 'uploaded', digest })
-          return 'uploaded'
-        }
-        await recover(err)
-        offset = 0   // a PUT is all or nothing
-      }
-    }
-  }
-
-  // Chunks, then the closing PUT; a session lost on the way sends the chunks again.
+  // Chunks, the last one on the closing PUT; a session lost on the way sends the chunks again.
   for (;;) {
-    while (offset < size) {
+    while (size - offset > chunk) {
       const start = offset
-      const end = Math.min(start + chunk, size)
+      const end = start + chunk
       try {
         emit({ type: 'chunk', digest, start, end, size })
         const res = await transient(registry.request('PATCH', session.location, {
@@ -196,9 +174,14 @@ export async function uploadBlob(registry, blob, options = {}) {
       }
     }
     try {
-      await finish(registry, session.location, blob, size, size, emit)
+      emit({ type: 'chunk', digest, start: offset, end: size, size })
+      await finish(registry, session.location, blob, offset, size, emit)
       break
     } catch (err) {
+      if (err instanceof ChunkLimit) {
+        chunk = err.max
+        continue
+      }
       if (await landed(registry, digest)) break
       await recover(err)
     }
@@ -258,7 +241,7 @@ async function sessionStatus(
   return receivedBytes(res.headers.get('range'), known) ?? known
 }
 
-/** PUT ?digest=, with the last bytes [start, end) of the blob, or none. */
+/** PUT ?digest=, with the last bytes [start, end) of the blob (all of it when start is 0). */
 async function finish(
   /** @type {import('./registry.mjs').Registry} */ registry,
   /** @type {string} */ location,
@@ -269,7 +252,12 @@ async function finish(
 ) {
   const { digest } = blob
   const res = await transient(registry.request('PUT', withDigest(location, digest), {
-    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start) },
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(end - start),
+      // The closing chunk of a chunked upload says where it goes; a whole blob needs nothing.
+      ...(start > 0 && end > start ? { 'Content-Range': `${start}-${end - 1}` } : {}),
+    },
     body: end > start
       ? async () => counted(await blob.open(start, end), start, (position) => emit({ type: 'progress', digest, position }))
       : undefined,
