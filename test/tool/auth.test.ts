@@ -47,6 +47,21 @@ describe('the Bearer token flow (AUTH_MODE token)', () => {
     expect(new URL(token.url).searchParams.getAll('scope')).toEqual(expect.arrayContaining([`repository:${repo}:pull,push`, `repository:${from}:pull`]))
   })
 
+  it('an identity token (docker login\'s refresh token) is exchanged at the realm with the refresh_token grant', async () => {
+    const bindings = await authEnv()
+    const login = await routerFetch(bindings)(`http://${HOST}/token?service=${HOST}&offline_token=true`, {
+      headers: { Authorization: `Basic ${btoa(`paul:${PASSWORDS.paul}`)}` },
+    })
+    const { refresh_token: refresh } = (await login.json()) as { refresh_token: string }
+    expect(refresh).toBeTruthy()
+    const sent: Sent[] = []
+    const image = await memoryImage([50 * 1024])
+    const registry = new Registry({ host: HOST, repository: fresh('team-a'), fetch: routerFetch(bindings, sent), plainHttp: true, credentials: { identityToken: refresh } })
+    expect((await push(image.source, registry, { reference: 'v1' })).digest).toBe(image.digest)
+    const token = sent.find((r) => new URL(r.url).pathname === '/token')!
+    expect(token.method).toBe('POST')
+  })
+
   it('wrong credentials fail with exit status 4', async () => {
     const err = await pushAs(fresh('team-a'), { username: 'paul', password: 'wrong' }).catch((e) => e)
     expect(err.exitCode).toBe(EXIT.AUTH)
