@@ -2,7 +2,8 @@
 # End-to-end for `npx edge-registry push` / `copy` (issue 10): a registry whose MAX_CHUNK_BYTES is
 # 50 MB refuses skopeo's single-request push of a 300 MB layer with a clear 413; the tool pushes
 # the same image in chunks (and a 2-platform index, and a docker-archive, and a podman image);
-# skopeo and podman pull them back byte for byte, every digest the source's.
+# skopeo and podman pull them back byte for byte, every digest the source's. Last, the same tool
+# against CNCF distribution (docker-registry), as any registry speaking the distribution spec.
 #
 #   bash e2e/push-tool.sh            starts `npm start` (E2E_PORT, default 8870) on fresh state
 #
@@ -74,7 +75,7 @@ same_blobs() {
 
 install_tools() {
   local missing=() t
-  for t in skopeo podman jq curl setsid:util-linux; do
+  for t in skopeo podman jq curl setsid:util-linux docker-registry; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
@@ -235,6 +236,30 @@ tool_copy_index() {
   same_blobs "$SRC_MULTI" "$WORK/pull/multi-copy"
 }
 
+# Any distribution-spec registry: CNCF distribution (Debian's docker-registry) on the same port,
+# once ours is stopped; the big image in 64 MiB chunks and the index, pulled back by skopeo.
+tool_push_distribution() {
+  stop_registry
+  mkdir -p "$WORK/distribution"
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK/distribution/storage" "$PORT" >"$WORK/distribution/config.yml"
+  local i
+  for i in $(seq 1 100); do port_busy "$PORT" || break; sleep 0.1; done
+  # distribution reads REGISTRY_* variables as settings: REGISTRY_AUTH_FILE would be `auth.file`.
+  env -u REGISTRY_AUTH_FILE setsid docker-registry serve "$WORK/distribution/config.yml" >"$WORK/distribution/log" 2>&1 </dev/null &
+  REG_PID=$!
+  for i in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$REGISTRY/v2/")" = 200 ] && break
+    sleep 0.2
+  done
+  [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$REGISTRY/v2/")" = 200 ] || { cat "$WORK/distribution/log"; fail "docker-registry did not start"; return; }
+  push_and_check "oci:$SRC_BIG:latest" "dist/big:v1" "$BIG_DIGEST" || return
+  push_and_check "oci:$SRC_MULTI:latest" "dist/multi:v1" "$MULTI_DIGEST" || return
+  rm -rf "$WORK/pull/dist-big"
+  skcopy --preserve-digests "docker://$REGISTRY/dist/big:v1" "oci:$WORK/pull/dist-big:v1" || return 1
+  same_blobs "$SRC_BIG" "$WORK/pull/dist-big"
+}
+
 # ---------------------------------------------------------------- the run
 
 echo "# work dir $WORK, repositories under $NS, MAX_CHUNK_BYTES=$CHUNK"
@@ -255,6 +280,7 @@ step podman-pull-arm64 podman_pull_arm64
 step tool-push-docker-archive tool_push_docker_archive
 step tool-push-podman tool_push_podman
 step tool-copy-index tool_copy_index
+step tool-push-distribution tool_push_distribution
 
 echo "# total $(($(date +%s) - STARTED_AT)) s"
 echo "$PASSED passed, $FAILED failed"
