@@ -46,6 +46,21 @@ describe('chunk size (OCI-Chunk-Max-Length, MAX_CHUNK_BYTES)', () => {
     expect(patchSizes(under)).toEqual([0.75 * MiB, 0.75 * MiB, 0.75 * MiB, 0.25 * MiB])
   })
 
+  it('with OCI-Chunk-Min-Length, chunks are a whole number of it (and still under the maximum)', async () => {
+    const image = await memoryImage([2.5 * MiB])
+    const sent: Sent[] = []
+    const inner = limited(sent)
+    const withMin = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const res = await inner(input, init)
+      if (init?.method !== 'POST') return res
+      const headers = new Headers(res.headers)
+      headers.set('oci-chunk-min-length', String(0.25 * MiB))
+      return new Response(res.body, { status: res.status, headers })
+    }) as typeof fetch
+    await push(image.source, registry(repoName('tool'), withMin), { reference: 'v1', chunkSize: 0.9 * MiB })
+    expect(patchSizes(sent)).toEqual([0.75 * MiB, 0.75 * MiB, 0.75 * MiB, 0.25 * MiB])
+  })
+
   it('when the limit only shows on a 413 (not on the POST), sends the same bytes again in chunks under it', async () => {
     const repo = repoName('tool')
     const image = await memoryImage([2.5 * MiB])

@@ -162,7 +162,8 @@ export async function uploadBlob(registry, blob, options = {}) {
         const limit = smallerLimit(res, end - start)
         if (limit) {
           await res.body?.cancel()
-          chunk = limit.max   // the session stays where it was: send again, smaller
+          // The session stays where it was: send again, smaller.
+          chunk = chunkSize({ ...session, max: limit.max }, chunk)
           continue
         }
         if (res.status === 416 || res.status === 404 || res.status >= 500 || res.status === 408 || res.status === 429) {
@@ -179,7 +180,7 @@ export async function uploadBlob(registry, blob, options = {}) {
       break
     } catch (err) {
       if (err instanceof ChunkLimit) {
-        chunk = err.max
+        chunk = chunkSize({ ...session, max: err.max }, chunk)
         continue
       }
       if (await landed(registry, digest)) break
@@ -192,11 +193,17 @@ export async function uploadBlob(registry, blob, options = {}) {
 
 /** @typedef {{ location: string, max: number | null, min: number | null }} Session */
 
-/** The chunk size for a session: the smallest of the user's and the registry's, never under its minimum. */
+/**
+ * The chunk size for a session: the smallest of the user's and the registry's maximum, and a
+ * whole number of the registry's minimum when it states one (`OCI-Chunk-Min-Length`): a store
+ * that assembles blobs from equal parts (R2, S3 multipart) then never carries a remainder from
+ * one chunk into the next.
+ */
 function chunkSize(/** @type {Session} */ session, /** @type {number | undefined} */ wanted) {
   let size = Math.min(wanted ?? Infinity, session.max ?? Infinity)
   if (size === Infinity) size = DEFAULT_CHUNK_BYTES
-  if (session.min && size < session.min) size = Math.min(session.min, session.max ?? session.min)
+  if (session.min) size = Math.max(session.min, Math.floor(size / session.min) * session.min)
+  if (session.max) size = Math.min(size, session.max)
   return Math.max(1, size)
 }
 
