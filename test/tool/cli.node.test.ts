@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { EXIT } from '../../tool/core/errors.mjs'
 import { formatReference, parseReference, schemeFor } from '../../tool/core/reference.mjs'
 import { main, parseSize } from '../../tool/node/cli.mjs'
+import { createReporter, formatBytes } from '../../tool/node/progress.mjs'
 
 /** Runs the command line; its exit status and what it wrote. */
 async function run(...argv: string[]) {
@@ -75,5 +76,39 @@ describe('the command line', () => {
     const r = await run('copy', 'localhost:1/a:v1', 'localhost:1/b:v1')
     expect(r.status).toBe(EXIT.UNAVAILABLE)
     expect(r.out).toBe('')
+  })
+})
+
+describe('progress without a terminal', () => {
+  it('writes one line per step: the plan, each chunk, retries, each blob and manifest', () => {
+    let text = ''
+    const stream = new Writable({ write(chunk, _e, cb) { text += String(chunk); cb() } }) as unknown as NodeJS.WriteStream
+    const reporter = createReporter('lines', stream)
+    const a = `sha256:${'a'.repeat(64)}`
+    const b = `sha256:${'b'.repeat(64)}`
+    reporter.onEvent({ type: 'plan', blobs: [{ digest: a, size: 150_000_000 }, { digest: b, size: 300 }], manifests: 1 })
+    reporter.onEvent({ type: 'exists', digest: b })
+    reporter.onEvent({ type: 'chunk', digest: a, start: 0, end: 100_000_000, size: 150_000_000 })
+    reporter.onEvent({ type: 'progress', digest: a, position: 1_000_000 })
+    reporter.onEvent({ type: 'retry', digest: a, attempt: 1, reason: 'PATCH 0-99999999: 503', resumeAt: 50_000_000 })
+    reporter.onEvent({ type: 'uploaded', digest: a })
+    reporter.onEvent({ type: 'manifest', digest: b, reference: 'v1' })
+    expect(text.split('\n')).toEqual([
+      '2 blobs (150.0 MB), 1 manifest',
+      'sha256:bbbbbbbbbbbb: already there',
+      'sha256:aaaaaaaaaaaa: sending 100.0 MB at 0 B of 150.0 MB',
+      'sha256:aaaaaaaaaaaa: PATCH 0-99999999: 503; retry 1 from 50.0 MB',
+      'sha256:aaaaaaaaaaaa: pushed (150.0 MB)',
+      'manifest sha256:bbbbbbbbbbbb: pushed as v1',
+      '',
+    ])
+  })
+
+  it('--quiet writes nothing; sizes are decimal', () => {
+    let text = ''
+    const stream = new Writable({ write(chunk, _e, cb) { text += String(chunk); cb() } }) as unknown as NodeJS.WriteStream
+    createReporter('quiet', stream).onEvent({ type: 'plan', blobs: [], manifests: 1 })
+    expect(text).toBe('')
+    expect([formatBytes(999), formatBytes(1000), formatBytes(94_371_840), formatBytes(2.5e9)]).toEqual(['999 B', '1.0 kB', '94.4 MB', '2.5 GB'])
   })
 })
