@@ -8,7 +8,6 @@
 import http from 'node:http'
 import https from 'node:https'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 
 const agents = {
   'http:': new http.Agent({ keepAlive: true }),
@@ -25,8 +24,16 @@ export const nodeFetch = async (input, init) => {
   /** @type {Record<string, string>} */
   const headers = {}
   new Headers(init?.headers).forEach((value, key) => { headers[key] = value })
+  const source = Readable.fromWeb(/** @type {import('node:stream/web').ReadableStream<Uint8Array>} */ (body))
   return new Promise((resolve, reject) => {
     const req = send(url, { method: init?.method ?? 'POST', headers, agent: agents[protocol] }, (res) => {
+      // A reply before the whole body was sent (a 413, a 401, a proxy's 503): stop sending, and
+      // drop the connection once the reply is read, as it can carry no other request.
+      if (!req.writableFinished) {
+        source.unpipe(req)
+        source.destroy()
+        res.once('close', () => req.destroy())
+      }
       /** @type {[string, string][]} */
       const pairs = []
       for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([/** @type {string} */ (res.rawHeaders[i]), /** @type {string} */ (res.rawHeaders[i + 1])])
@@ -38,9 +45,7 @@ export const nodeFetch = async (input, init) => {
       }))
     })
     req.on('error', (err) => reject(new TypeError(`fetch failed: ${err.message}`, { cause: err })))
-    // A reply may come before the whole body was sent (a 413, a 401): then stop sending.
-    pipeline(Readable.fromWeb(/** @type {import('node:stream/web').ReadableStream<Uint8Array>} */ (body)), req).catch((err) => {
-      req.destroy(err)
-    })
+    source.on('error', (err) => req.destroy(err))
+    source.pipe(req)
   })
 }
