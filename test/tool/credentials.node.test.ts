@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -14,8 +14,9 @@ describe('credentials from ~/.docker/config.json', () => {
     dir = await mkdtemp(join(tmpdir(), 'edge-registry-creds-'))
     path = process.env.PATH ?? ''
   })
-  afterEach(() => {
+  afterEach(async () => {
     process.env.PATH = path
+    await rm(dir, { recursive: true, force: true })
   })
 
   it('decodes auths[host].auth (base64 user:password; the password may hold colons)', async () => {

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../tool/core/errors.mjs'
 import { plan } from '../../tool/core/push.mjs'
 import type { ImageSource } from '../../tool/core/push.mjs'
@@ -78,6 +78,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'edge-registry-sources-'))
   layout = await writeLayout(join(dir, 'layout'))
 })
+afterAll(() => rm(dir, { recursive: true, force: true }))
 
 describe('source names (as skopeo writes them)', () => {
   it('splits transport, path and tag', () => {
