@@ -8,5 +8,6 @@ export default defineConfig({
       miniflare: { bindings: { DELETE_ENABLED: 'true' } },
     }),
   ],
-  test: { include: ['test/**/*.test.ts'], testTimeout: 60_000 },
+  // `*.node.test.ts` need Node (files, processes): vitest.node.config.ts runs them.
+  test: { include: ['test/**/*.test.ts'], exclude: ['test/**/*.node.test.ts'], testTimeout: 60_000 },
 })

@@ -6,7 +6,7 @@
  * change that moves a number).
  *
  *   npm run bench                         every section
- *   npm run bench -- --only cost          one or more of: cost, speed, uploads, memory, requests (comma-separated)
+ *   npm run bench -- --only cost          one or more of: cost, speed, uploads, memory, requests, tool (comma-separated)
  *   npm run bench -- --skip speed         all but these
  *   npm run bench -- --runs 5             runs per speed figure (median; default 3)
  *   npm run bench -- --from-head          run the committed HEAD (plus this bench/) from a snapshot,
@@ -29,9 +29,10 @@ import { report } from './lib/report.mjs'
 import { runRequests } from './lib/requests.mjs'
 import { startDistribution, startOurs } from './lib/servers.mjs'
 import { runSpeed } from './lib/speed.mjs'
+import { runTool, TOOL_BENCH_MAX_CHUNK } from './lib/tool.mjs'
 import { runUploads } from './lib/uploads.mjs'
 
-const SECTIONS = ['cost', 'speed', 'uploads', 'memory', 'requests']
+const SECTIONS = ['cost', 'speed', 'uploads', 'memory', 'requests', 'tool']
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 const resultsFile = join(repoRoot, 'bench', 'results.json')
 const log = (msg) => console.error(`[bench] ${msg}`)
@@ -147,6 +148,7 @@ async function main() {
       const pkgs = []
       if (needs.includes('speed')) pkgs.push(['skopeo', 'skopeo'], ['docker-registry', 'docker-registry'])
       if (needs.includes('requests')) pkgs.push(['wrk', 'wrk'], ['docker-registry', 'docker-registry'])
+      if (needs.includes('tool')) pkgs.push(['skopeo', 'skopeo'])
       ensureApt(pkgs)
     }
     if (opts.sections.includes('speed') || opts.sections.includes('requests')) {
@@ -189,6 +191,16 @@ async function main() {
       const server = await startOurs({ root, port: opts.port, dir: join(workDir, 'ours-uploads') })
       try {
         fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log })), ...stamp() }
+        save(fresh)
+      } finally {
+        await server.stop()
+      }
+    }
+    if (opts.sections.includes('tool')) {
+      // Its own registry: MAX_CHUNK_BYTES over the image, so skopeo's single PATCH is allowed.
+      const server = await startOurs({ root, port: opts.port, dir: join(workDir, 'ours-tool'), args: ['--var', `MAX_CHUNK_BYTES:${TOOL_BENCH_MAX_CHUNK}`] })
+      try {
+        fresh.tool = { ...(await runTool({ root, server, runs: opts.runs, workDir, log })), ...stamp() }
         save(fresh)
       } finally {
         await server.stop()

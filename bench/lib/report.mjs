@@ -1,4 +1,5 @@
 /** The printed table: every section present in the results, targets marked pass/miss. */
+import { toolReport } from './tool.mjs'
 
 const MiB = 1024 * 1024
 const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d))
@@ -154,5 +155,6 @@ export function report(results) {
   if (results.uploads) parts.push(uploadsReport(results.uploads) + '\n' + when(results.uploads))
   if (results.memory) parts.push(memoryReport(results.memory) + '\n' + when(results.memory))
   if (results.requests) parts.push(requestsReport(results.requests) + '\n' + when(results.requests))
+  if (results.tool) parts.push(toolReport(results.tool) + '\n' + when(results.tool))
   return parts.join('\n\n')
 }

@@ -40,17 +40,17 @@ async function waitReady(url, child, timeoutMs, logFile) {
 }
 
 /**
- * `npm start` on `port` with its state under `dir` (fresh), in its own session.
+ * `npm start` on `port` with its state under `dir` (fresh), in its own session; `args` go to wrangler.
  * Returns { name, port, url, stop(), workerd() }.
  */
-export async function startOurs({ root, port: wanted, dir }) {
+export async function startOurs({ root, port: wanted, dir, args = [] }) {
   mkdirSync(dir, { recursive: true })
   const port = await freePorts(wanted, 2)
   const logFile = join(dir, 'npm-start.log')
   // The sections push 300 MiB and 1 GiB in one request, as a plan without a body limit would
-  // take them: MAX_CHUNK_BYTES (default 90 MiB, a Free/Pro plan's) raised to 4 GiB.
-  const args = ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state'), '--var', `MAX_CHUNK_BYTES:${4 * 1024 ** 3}`]
-  const child = startDetached('npm', args, {
+  // take them: MAX_CHUNK_BYTES (default 90 MiB, a Free/Pro plan's) raised to 4 GiB unless `args` set it.
+  const limit = args.some((a) => a.startsWith('MAX_CHUNK_BYTES:')) ? [] : ['--var', `MAX_CHUNK_BYTES:${4 * 1024 ** 3}`]
+  const child = startDetached('npm', ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state'), ...limit, ...args], {
     cwd: root,
     env: { ...process.env, PORT: String(port), WRANGLER_PORT: String(port + 1), NO_COLOR: '1', CI: '1' },
     logFile,
