@@ -120,7 +120,7 @@ export async function uploadBlob(registry, blob, options = {}) {
       throw new ToolError(`blob ${digest}: ${err.message} (gave up after ${retries} retries)`, EXIT.UNAVAILABLE, { cause: err })
     }
     await sleep(backoff * 2 ** (attempt - 1))
-    /** @type {number | null} */
+    /** @type {{ at: number, location: string } | null} */
     let at
     try {
       at = await sessionStatus(registry, /** @type {Session} */ (session).location, offset)
@@ -132,7 +132,12 @@ export async function uploadBlob(registry, blob, options = {}) {
       session = await open(registry, digest, undefined)
       if (session === 'mounted') throw new ToolError('unexpected mount', EXIT.FAILED)
       offset = 0
-    } else offset = at
+    } else {
+      // The registry's view is authoritative: its latest Location continues the session.
+      const current = /** @type {Session} */ (session)
+      current.location = at.location
+      offset = at.at
+    }
     emit({ type: 'retry', digest, attempt, reason: err.message, resumeAt: offset })
     emit({ type: 'progress', digest, position: offset })
   }
@@ -234,7 +239,10 @@ async function open(
   return { location, max: header(res, 'oci-chunk-max-length'), min: header(res, 'oci-chunk-min-length') }
 }
 
-/** GET on the Location: bytes received so far, or null when the registry no longer knows the session. */
+/**
+ * GET on a Location (the last one we know, perhaps older than the registry's): bytes the session
+ * holds and the Location to continue with, or null when the registry no longer knows the session.
+ */
 async function sessionStatus(
   /** @type {import('./registry.mjs').Registry} */ registry,
   /** @type {string} */ location,
@@ -245,7 +253,7 @@ async function sessionStatus(
   if (res.status === 404) return null
   if (res.status >= 500) throw new Transient(`GET upload status: ${res.status}`)
   if (res.status !== 204 && res.status !== 200) throw await replyError('GET upload status', res)
-  return receivedBytes(res.headers.get('range'), known) ?? known
+  return { at: receivedBytes(res.headers.get('range'), known) ?? known, location: res.headers.get('location') ?? location }
 }
 
 /** PUT ?digest=, with the last bytes [start, end) of the blob (all of it when start is 0). */
