@@ -108,6 +108,11 @@ function target(u: Upstream, remote: string, ns: string | null): ProxyTarget {
   return { upstream: u, remote: name, local: `${u.namespace}/${name}` as Repo, ns }
 }
 
+/** The upstream whose namespace holds local repository `repo` (its cache), or null. CPU only. */
+export function cachingUpstream(env: Env, repo: string): Upstream | null {
+  return upstreams(env).find((u) => repo.startsWith(`${u.namespace}/`)) ?? null
+}
+
 /** Whether the upstream's allow-list lets `remote` be pulled. */
 export const allowed = (u: Upstream, remote: string): boolean =>
   u.repositories === null || u.repositories.some((p) => globMatch(p, remote))

@@ -266,9 +266,11 @@ function errorPage(err: unknown, viewer: Viewer): Response {
     return htmlResponse(messagePage(viewer, 'Refused', 'This form did not come from this registry\'s own page (or your session changed). Reload the page and try again.'), viewer, 403)
   }
   if (err instanceof RegistryError) {
-    const status = err.code.endsWith('_INVALID') ? 400 : err.code === 'UNSUPPORTED' ? 405 : 404
+    // DENIED: an IMMUTABLE_TAGS refusal of a delete (its message names the rule).
+    const status = err.code.endsWith('_INVALID') ? 400 : err.code === 'UNSUPPORTED' ? 405 : err.code === 'DENIED' ? 403 : 404
     const text = status === 400 ? 'That is not a valid repository name, tag or digest.' : err.message
-    return htmlResponse(messagePage(viewer, status === 400 ? 'Invalid address' : 'Not found', text), viewer, status)
+    const title = status === 400 ? 'Invalid address' : status === 403 ? 'Not allowed' : status === 405 ? 'Refused' : 'Not found'
+    return htmlResponse(messagePage(viewer, title, text), viewer, status)
   }
   console.error(err)
   return htmlResponse(messagePage(viewer, 'Something went wrong', 'The registry could not show this page.'), viewer, 500)
