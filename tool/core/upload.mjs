@@ -120,19 +120,23 @@ export async function uploadBlob(registry, blob, options = {}) {
       throw new ToolError(`blob ${digest}: ${err.message} (gave up after ${retries} retries)`, EXIT.UNAVAILABLE, { cause: err })
     }
     await sleep(backoff * 2 ** (attempt - 1))
-    /** @type {number | null} */
-    let at
+    /** @type {{ at: number, location: string } | null} */
+    let stands
     try {
-      at = await sessionStatus(registry, /** @type {Session} */ (session).location, offset)
+      stands = await sessionStatus(registry, /** @type {Session} */ (session).location, offset)
     } catch (e) {
       if (e instanceof ToolError && e.exitCode !== EXIT.UNAVAILABLE) throw e
       return recover(e instanceof Transient ? e : new Transient(e instanceof Error ? e.message : String(e)))
     }
-    if (at === null) {
+    if (stands === null) {
       session = await open(registry, digest, undefined)
       if (session === 'mounted') throw new ToolError('unexpected mount', EXIT.FAILED)
       offset = 0
-    } else offset = at
+    } else {
+      const current = /** @type {Session} */ (session)
+      current.location = stands.location
+      offset = stands.at
+    }
     emit({ type: 'retry', digest, attempt, reason: err.message, resumeAt: offset })
     emit({ type: 'progress', digest, position: offset })
   }
@@ -234,7 +238,12 @@ async function open(
   return { location, max: header(res, 'oci-chunk-max-length'), min: header(res, 'oci-chunk-min-length') }
 }
 
-/** GET on the Location: bytes received so far, or null when the registry no longer knows the session. */
+/**
+ * GET on the Location: bytes received so far and the Location to go on with, or null when the
+ * registry no longer knows the session. A registry whose Location carries the session's state
+ * (this one's `?_state=`) answers an old Location with the current one: after a lost reply,
+ * only that one can continue the session.
+ */
 async function sessionStatus(
   /** @type {import('./registry.mjs').Registry} */ registry,
   /** @type {string} */ location,
@@ -245,7 +254,7 @@ async function sessionStatus(
   if (res.status === 404) return null
   if (res.status >= 500) throw new Transient(`GET upload status: ${res.status}`)
   if (res.status !== 204 && res.status !== 200) throw await replyError('GET upload status', res)
-  return receivedBytes(res.headers.get('range'), known) ?? known
+  return { at: receivedBytes(res.headers.get('range'), known) ?? known, location: res.headers.get('location') ?? location }
 }
 
 /** PUT ?digest=, with the last bytes [start, end) of the blob (all of it when start is 0). */
