@@ -219,6 +219,8 @@ describe('web UI, open registry', () => {
     const r = fresh('uiproxy')
     await push(r, 'latest', await ociImage(r))
     const cache = { UPSTREAMS: JSON.stringify([{ prefix: 'uiproxy', url: 'https://upstream.test' }]) }
+    expect(await (await api(`/r/${r}`, {}, cache)).text()).not.toContain('/-/delete')
+    expect(await (await api(`/r/${r}`)).text()).toContain('/-/delete')
     expect((await api(`/v2/${r}/manifests/latest`, { method: 'DELETE' }, cache)).status).toBe(405)
     const res = await api(`/r/${r}/-/delete`, form({ reference: 'latest' }), cache)
     expect(res.status).toBe(405)
