@@ -119,8 +119,9 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
 /**
  * Claims each blob's mark, then replaces its index entry by a tombstone (conditional on the
  * entry the scan saw: a blob re-uploaded since stays), then deletes the bytes it pointed at.
- * The index goes first: never an index entry without its bytes. Bytes that were a session's
- * one write get that session's end mark first (its close replayed must not index them again).
+ * The index goes first: never an index entry without its bytes. Bytes that were an upload
+ * session's (its first write, or its parts) get that session's end mark first: its close
+ * replayed must find it over, not index them again.
  * Returns the digests swept. 1 R2 put (mark) + 1 R2 put (tombstone) each (+1 R2 put: the end
  * mark), deletes free; +1 R2 head when a put lost.
  */

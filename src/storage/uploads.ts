@@ -62,13 +62,14 @@ export async function putEnd(env: Env, state: UploadState, offset: number, ended
 }
 
 /**
- * The collector swept a blob whose bytes were a session's first write (offset 0: a session of
- * one write, which leaves no end mark of its own, see session.ts `publish`): marks that session
- * ended where the write ended, so a replay of its close, or a chunk after it, finds it over
- * instead of indexing bytes that are gone. Nothing for other keys. 1 R2 put (conditional).
+ * The collector swept a blob whose bytes were a session's first write (offset 0) or its
+ * completed parts: marks that session ended where its bytes ended (a session of one write
+ * leaves no end mark of its own, see session.ts `publish`), so a replay of its close, or a
+ * chunk after it, finds it over (BLOB_UPLOAD_UNKNOWN) instead of indexing bytes that are gone
+ * or answering 416 forever. Nothing for other keys. 1 R2 put (conditional: an end mark there stays).
  */
 export async function putEndOfCollected(env: Env, at: string, size: number, run: string): Promise<void> {
-  if (offsetOfUploadKey(at) !== 0) return
+  if (offsetOfUploadKey(at) !== 0 && at !== keys.uploadParts(uploadIdOf(at))) return
   await env.BLOBS.put(keys.uploadWrite(uploadIdOf(at), size), null, {
     customMetadata: { ended: 'collected', run },
     onlyIf: { etagDoesNotMatch: '*' },

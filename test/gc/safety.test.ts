@@ -1,6 +1,6 @@
 /** The collector against concurrent pushes, and cut at every step then resumed. */
 import { describe, expect, it } from 'vitest'
-import { bindings, repoName, sha256 } from '../helpers'
+import { bindings, repoName, sha256, streamOf } from '../helpers'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo } from '../../src/names'
 import { Crash, driver, gc, gcEnv, MANIFEST, pulls, pushImage, pushManifest, putBlob, putChunkedBlob, via, violations, type Image } from './setup'
@@ -134,6 +134,30 @@ describe('an upload session whose blob the collector swept', () => {
     // A fresh upload of the same bytes is a blob again.
     await putChunkedBlob(repo, bytes)
     expect((await via(`/v2/${repo}/blobs/${digest}`)).status).toBe(200)
+  })
+})
+
+describe('an upload session of one streamed write through parts, whose blob the collector swept', () => {
+  it('a replayed close answers BLOB_UPLOAD_UNKNOWN (docker, podman: one PATCH without a length)', async () => {
+    const repo = repoName('replay')
+    const bytes = crypto.getRandomValues(new Uint8Array(65_536))
+    const big = new Uint8Array(11 * 1024 * 1024)
+    for (let i = 0; i < big.length; i += bytes.length) big.set(bytes, i)
+    big[0] = Math.floor(Math.random() * 256)
+    big[1] = Math.floor(Math.random() * 256)
+    const digest = await sha256(big)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const patch = await via(post.headers.get('location')!, { method: 'PATCH', body: streamOf(big), duplex: 'half' } as RequestInit)
+    expect(patch.status).toBe(202)
+    const close = `${patch.headers.get('location')}&digest=${digest}`
+    expect((await via(close, { method: 'PUT' })).status).toBe(201)
+    expect((await bindings.BLOBS.head(keys.blob(digest as Digest)))!.customMetadata!.at).toMatch(/\/parts$/)
+    await gc(env, {})
+    await expireCachedLink(repo, digest)
+    const replay = await via(close, { method: 'PUT' })
+    expect(replay.status).toBe(404)
+    expect(((await replay.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect(await violations(env)).toEqual([])
   })
 })
 
