@@ -33,7 +33,7 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   if (req.params.name !== undefined) parseRepo(req.params.name)
   const proxy = proxyTarget(req, env)                                     // names a proxied repository locally; 405 on writes
   assertWritable(req, env)                                                // 405 when READ_ONLY
-  const auth = await authorize(req, env)                                  // 401/403 thrown here
+  const auth = await authorize(req, env, proxy?.scopeName)               // 401/403 thrown here
   const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
   return proxy ? proxiedReply(res, proxy) : res
 }

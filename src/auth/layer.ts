@@ -37,16 +37,21 @@ import { grantedActions } from './rules'
 import { CATALOG_SCOPE, formatScope, repositoryScope, type Scope } from './scopes'
 import { verifyAccessToken } from './tokens'
 
-/** Checks a /v2/ request before its route runs: the caller's Access, or throws 401/403. Undefined when auth is off. */
-export async function authorize(req: IRequest, env: Env): Promise<Access | undefined> {
+/**
+ * Checks a /v2/ request before its route runs: the caller's Access, or throws 401/403. Undefined
+ * when auth is off. `scopeName`: a proxied repository's name as a token request to this host
+ * names it (src/proxy/config.ts), which the challenge names (the check is on the local name).
+ */
+export async function authorize(req: IRequest, env: Env, scopeName?: string): Promise<Access | undefined> {
   const config = authConfig(env)
   if (!config) return undefined
   const url = new URL(req.url)
   const service = config.service ?? url.host
   const need = requiredScope(req)
   const wanted = mountSourceScope(req, url)
+  const asked = need && need.type === 'repository' && scopeName !== undefined ? { ...need, name: scopeName } : need
   const challenge = (error?: string) =>
-    new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, [need, wanted], error) })
+    new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, [asked, wanted], error) })
   const grants = (sub: string, scope: Scope) => grantedActions(config.rules, sub, scope).length === scope.actions.length
   const allowedBy = (sub: string) => need === null || grants(sub, need)
 

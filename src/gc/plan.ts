@@ -5,6 +5,7 @@
 import { globMatch } from '../auth/rules'
 import type { BlobEntry, LinkEntry, ManifestEntry, ReferrerEntry, TagEntry, UploadObject } from '../storage/gc-scan'
 import type { GcReport, RepoReport } from '../storage/gc-reports'
+import { keys } from '../storage/keys'
 import { MAX_SESSION_AGE_MS } from '../upload/state'
 import type { RunParams } from './params'
 import { ruleFor, tagsToDrop, type RetentionRule } from './retention'
@@ -148,9 +149,17 @@ export function plan(scan: Scan, policy: Policy): Plan {
     // Abandoned: not a live blob's bytes, and the session is past the upload expiry (its
     // Locations no longer verify), and the object itself past the grace period.
     const doomedAt = new Set(out.blobs.map((b) => b.at))
+    // A listed parts object is a completed multipart upload: its writes' `mp` must not be
+    // aborted (the bytes are a blob's, or go with it; R2 has nothing to abort).
+    const completed = new Set(scan.uploads.filter((u) => u.key === keys.uploadParts(u.id)).map((u) => u.id))
     for (const u of scan.uploads) {
       if (pointedAt.has(u.key) || doomedAt.has(u.key)) continue
-      if (now - u.started > MAX_SESSION_AGE_MS && old(u.uploaded)) out.uploads.push(u)
+      if (now - u.started > MAX_SESSION_AGE_MS && old(u.uploaded)) {
+        if (u.mp && completed.has(u.id)) {
+          const { mp: _, ...write } = u
+          out.uploads.push(write)
+        } else out.uploads.push(u)
+      }
     }
   }
   return out

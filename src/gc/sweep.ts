@@ -10,6 +10,7 @@ import { sameWrite } from '../storage/blobs'
 import { blobMarkKey, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
 import type { BlobEntry, UploadObject } from '../storage/gc-scan'
 import { keys } from '../storage/keys'
+import { putEndOfCollected } from '../storage/uploads'
 import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
 import type { TagRecord } from '../storage/tags'
 import type { Refs } from './plan'
@@ -118,8 +119,11 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
 /**
  * Claims each blob's mark, then replaces its index entry by a tombstone (conditional on the
  * entry the scan saw: a blob re-uploaded since stays), then deletes the bytes it pointed at.
- * The index goes first: never an index entry without its bytes. Returns the digests swept.
- * 1 R2 put (mark) + 1 R2 put (tombstone) each, deletes free; +1 R2 head when a put lost.
+ * The index goes first: never an index entry without its bytes. Bytes that were an upload
+ * session's (its first write, or its parts) get that session's end mark first: its close
+ * replayed must find it over, not index them again.
+ * Returns the digests swept. 1 R2 put (mark) + 1 R2 put (tombstone) each (+1 R2 put: the end
+ * mark), deletes free; +1 R2 head when a put lost.
  */
 export async function sweepBlobs(env: Env, run: string, blobs: MarkedBlob[]): Promise<string[]> {
   const swept = await Promise.all(blobs.map(async (b) => {
@@ -129,7 +133,10 @@ export async function sweepBlobs(env: Env, run: string, blobs: MarkedBlob[]): Pr
       const current = await env.BLOBS.head(b.key)
       if (current?.customMetadata?.gone !== run) return null
     }
-    if (b.at !== b.key) await env.BLOBS.delete(b.at)
+    if (b.at !== b.key) {
+      await putEndOfCollected(env, b.at, b.size, run)
+      await env.BLOBS.delete(b.at)
+    }
     return b.digest
   }))
   return swept.filter((d): d is string => d !== null)

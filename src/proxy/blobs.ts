@@ -19,7 +19,7 @@
 import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { algorithmOf, hexOf, type Digest } from '../names'
-import { headBlob, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
+import { headBlob, headBlobOrSlot, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
 import { writeBlobLink } from '../storage/links'
 import { batched, toHex } from '../storage/streams'
 import type { ProxyTarget } from './config'
@@ -43,7 +43,8 @@ export interface ProxiedBlob {
  *   a ranged GET waits for the whole blob to be stored, then is served from R2.
  */
 export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method: string, ranged: boolean): Promise<ProxiedBlob | null> {
-  const indexed = await headBlob(c.env, digest)                                      // R2 head
+  // A collected blob leaves a tombstone: the fill below replaces it (and only it).
+  const { blob: indexed, onlyIf } = await headBlobOrSlot(c.env, digest)             // R2 head
   if (indexed) {
     await writeBlobLink(c.env, c, t.local, digest, indexed)                          // KV put
     return { link: indexed, body: null }
@@ -61,7 +62,7 @@ export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method
       throw new UpstreamFailure(502, 'the upstream sent a blob without a Content-Length')
     }
     if (method === 'HEAD') return { link: { at: '', size }, body: null }
-    const fill = fillBlob(c, t, digest, res.body!, size, !ranged)
+    const fill = fillBlob(c, t, digest, res.body!, size, !ranged, onlyIf)
     if (ranged) return { link: await fill.stored, body: null }
     c.waitUntil(fill.stored)
     return { link: { at: '', size }, body: fill.client }
@@ -75,11 +76,11 @@ export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method
  * `stored` resolves with the stored (or concurrently stored) blob once it is linked into the
  * repository, and rejects when the bytes were wrong or cut off (nothing stored or linked).
  */
-function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStream<Uint8Array>, size: number, toClient: boolean) {
+function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStream<Uint8Array>, size: number, toClient: boolean, onlyIf: R2Conditional) {
   const toR2 = new FixedLengthStream(size)
   const toUser = toClient ? new FixedLengthStream(size) : null
   let r2Settled = false
-  const put = putBlobIfAbsent(c.env, digest, t.local, toR2.readable).finally(() => {     // R2 put
+  const put = putBlobIfAbsent(c.env, digest, t.local, toR2.readable, onlyIf).finally(() => {     // R2 put
     r2Settled = true
   })
   put.catch(() => {}) // observed below; a lost race settles it early

@@ -54,6 +54,11 @@ export interface ProxyTarget {
   local: Repo
   /** The `ns` the request was routed by (echoed as OCI-Namespace), if any. */
   ns: string | null
+  /**
+   * The name a token request to this host asks for it by, which /token maps back to `local`
+   * (`localScopes`): as the client named it, except by `ns` (a token request carries no `ns`).
+   */
+  scopeName: string
   /** Set when what is served is stale (the upstream could not be asked): the reply's Warning. */
   warning?: string
 }
@@ -95,17 +100,23 @@ export function resolveTarget(env: Env, url: URL, name: string): ProxyTarget | n
   if (all.length === 0) return null
   const ns = url.searchParams.get('ns')?.toLowerCase() ?? null
   const byNs = ns ? all.find((u) => u.ns.includes(ns)) : undefined
-  if (byNs) return target(byNs, name, ns)
+  if (byNs) return target(byNs, name, ns, null)
   const byHost = all.find((u) => u.host !== null && u.host === url.host.toLowerCase())
-  if (byHost) return target(byHost, name, null)
+  if (byHost) return target(byHost, name, null, name)
   const byPrefix = all.find((u) => name.startsWith(`${u.namespace}/`))
-  if (byPrefix) return target(byPrefix, name.slice(byPrefix.namespace.length + 1), null)
+  if (byPrefix) return target(byPrefix, name.slice(byPrefix.namespace.length + 1), null, name)
   return null
 }
 
-function target(u: Upstream, remote: string, ns: string | null): ProxyTarget {
+function target(u: Upstream, remote: string, ns: string | null, asked: string | null): ProxyTarget {
   const name = u.dockerHubLibrary && !remote.includes('/') ? `library/${remote}` : remote
-  return { upstream: u, remote: name, local: `${u.namespace}/${name}` as Repo, ns }
+  const local = `${u.namespace}/${name}` as Repo
+  return { upstream: u, remote: name, local, ns, scopeName: asked ?? local }
+}
+
+/** The upstream whose namespace holds local repository `repo` (its cache), or null. CPU only. */
+export function cachingUpstream(env: Env, repo: string): Upstream | null {
+  return upstreams(env).find((u) => repo.startsWith(`${u.namespace}/`)) ?? null
 }
 
 /** Whether the upstream's allow-list lets `remote` be pulled. */

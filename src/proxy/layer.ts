@@ -10,7 +10,7 @@ import type { IRequest } from 'itty-router'
 import type { Scope } from '../auth/scopes'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
-import { allowed, resolveTarget, upstreams, type ProxyTarget } from './config'
+import { allowed, cachingUpstream, resolveTarget, upstreams, type ProxyTarget, type Upstream } from './config'
 
 /** The request's proxy target (its name rewritten to the local repository), or null for local content. */
 export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
@@ -27,9 +27,20 @@ export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
   return target
 }
 
-/** A proxied repository's writes are refused, with why. */
-const readOnly = (t: ProxyTarget): RegistryError =>
-  new RegistryError('UNSUPPORTED', `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`)
+/**
+ * A delete that does not come through /v2/ (the web UI's) on local repository `repo`: refused
+ * like the API's when `repo` is a pull-through cache's. CPU only.
+ */
+export function assertNotCached(env: Env, repo: string): void {
+  const upstream = cachingUpstream(env, repo)
+  if (upstream) throw readOnly({ upstream })
+}
+
+/** A proxied repository's writes are refused, with why (in the message too: docker and the web UI show it). */
+function readOnly(t: { upstream: Upstream }): RegistryError {
+  const why = `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`
+  return new RegistryError('UNSUPPORTED', why, {}, { message: why })
+}
 
 /** A proxied reply: OCI-Namespace when routed by `ns` (distribution-spec "Registry Proxying"), Warning when stale. */
 export function proxiedReply(res: Response, t: ProxyTarget): Response {

@@ -8,6 +8,7 @@ import { isObject, referencedSize, type Descriptor, type Parsed } from '../manif
 import { algorithmOf, digestOf, parseReference, parseRepo, parseTag, type Digest, type Reference, type Repo, type Tag } from '../names'
 import { readBlobLinkConfirmed } from '../storage/links'
 import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
+import { assertNotCached } from '../proxy/layer'
 import { readProxiedManifest } from '../proxy/manifests'
 import { deleteReferrer, putReferrer } from '../storage/referrers'
 import { concat } from '../storage/streams'
@@ -267,10 +268,12 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
 
 /**
  * Deletes a tag, or a manifest with its referrer entry and the tags pointing at it (the web UI
- * too); false when absent. IMMUTABLE_TAGS and READ_ONLY are checked here, for both callers.
+ * too); false when absent. IMMUTABLE_TAGS, READ_ONLY and UPSTREAMS (a cache's repositories)
+ * are checked here, for both callers.
  */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
   if (c.settings.readOnly) throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true")' })
+  assertNotCached(c.env, repo) // a pull-through cache's repositories take no writes (the UI's delete does not pass its layer)
   await guardImmutable(c, repo, ref, null)
   if (ref.kind === 'tag') {
     if (!(await readTag(c.env, repo, ref.tag))) return false

@@ -27,6 +27,7 @@ import { repositoryPage, TAG_SORTS, type TagRow, type TagSort } from '../ui/page
 import { storagePage, storagePoints } from '../ui/pages/storage'
 import { repoUrl } from '../ui/urls'
 import { deleteReference } from './manifests'
+import { cachingUpstream } from '../proxy/config'
 
 type Page = (req: IRequest, c: Ctx, viewer: Viewer) => Promise<Response>
 
@@ -98,7 +99,7 @@ export const repository: Page = async (req, c, viewer) => {
   const pageNumber = Math.min(pages, Math.max(1, Number.parseInt(url.searchParams.get('page') ?? '1', 10) || 1))
   const shown = rows.slice((pageNumber - 1) * TAGS_PER_PAGE, pageNumber * TAGS_PER_PAGE)
   return htmlResponse(repositoryPage(viewer, {
-    repo, host: url.host, rows: shown, total: rows.length, sort, desc, pageNumber, pages, canDelete: mayDelete(c, viewer, repo),
+    repo, host: url.host, rows: shown, total: rows.length, sort, desc, pageNumber, pages, canDelete: offersDelete(c, viewer, repo),
   }), viewer)
 }
 
@@ -127,7 +128,7 @@ export const manifest: Page = async (req, c, viewer) => {
   }
   return htmlResponse(manifestPage(viewer, {
     repo, host: new URL(req.url).host, tag: ref.kind === 'tag' ? ref.tag : null, digest: found.digest,
-    mediaType: found.mediaType, text, config, canDelete: mayDelete(c, viewer, repo),
+    mediaType: found.mediaType, text, config, canDelete: offersDelete(c, viewer, repo),
   }), viewer)
 }
 
@@ -209,6 +210,9 @@ const pullable = (viewer: Viewer) => (repo: string): boolean => !viewer.access |
 const mayDelete = (c: Ctx, viewer: Viewer, repo: Repo): boolean =>
   c.settings.deleteEnabled && (!viewer.access || viewer.access.can(repo, 'delete'))
 
+/** Whether a page offers delete: a pull-through cache's repositories take none (deleteReference refuses it). */
+const offersDelete = (c: Ctx, viewer: Viewer, repo: Repo): boolean => mayDelete(c, viewer, repo) && !cachingUpstream(c.env, repo)
+
 /** The route's repository, if the viewer may pull it; otherwise the same "not found" as an absent one. */
 function visibleRepo(req: IRequest, viewer: Viewer): Repo {
   const repo = parseRepo(req.params.name)
@@ -266,9 +270,11 @@ function errorPage(err: unknown, viewer: Viewer): Response {
     return htmlResponse(messagePage(viewer, 'Refused', 'This form did not come from this registry\'s own page (or your session changed). Reload the page and try again.'), viewer, 403)
   }
   if (err instanceof RegistryError) {
-    const status = err.code.endsWith('_INVALID') ? 400 : err.code === 'UNSUPPORTED' ? 405 : 404
+    // DENIED: an IMMUTABLE_TAGS refusal of a delete (its message names the rule).
+    const status = err.code.endsWith('_INVALID') ? 400 : err.code === 'UNSUPPORTED' ? 405 : err.code === 'DENIED' ? 403 : 404
     const text = status === 400 ? 'That is not a valid repository name, tag or digest.' : err.message
-    return htmlResponse(messagePage(viewer, status === 400 ? 'Invalid address' : 'Not found', text), viewer, status)
+    const title = status === 400 ? 'Invalid address' : status === 403 ? 'Not allowed' : status === 405 ? 'Refused' : 'Not found'
+    return htmlResponse(messagePage(viewer, title, text), viewer, status)
   }
   console.error(err)
   return htmlResponse(messagePage(viewer, 'Something went wrong', 'The registry could not show this page.'), viewer, 500)

@@ -31,6 +31,18 @@ export async function headBlob(env: Env, digest: Digest): Promise<IndexedBlob | 
   return object && (await live(env, digest, object)) ? indexed(object) : null
 }
 
+/**
+ * `headBlob` for a writer that streams the bytes itself (the pull-through cache): the live
+ * blob, or the condition its write must carry, which replaces exactly the dead entry there
+ * (a collected blob's tombstone, or an entry being swept) or nothing. The same calls as headBlob.
+ */
+export async function headBlobOrSlot(env: Env, digest: Digest): Promise<{ blob: IndexedBlob; onlyIf?: never } | { blob: null; onlyIf: R2Conditional }> {
+  const object = await env.BLOBS.head(keys.blob(digest))
+  if (!object) return { blob: null, onlyIf: { etagDoesNotMatch: '*' } }
+  if (await live(env, digest, object)) return { blob: indexed(object) }
+  return { blob: null, onlyIf: sameWrite(object.etag, object.uploaded.getTime()) }
+}
+
 /** Whether an index object is a blob a push may use: not a tombstone, and not swept by a collection. */
 async function live(env: Env, digest: Digest, object: R2Object): Promise<boolean> {
   if (isTombstone(object)) return false
@@ -110,15 +122,21 @@ export async function putVerifiedBlob(
  * Streams bytes of a known digest to their final key, unless the blob is already there
  * (conditional write: concurrent writers never replace each other's object). R2 checks the
  * checksum before the object exists, so wrong bytes leave nothing. Null when another writer
- * got there first. 1 R2 put.
+ * got there first. `onlyIf` from `headBlobOrSlot` replaces a collected blob's tombstone. 1 R2 put.
  */
-export async function putBlobIfAbsent(env: Env, digest: Digest, repo: Repo, body: ReadableStream<Uint8Array>): Promise<IndexedBlob | null> {
+export async function putBlobIfAbsent(
+  env: Env,
+  digest: Digest,
+  repo: Repo,
+  body: ReadableStream<Uint8Array>,
+  onlyIf: R2Conditional = { etagDoesNotMatch: '*' },
+): Promise<IndexedBlob | null> {
   const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
   const object = await env.BLOBS.put(keys.blob(digest), body, {
     [alg]: hex,
     customMetadata: { repo },
     httpMetadata: { contentType: 'application/octet-stream' },
-    onlyIf: { etagDoesNotMatch: '*' },
+    onlyIf,
   })
   return object ? { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() } : null
 }

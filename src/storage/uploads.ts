@@ -18,7 +18,7 @@
  */
 import type { Env } from '../env'
 import type { Progress, UploadState } from '../upload/state'
-import { keys, offsetOfUploadKey } from './keys'
+import { keys, offsetOfUploadKey, uploadIdOf } from './keys'
 import { chunksOf, readAtMost, type Carry } from './streams'
 
 /** What every object of a session carries (the collector reads `started`; `mp` lets it abort the parts). */
@@ -59,6 +59,21 @@ export async function putEnd(env: Env, state: UploadState, offset: number, ended
     ...(replace ? {} : { onlyIf: { etagDoesNotMatch: '*' } }),
   })
   return put !== null
+}
+
+/**
+ * The collector swept a blob whose bytes were a session's first write (offset 0) or its
+ * completed parts: marks that session ended where its bytes ended (a session of one write
+ * leaves no end mark of its own, see session.ts `publish`), so a replay of its close, or a
+ * chunk after it, finds it over (BLOB_UPLOAD_UNKNOWN) instead of indexing bytes that are gone
+ * or answering 416 forever. Nothing for other keys. 1 R2 put (conditional: an end mark there stays).
+ */
+export async function putEndOfCollected(env: Env, at: string, size: number, run: string): Promise<void> {
+  if (offsetOfUploadKey(at) !== 0 && at !== keys.uploadParts(uploadIdOf(at))) return
+  await env.BLOBS.put(keys.uploadWrite(uploadIdOf(at), size), null, {
+    customMetadata: { ended: 'collected', run },
+    onlyIf: { etagDoesNotMatch: '*' },
+  })
 }
 
 /** Whether something was written at `offset`. 1 R2 head. */

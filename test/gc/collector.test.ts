@@ -4,7 +4,8 @@ import { bindings, listObjects, repoName, sha256 } from '../helpers'
 import { gcConfig } from '../../src/gc/config'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo } from '../../src/names'
-import { gc, gcEnv, INDEX, metered, pulls, pushImage, pushManifest, putBlob, putChunkedBlob, via, violations, WRITES } from './setup'
+import type { Env } from '../../src/env'
+import { driver, gc, gcEnv, INDEX, metered, pulls, pushImage, pushManifest, putBlob, putChunkedBlob, via, violations, WRITES } from './setup'
 
 const env = gcEnv()
 const exists = async (key: string) => (await bindings.BLOBS.head(key)) !== null
@@ -124,6 +125,63 @@ describe('uploads', () => {
     expect(await exists('data/young1/w1')).toBe(true)
     expect(await exists(at)).toBe(true)
     expect(await pulls(img)).toBe(true)
+  })
+})
+
+describe('uploads past the expiry, completed', () => {
+  it('keeps the bytes of completed sessions (one write, and multipart parts), never aborting a completed multipart upload', async () => {
+    const repo = repoName('gc')
+    // Over BUFFER_LIMIT with a Content-Range: through a multipart upload, completed by the PUT.
+    const big = crypto.getRandomValues(new Uint8Array(65_536)).slice()
+    const layer = new Uint8Array(11 * 1024 * 1024)
+    for (let i = 0; i < layer.length; i += big.length) layer.set(big.subarray(0, Math.min(big.length, layer.length - i)), i)
+    layer[0] = Math.floor(Math.random() * 256)
+    layer[1] = Math.floor(Math.random() * 256)
+    const layerDigest = await sha256(layer)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const patch = await via(post.headers.get('location')!, {
+      method: 'PATCH', body: layer, headers: { 'Content-Length': String(layer.length), 'Content-Range': `0-${layer.length - 1}` },
+    })
+    expect(patch.status).toBe(202)
+    expect((await via(`${patch.headers.get('location')}&digest=${layerDigest}`, { method: 'PUT' })).status).toBe(201)
+    const config = await putChunkedBlob(repo, crypto.getRandomValues(new Uint8Array(40))) // one write, indexed where it is
+    const doc = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 40 },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+    })
+    const digest = await pushManifest(repo, 'v1', doc, 'application/vnd.oci.image.manifest.v1+json')
+    const partsAt = (await bindings.BLOBS.head(keys.blob(layerDigest as Digest)))!.customMetadata!.at!
+    const writeAt = (await bindings.BLOBS.head(keys.blob(config as Digest)))!.customMetadata!.at!
+    expect(partsAt).toMatch(/^data\/.+\/parts$/)
+    expect(writeAt).toMatch(/^data\/.+\/\d+$/)
+
+    // A run a week later: every session above is past the upload expiry.
+    const aborted: string[] = []
+    const watched: Env = {
+      ...env,
+      BLOBS: new Proxy(env.BLOBS, {
+        get(t, prop, receiver) {
+          const v = Reflect.get(t, prop, receiver) as unknown
+          if (prop !== 'resumeMultipartUpload') return typeof v === 'function' ? v.bind(t) : v
+          return (key: string, id: string) => {
+            const mp = t.resumeMultipartUpload(key, id)
+            return { ...mp, uploadPart: mp.uploadPart.bind(mp), complete: mp.complete.bind(mp), abort: () => (aborted.push(key), mp.abort()) }
+          }
+        },
+      }),
+    }
+    const week = driver({ memo: new Map<string, unknown>([['start', { now: Date.now() + 7 * 86_400_000, started: new Date().toISOString() }]]) })
+    const report = await gc(watched, {}, week)
+    expect(report.totals.uploads).toBeGreaterThanOrEqual(1) // the sessions' other writes and end marks
+    expect(aborted).not.toContain(partsAt)
+    expect(await exists(partsAt)).toBe(true)
+    expect(await exists(writeAt)).toBe(true)
+    expect(await violations(env)).toEqual([])
+    const pulled = await via(`/v2/${repo}/blobs/${layerDigest}`)
+    expect(await sha256(new Uint8Array(await pulled.arrayBuffer()))).toBe(layerDigest)
+    expect(await pulls({ repo, digest, config, layer: layerDigest, bytes: doc })).toBe(true)
   })
 })
 

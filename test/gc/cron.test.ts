@@ -15,3 +15,12 @@ it('a scheduled event starts one default-mode run (no --untagged, every reposito
   expect(created[0]!.id).toMatch(/^gc-\d{8}T\d{6}Z-[0-9a-f]{8}$/)
   expect(created[0]!.params).toEqual({ dryRun: false, untagged: false, repo: null })
 })
+
+it('a scheduled event starts no run while READ_ONLY (the collector writes; only dry runs are allowed then)', async () => {
+  const created: unknown[] = []
+  const GC_WORKFLOW = { create: async (o: unknown) => void created.push(o) } as unknown as Env['GC_WORKFLOW']
+  const ctx = createExecutionContext()
+  worker.scheduled({ cron: '0 3 * * *', scheduledTime: Date.now(), type: 'scheduled', noRetry() {} } as ScheduledController, { ...bindings, GC_WORKFLOW, READ_ONLY: 'true' }, ctx)
+  await waitOnExecutionContext(ctx)
+  expect(created).toEqual([])
+})

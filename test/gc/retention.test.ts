@@ -93,6 +93,22 @@ describe('IMMUTABLE_TAGS', () => {
     expect((await via(`/v2/${repo}/manifests/stable`, { headers: { Accept: MANIFEST } }, env)).status).toBe(200)
   })
 
+  it('guards every ?tag= of a PUT by digest: one would move an immutable tag → 403, and none of its tags is set', async () => {
+    const repo = repoName('imm')
+    const a = await pushImage(repo, null)
+    const b = await pushImage(repo, null)
+    expect((await put(repo, `${a.digest}?tag=v1&tag=latest`, a.bytes)).status).toBe(201)
+    const moved = await put(repo, `${b.digest}?tag=latest&tag=v1&tag=edge`, b.bytes)
+    expect(moved.status).toBe(403)
+    expect(((await moved.json()) as { errors: { message: string }[] }).errors[0]!.message).toContain(`${repo}:v1 is immutable`)
+    const tags = (await (await via(`/v2/${repo}/tags/list`)).json()) as { tags: string[] }
+    expect(tags.tags).toEqual(['latest', 'v1'])
+    const latest = await via(`/v2/${repo}/manifests/latest`, { method: 'HEAD', headers: { Accept: MANIFEST } })
+    expect(latest.headers.get('docker-content-digest')).toBe(a.digest)
+    // The same manifest again under its immutable tag is fine.
+    expect((await put(repo, `${a.digest}?tag=v1`, a.bytes)).status).toBe(201)
+  })
+
   it('rejects malformed settings, naming them', () => {
     expect(() => parseImmutable('[v*]')).toThrow(/IMMUTABLE_TAGS is not valid JSON/)
     expect(parseImmutable('v*, stable').map((r) => r.tags)).toEqual([['v*'], ['stable']])

@@ -1,6 +1,6 @@
 /** The collector against concurrent pushes, and cut at every step then resumed. */
 import { describe, expect, it } from 'vitest'
-import { bindings, repoName } from '../helpers'
+import { bindings, repoName, sha256, streamOf } from '../helpers'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo } from '../../src/names'
 import { Crash, driver, gc, gcEnv, MANIFEST, pulls, pushImage, pushManifest, putBlob, putChunkedBlob, via, violations, type Image } from './setup'
@@ -103,6 +103,61 @@ describe('the race: a push re-uses a blob while a run collects it', () => {
       },
     }))
     expect(await pulls(pushed!)).toBe(true)
+  })
+})
+
+describe('an upload session whose blob the collector swept', () => {
+  it('a replayed close (or chunk) of a one-write session answers BLOB_UPLOAD_UNKNOWN: no index entry without bytes', async () => {
+    const repo = repoName('replay')
+    const bytes = crypto.getRandomValues(new Uint8Array(300))
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const patch = await via(post.headers.get('location')!, {
+      method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `0-${bytes.length - 1}` },
+    })
+    const digest = (await sha256(bytes))
+    const close = `${patch.headers.get('location')}&digest=${digest}`
+    expect((await via(close, { method: 'PUT' })).status).toBe(201)
+    // Nothing names the blob: the run (grace 0) sweeps its link, its index entry and its bytes.
+    const report = await gc(env, {})
+    expect(report.totals.blobs).toBeGreaterThanOrEqual(1)
+    await expireCachedLink(repo, digest)
+    // The session is days from its expiry: a client replays the close, or sends a chunk after it.
+    const replay = await via(close, { method: 'PUT' })
+    expect(replay.status).toBe(404)
+    expect(((await replay.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('BLOB_UPLOAD_UNKNOWN')
+    const more = await via(patch.headers.get('location')!, {
+      method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${bytes.length}-${2 * bytes.length - 1}` },
+    })
+    expect(more.status).toBe(404)
+    expect(await violations(env)).toEqual([])
+    expect((await via(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    // A fresh upload of the same bytes is a blob again.
+    await putChunkedBlob(repo, bytes)
+    expect((await via(`/v2/${repo}/blobs/${digest}`)).status).toBe(200)
+  })
+})
+
+describe('an upload session of one streamed write through parts, whose blob the collector swept', () => {
+  it('a replayed close answers BLOB_UPLOAD_UNKNOWN (docker, podman: one PATCH without a length)', async () => {
+    const repo = repoName('replay')
+    const bytes = crypto.getRandomValues(new Uint8Array(65_536))
+    const big = new Uint8Array(11 * 1024 * 1024)
+    for (let i = 0; i < big.length; i += bytes.length) big.set(bytes, i)
+    big[0] = Math.floor(Math.random() * 256)
+    big[1] = Math.floor(Math.random() * 256)
+    const digest = await sha256(big)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const patch = await via(post.headers.get('location')!, { method: 'PATCH', body: streamOf(big), duplex: 'half' } as RequestInit)
+    expect(patch.status).toBe(202)
+    const close = `${patch.headers.get('location')}&digest=${digest}`
+    expect((await via(close, { method: 'PUT' })).status).toBe(201)
+    expect((await bindings.BLOBS.head(keys.blob(digest as Digest)))!.customMetadata!.at).toMatch(/\/parts$/)
+    await gc(env, {})
+    await expireCachedLink(repo, digest)
+    const replay = await via(close, { method: 'PUT' })
+    expect(replay.status).toBe(404)
+    expect(((await replay.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect(await violations(env)).toEqual([])
   })
 })
 

@@ -5,6 +5,7 @@ import { headBlob } from '../../src/storage/blobs'
 import { keys } from '../../src/storage/keys'
 import { bindings, MiB, pushBlob, randomBlob, repoName, sha256 } from '../helpers'
 import { FakeUpstream, get, UPSTREAM, upstreams } from './fake-upstream'
+import { gc, gcEnv } from '../gc/setup'
 
 let up: FakeUpstream
 beforeEach(() => {
@@ -154,5 +155,31 @@ describe('concurrent misses of one blob', () => {
     const [pull] = await Promise.all([get(cached, path), pushBlob(repoName('local'), bytes)])
     expect(await digestOf(pull.body)).toBe(digest)
     expect(await storedDigest(digest)).toBe(digest)
+  })
+})
+
+describe('after the collector', () => {
+  it('a cached blob the collector swept (its index a tombstone) is fetched and stored again by the next pull', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(20_000)
+    // Settle time 0 here: no location may keep the swept link (production settles past LINK_CACHE_SECONDS).
+    const env = { ...cached, LINK_CACHE_SECONDS: '0' }
+    expect((await get(env, path)).res.status).toBe(200)
+    // No manifest names the blob and the grace period is 0: the run sweeps its link and bytes.
+    const report = await gc(gcEnv(env), {})
+    expect(report.totals.blobs).toBeGreaterThanOrEqual(1)
+    expect((await bindings.BLOBS.head(keys.blob(digest)))?.customMetadata?.gone).toBeDefined()
+    expect(await linked(remote, digest)).toBeNull()
+
+    const again = await get(env, path)
+    expect(again.error).toBeNull()
+    expect(again.res.status).toBe(200)
+    expect(await digestOf(again.body)).toBe(digest)
+    expect(again.body.byteLength).toBe(bytes.byteLength)
+    expect(await headBlob(bindings, digest)).not.toBeNull()
+    expect(await storedDigest(digest)).toBe(digest)
+    expect(await linked(remote, digest)).not.toBeNull()
+    // And served from R2 afterwards.
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    expect(await digestOf((await get(env, path)).body)).toBe(digest)
   })
 })

@@ -83,6 +83,20 @@ describe('AUTH_RULES on proxied repositories', () => {
     expect(res.status).toBe(200)
   })
 
+  it('a client asking /token for exactly the challenge\'s scope (crane, containerd) pulls through a host-mode mirror', async () => {
+    const name = `n${Date.now().toString(36)}`
+    await up.image(`library/${name}`, 'v1')
+    const settings = { ...(await authEnv()), ...upstreams({ prefix: 'hub', host: 'mirror.test', url: UPSTREAM, dockerHubLibrary: true }), AUTH_RULES: JSON.stringify([{ repos: 'hub/*', anonymous: ['pull'] }]) }
+    const challenge = await get(settings, `http://mirror.test/v2/${name}/manifests/v1`, { headers: { Authorization: 'Bearer x' } })
+    expect(challenge.res.status).toBe(401)
+    const asked = /scope="([^"]+)"/.exec(challenge.res.headers.get('WWW-Authenticate') ?? '')![1]!
+    const token = await get(settings, `http://mirror.test/token?service=mirror.test&scope=${encodeURIComponent(asked)}`)
+    const { token: jwt, scope } = JSON.parse(new TextDecoder().decode(token.body)) as { token: string; scope: string }
+    expect(scope).toBe(`repository:hub/library/${name}:pull`)
+    const { res } = await get(settings, `http://mirror.test/v2/${name}/manifests/v1`, { headers: { Authorization: `Bearer ${jwt}` } })
+    expect(res.status).toBe(200)
+  })
+
   it('a signed-in user without a rule for the repository is DENIED', async () => {
     const remote = repoName('org')
     await up.image(remote, 'v1')

@@ -193,6 +193,41 @@ describe('web UI, open registry', () => {
     expect((await send(e, `/r/${repo}/-/delete`, form({ reference: 'v1' }))).status).toBe(403)
   })
 
+  it('refuses a delete while READ_ONLY (405, saying so): the tag stays', async () => {
+    const r = fresh('uitest')
+    await push(r, 'v', await ociImage(r))
+    const res = await api(`/r/${r}/-/delete`, form({ reference: 'v' }), { READ_ONLY: 'true' })
+    expect(res.status).toBe(405)
+    expect(await res.text()).toContain('read-only')
+    expect(await tagsOf(r)).toEqual(['v'])
+  })
+
+  it('refuses to delete an immutable tag, or the manifest it names, with 403 naming the rule: the tag stays', async () => {
+    const r = fresh('uitest')
+    const m = await ociImage(r)
+    await push(r, 'v1.0', m)
+    const immutable = { IMMUTABLE_TAGS: '["v*"]' }
+    for (const reference of ['v1.0', m.digest]) {
+      const res = await api(`/r/${r}/-/delete`, form({ reference }), immutable)
+      expect(res.status).toBe(403)
+      expect(await res.text()).toContain('IMMUTABLE_TAGS[0]')
+    }
+    expect(await tagsOf(r)).toEqual(['v1.0'])
+  })
+
+  it('refuses a delete in a pull-through cache\'s namespace (405, as DELETE /v2/ does): the cached tag stays', async () => {
+    const r = fresh('uiproxy')
+    await push(r, 'latest', await ociImage(r))
+    const cache = { UPSTREAMS: JSON.stringify([{ prefix: 'uiproxy', url: 'https://upstream.test' }]) }
+    expect(await (await api(`/r/${r}`, {}, cache)).text()).not.toContain('/-/delete')
+    expect(await (await api(`/r/${r}`)).text()).toContain('/-/delete')
+    expect((await api(`/v2/${r}/manifests/latest`, { method: 'DELETE' }, cache)).status).toBe(405)
+    const res = await api(`/r/${r}/-/delete`, form({ reference: 'latest' }), cache)
+    expect(res.status).toBe(405)
+    expect(await res.text()).toContain('read-only cache')
+    expect(await tagsOf(r)).toEqual(['latest'])
+  })
+
   it('charts stored bytes from the collector\'s reports', async () => {
     const report: GcReport = {
       id: '20261201T000000Z-uitest', started: '2026-12-01T00:00:00Z', finished: '2026-12-01T00:01:00Z', dryRun: false, untagged: false, repo: null,

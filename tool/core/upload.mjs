@@ -121,22 +121,21 @@ export async function uploadBlob(registry, blob, options = {}) {
     }
     await sleep(backoff * 2 ** (attempt - 1))
     /** @type {{ at: number, location: string } | null} */
-    let at
+    let stands
     try {
-      at = await sessionStatus(registry, /** @type {Session} */ (session).location, offset)
+      stands = await sessionStatus(registry, /** @type {Session} */ (session).location, offset)
     } catch (e) {
       if (e instanceof ToolError && e.exitCode !== EXIT.UNAVAILABLE) throw e
       return recover(e instanceof Transient ? e : new Transient(e instanceof Error ? e.message : String(e)))
     }
-    if (at === null) {
+    if (stands === null) {
       session = await open(registry, digest, undefined)
       if (session === 'mounted') throw new ToolError('unexpected mount', EXIT.FAILED)
       offset = 0
     } else {
-      // The registry's view is authoritative: its latest Location continues the session.
       const current = /** @type {Session} */ (session)
-      current.location = at.location
-      offset = at.at
+      current.location = stands.location
+      offset = stands.at
     }
     emit({ type: 'retry', digest, attempt, reason: err.message, resumeAt: offset })
     emit({ type: 'progress', digest, position: offset })
@@ -240,8 +239,10 @@ async function open(
 }
 
 /**
- * GET on a Location (the last one we know, perhaps older than the registry's): bytes the session
- * holds and the Location to continue with, or null when the registry no longer knows the session.
+ * GET on the Location: bytes received so far and the Location to go on with, or null when the
+ * registry no longer knows the session. A registry whose Location carries the session's state
+ * (this one's `?_state=`) answers an old Location with the current one: after a lost reply,
+ * only that one can continue the session.
  */
 async function sessionStatus(
   /** @type {import('./registry.mjs').Registry} */ registry,

@@ -233,3 +233,47 @@ async function hmacWithPublicKey(claims: Record<string, unknown>): Promise<strin
     .setProtectedHeader({ alg: 'HS256', kid: gh.firstKid })
     .sign(new TextEncoder().encode(pem))
 }
+
+describe('OIDC callers and the other features', () => {
+  let withAdmin: Env
+  beforeAll(async () => {
+    withAdmin = { ...e, AUTH_RULES: JSON.stringify([...RULES, ...OIDC_RULES, { admin: ['*'] }]) }
+  })
+
+  it('never get the admin right, even where "admin": ["*"]: Basic and their registry token are DENIED on /admin/', async () => {
+    const id = await gh.token(MAIN)
+    expect((await send(withAdmin, '/admin/gc', { headers: { Authorization: oidc(id) } })).status).toBe(403)
+    const token = await tokenFor(withAdmin, oidc(id), 'registry:admin:*', 'repository:acme/app:pull')
+    expect(claimsOf(token).access).toEqual([{ type: 'repository', name: 'acme/app', actions: ['pull'] }])
+    const res = await send(withAdmin, '/admin/gc', { headers: { Authorization: bearer(token) } })
+    expect(res.status).toBe(403)
+    expect(await codeOf(res)).toBe('DENIED')
+    // A user the rule names is an admin (the rule works).
+    expect((await send(withAdmin, '/admin/gc', { headers: { Authorization: basic('rita', 'rita-reads') } })).status).toBe(200)
+  })
+
+  it('cannot sign in to the web UI (a session holds rules by name): 401, no cookie', async () => {
+    const body = new URLSearchParams({ username: 'oidc', password: await gh.token(MAIN), next: '/' }).toString()
+    const res = await send(e, '/sign-in', {
+      method: 'POST', body, redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': String(body.length), Origin: 'http://registry.test', 'Sec-Fetch-Site': 'same-origin' },
+    })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('set-cookie')).toBeNull()
+  })
+
+  it('with a registry token, list in the catalog exactly the repositories the token may pull', async () => {
+    const repo = fresh('acme')
+    const seeded = await send(e, `/v2/${repo}/blobs/uploads/?digest=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855`, {
+      method: 'POST', headers: { Authorization: oidc(await gh.token(MAIN)), 'Content-Length': '0' },
+    })
+    expect(seeded.status).toBe(201)
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0 }, layers: [] })
+    const put = await send(e, `/v2/${repo}/manifests/v1`, { method: 'PUT', body: manifest, headers: { Authorization: oidc(await gh.token(MAIN)), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } })
+    expect(put.status).toBe(201)
+    const token = await tokenFor(e, oidc(await gh.token(MAIN)), 'registry:catalog:*', `repository:${repo}:pull`)
+    const res = await send(e, '/v2/_catalog?n=10000', { headers: { Authorization: bearer(token) } })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { repositories: string[] }).repositories).toEqual([repo])
+  })
+})
