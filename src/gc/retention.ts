@@ -38,15 +38,16 @@ let memo: { input: string | undefined; upstreams: string | undefined; rules: Ret
  */
 export function retentionRules(env: Env): RetentionRule[] {
   if (memo && memo.input === env.RETENTION && memo.upstreams === env.UPSTREAMS) return memo.rules
-  // A pull-through cache's namespace first (the first matching rule applies): its tags are dropped
-  // once not validated with the upstream for `cacheDays`, and so are its untagged manifests.
+  // A pull-through cache's `cacheDays`: its tags are dropped once not validated with the upstream
+  // for that long, and so are its untagged manifests. After RETENTION (the first matching rule
+  // applies): an operator's explicit rule for a proxied namespace wins over the implicit one.
   const cache = cacheRetention(env).map(({ repos, days }): RetentionRule => ({
     name: `UPSTREAMS cacheDays (${repos})`,
     repos: [repos],
     olderThanDays: days,
     untaggedDays: days,
   }))
-  const rules = [...cache, ...parseRetention(env.RETENTION)]
+  const rules = [...parseRetention(env.RETENTION), ...cache]
   memo = { input: env.RETENTION, upstreams: env.UPSTREAMS, rules }
   return rules
 }

@@ -1,7 +1,7 @@
 /** RETENTION (applied by the collector), IMMUTABLE_TAGS (on push and delete), READ_ONLY. */
 import { describe, expect, it } from 'vitest'
 import { bindings, errorCode, repoName } from '../helpers'
-import { parseRetention, tagsToDrop } from '../../src/gc/retention'
+import { parseRetention, retentionRules, tagsToDrop } from '../../src/gc/retention'
 import { parseImmutable } from '../../src/gc/immutable'
 import { keys } from '../../src/storage/keys'
 import type { Repo, Tag } from '../../src/names'
@@ -161,5 +161,14 @@ describe('pull-through cache collection (UPSTREAMS cacheDays)', () => {
     expect(await manifest(fresh)).not.toBeNull()
     const tags = await (await via(`/v2/${repo}/tags/list`)).json()
     expect(tags).toEqual({ name: repo, tags: ['fresh'] })
+  })
+
+  it('an explicit RETENTION rule for the namespace wins over cacheDays', () => {
+    const env = gcEnv({
+      UPSTREAMS: JSON.stringify([{ prefix: 'pcache', url: 'https://upstream.test', cacheDays: 7 }]),
+      RETENTION: JSON.stringify([{ repos: 'pcache/*', keepLast: 3 }]),
+    })
+    const rules = retentionRules(env)
+    expect(rules.map((r) => r.name)).toEqual(['RETENTION[0]', 'UPSTREAMS cacheDays (pcache/*)'])
   })
 })
