@@ -1,8 +1,8 @@
 /**
  * The runtime's own SHA-256/SHA-512 (crypto.DigestStream): several times faster than
  * any WebAssembly hash here, but its state cannot be saved between requests. An upload
- * hashes natively only what one request receives; bytes spread over several requests
- * are hashed once, when the session closes (upload/session.ts).
+ * hashes natively what its first request receives; a session that spans requests keeps a
+ * resumable hash (hasher.ts) instead (upload/session.ts).
  */
 import { toHex } from '../storage/streams'
 

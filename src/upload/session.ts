@@ -21,11 +21,20 @@
  * A state found out of date costs one R2 list: `Moved` (416 with the true Range) while
  * the session lives, BLOB_UPLOAD_UNKNOWN once it has ended.
  *
- * Hashing: what one request receives is hashed natively on the way (only the session's
- * algorithm), which covers the common flows. Bytes that came in several requests, or a
- * close with the other algorithm, are hashed once at close by reading them back.
+ * Hashing, only with the session's algorithm: a first write is hashed natively on the way
+ * (crypto.DigestStream), which covers the common flows (one PATCH, or a PUT with the body).
+ * Its state cannot be saved, so a session that spans requests carries a resumable hash
+ * (digest/hasher.ts, WebAssembly) in its state (`hs`), updated by every later chunk, and
+ * its close compares that digest without reading the blob back:
+ *   - a first write that announced more (Content-Range) is hashed resumably from the start;
+ *   - otherwise the second chunk starts one from the first write's bytes, which it reads
+ *     anyway to fold them into parts (no added call) when they are one object;
+ *   - a first write of unknown length already in multipart parts (docker, podman: they send
+ *     one PATCH) cannot be read again before the close: such a session, or a close with the
+ *     other algorithm, is hashed once at the close by reading the blob back.
  */
 import type { Algorithm } from '../digest/native'
+import { ResumableHash } from '../digest/hasher'
 import { hashStream, NativeHash } from '../digest/native'
 import { RegistryError } from '../errors'
 import type { Env } from '../env'
@@ -38,7 +47,9 @@ import {
   readUploaded, writeKey,
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
-import { newUploadState, unknownUpload, withProgress, type Progress, type UploadState } from './state'
+import {
+  decodeHashState, encodeHashState, newUploadState, unknownUpload, withProgress, type Progress, type UploadState,
+} from './state'
 
 export { PART_SIZE } from './parts'
 /** A first write up to this size that announces more chunks (Content-Range) stays one tail object. */
@@ -179,7 +190,7 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
   const chunks = await nonEmpty(body)
   if (!chunks) return state
   if (state.offset === 0 && body.length !== null && !(body.chunked && body.length > BUFFER_LIMIT)) {
-    return appendFirst(env, state, chunks, body.length)
+    return appendFirst(env, state, chunks, body.length, body.chunked)
   }
   // A first write needs no look: its write at offset 0 is refused if that offset is taken
   // (a multipart upload it started meanwhile is then aborted).
@@ -187,7 +198,7 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
   if (state.mp && body.length !== null && pendingBytes(state) + body.length < PART_SIZE && (state.more?.length ?? 0) < MAX_PIECES) {
     return appendPiece(env, state, chunks, body.length)
   }
-  return appendThroughParts(env, state, chunks)
+  return appendThroughParts(env, state, chunks, body.chunked)
 }
 
 /** The body's chunks, counted against its length and the limit; null for an empty body (nothing read from storage). */
@@ -219,13 +230,36 @@ function rethrowAsBodyError(err: unknown): never {
   throw err instanceof RegistryError ? err : cutOff()
 }
 
+/**
+ * A first write's hash: native, or resumable when the client announced more chunks.
+ * (The recorded progress of a first write streamed with its length has neither digest nor
+ * hash state; a state read back from it continues as a session without `hs`.)
+ */
+const firstHash = (state: UploadState, chunked: boolean): NativeHash | ResumableHash =>
+  chunked ? new ResumableHash(state.alg) : new NativeHash(state.alg)
+
+/** What a write records of its hash: the digest of a first write, the saved state of a resumable one. */
+async function hashed(hash: NativeHash | ResumableHash | null, first: boolean): Promise<Pick<Progress, 'sum' | 'hs'>> {
+  if (!hash) return {}
+  return {
+    ...(first ? { sum: await hash.hex() } : {}),
+    ...(hash instanceof ResumableHash ? { hs: encodeHashState(hash.save()) } : {}),
+  }
+}
+
+/** The resumable hash of the bytes before this request, when the state carries one. */
+const resumed = (state: UploadState): ResumableHash | null =>
+  state.hs ? new ResumableHash(state.alg, decodeHashState(state.hs)) : null
+
 /** A first write of known length: streamed into one object at offset 0, hashed on the way. 1 R2 put. */
-async function appendFirst(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
-  const hash = new NativeHash(state.alg)
+async function appendFirst(
+  env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number, chunked: boolean,
+): Promise<UploadState> {
+  const hash = firstHash(state, chunked)
   const after: Progress = { ...fresh(state.alg), offset: length, at: 0, size: length }
   const written = await streamInto(length, chunks, (piece) => hash.update(piece), (readable) => putWrite(env, state, 0, readable, after))
   if (!written) throw await moved(env, state)
-  return withProgress(state, { ...after, sum: await hash.hex() })
+  return withProgress(state, { ...after, ...(await hashed(hash, true)) })
 }
 
 /**
@@ -266,15 +300,24 @@ async function streamInto(
 
 /** Once there are parts, a chunk that completes none is written once, as a piece. 1 R2 put. */
 async function appendPiece(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
+  const hash = resumed(state)
   const pieces: Uint8Array[] = []
-  for await (const chunk of chunks) pieces.push(chunk)
+  for await (const chunk of chunks) {
+    hash?.update(chunk)
+    pieces.push(chunk)
+  }
   const bytes = concat(pieces)
-  const after: Progress = { ...later(state), offset: state.offset + length, more: [...(state.more ?? []), [state.offset, length]] }
+  const after: Progress = {
+    ...later(state),
+    offset: state.offset + length,
+    more: [...(state.more ?? []), [state.offset, length]],
+    ...(await hashed(hash, false)),
+  }
   if (!(await putWrite(env, state, state.offset, bytes, after))) throw await moved(env, state)
   return withProgress(state, after)
 }
 
-/** The progress of a state about to take bytes from another request: its digest no longer covers them. */
+/** The progress of a state about to take bytes from another request: its digest and hash state no longer cover them. */
 function later(state: UploadState): Progress {
   const { offset, alg, at, size, skip, mp, parts, more } = state
   return { offset, alg, at, size, skip, mp, parts, ...(more ? { more } : {}) }
@@ -283,16 +326,23 @@ function later(state: UploadState): Progress {
 /**
  * The bytes not yet in a part, then the body, through PART_SIZE parts; what fills no
  * part becomes the new tail, written at the state's offset (after the etag list).
- * A first write is hashed on the way.
+ * The body is hashed on the way: a first write as `firstHash` says, a later one with the
+ * state's resumable hash; a state without one whose bytes so far are all in the tail (the
+ * first write, one object) starts one from them as they are read.
  */
-async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>): Promise<UploadState> {
+async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, chunked: boolean): Promise<UploadState> {
   const pending = await readPending(env, state)
   if (!pending) throw await moved(env, state)
-  const hash = state.offset === 0 ? new NativeHash(state.alg) : null
+  const first = state.offset === 0
+  const rehash = !first && !state.hs && state.at === 0 && !state.mp && !state.more?.length
+  const hash = first ? firstHash(state, chunked) : rehash ? new ResumableHash(state.alg) : resumed(state)
   const parts = new PartWriter(env, state, pending.etags)
   let received = 0
   try {
-    for await (const chunk of pending.chunks) await parts.push(chunk)
+    for await (const chunk of pending.chunks) {
+      if (rehash) hash!.update(chunk)
+      await parts.push(chunk)
+    }
     for await (const chunk of chunks) {
       await hash?.update(chunk)
       received += chunk.byteLength
@@ -316,7 +366,7 @@ async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIte
     skip: list.byteLength,
     mp: parts.mp,
     parts: parts.etags.length,
-    ...(hash ? { sum: await hash.hex() } : {}),
+    ...(await hashed(hash, first)),
   }
   delete after.more // the pieces are in the new tail or parts now
   if (!(await putWrite(env, state, state.offset, concat([list, rest]), after))) {
@@ -360,13 +410,15 @@ export async function closeWhole(env: Env, state: UploadState, digest: Digest, b
  * the copy that already is one) and ends the session. The caller links it.
  * - one write, closed with the session's algorithm: 1 R2 head + 1 R2 put (index);
  * - parts: 1 R2 head + 1 R2 get (tail) + 1 uploadPart + 1 complete + 1 R2 put (index);
- * - bytes from several requests, or the other algorithm: +1 R2 get reading them all back
- *   once to hash them (+1 R2 put marking the end when nothing else shows it).
+ * - bytes from several requests: +1 R2 put marking the end; verified by the state's
+ *   resumable hash, or, without one (see the top) or closed with the other algorithm,
+ *   +1 R2 get reading them all back once to hash them.
  */
 export async function close(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
   if (state.offset === 0) return closeEmpty(env, state, digest)
-  const trusted = state.sum !== undefined && state.alg === algorithmOf(digest)
-  if (trusted && state.sum !== hexOf(digest)) {
+  const sum = state.alg !== algorithmOf(digest) ? undefined : state.sum ?? resumed(state)?.hex()
+  const trusted = sum !== undefined
+  if (trusted && sum !== hexOf(digest)) {
     await assertCurrent(env, state, true)
     await end(env, state, 'refused')
     throw digestInvalid(digest)

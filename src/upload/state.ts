@@ -21,6 +21,12 @@ export interface Progress {
   alg: Algorithm
   /** Hex digest (`alg`) of all bytes so far, while one request has sent them all; else absent. */
   sum?: string
+  /**
+   * The resumable hash (`alg`) of all bytes so far, saved (base64url, 152 characters for
+   * SHA-256, 280 for SHA-512): kept once the session spans requests, or from a first write
+   * that announced more (Content-Range). Absent when a close must read the bytes back.
+   */
+  hs?: string
   /** Offset of the write holding the tail (bytes not yet in a part), -1 when none. */
   at: number
   /** Upload bytes in that tail, after `skip` bytes of part etags (a JSON list). */
@@ -67,7 +73,7 @@ export function progressOf(state: UploadState): Progress {
   return progress
 }
 export const withProgress = (state: UploadState, progress: Progress): UploadState => {
-  const { more: _more, sum: _sum, ...base } = state
+  const { more: _more, sum: _sum, hs: _hs, ...base } = state
   return { ...base, ...progress }
 }
 
@@ -86,6 +92,10 @@ const b64url = (bytes: Uint8Array): string =>
   btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
 const unb64url = (s: string): Uint8Array =>
   Uint8Array.from(atob(s.replaceAll('-', '+').replaceAll('_', '/')), (c) => c.charCodeAt(0))
+
+/** A saved hash state (digest/hasher.ts) as it is kept in a Progress, and back. */
+export const encodeHashState = (bytes: Uint8Array): string => b64url(bytes)
+export const decodeHashState = (s: string): Uint8Array => unb64url(s)
 
 export async function signState(secret: string, state: UploadState): Promise<string> {
   const payload = new TextEncoder().encode(JSON.stringify(state))
