@@ -15,8 +15,6 @@ REPO=gc/app$RANDOM
 export TMPDIR=$WORK/tmp && mkdir -p "$TMPDIR"
 . "$ROOT/e2e/lib.sh"
 STEP_REASON_CHARS=300
-cleanup() { stop_registry; remove_work; }
-trap cleanup EXIT
 
 tools() { install_missing skopeo jq curl setsid:util-linux; }
 

@@ -1,8 +1,9 @@
-# Shared plumbing of the end-to-end scripts (sourced; e2e/run.sh keeps its own copy).
+# Shared plumbing of the end-to-end scripts (sourced by e2e/run.sh, gc.sh, oidc.sh, proxy.sh, …).
 #
 # Before sourcing, a script sets ROOT and WORK (step logs go to $WORK/logs). Step options:
 # STEP_REASON_LINES (log lines in a FAIL reason, default 1), STEP_REASON_CHARS (default 400),
-# STEP_TIMED=1 (`PASS name (T s)`, T with STEP_TIME_DECIMALS decimals, default 2).
+# STEP_TIMED=1 (`PASS name (T s)`, T with STEP_TIME_DECIMALS decimals, default 2). A script may
+# define step_skipped NAME (true: the step is not run, nothing printed; e2e/run.sh's E2E_ONLY).
 PASSED=0 FAILED=0 TOOK=
 mkdir -p "$WORK/logs"
 
@@ -14,6 +15,7 @@ note() { echo "# $*"; }
 step() {
   local name=$1 t0 rc reason
   shift
+  declare -F step_skipped >/dev/null && step_skipped "$name" && return 0
   t0=$(date +%s.%N)
   "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
   rc=$?
@@ -57,7 +59,7 @@ npm_start() {
   (cd "$ROOT" && PORT=$port WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
     --persist-to "$state" "$@") >"$WORK/registry.log" 2>&1 </dev/null &
   REG_PID=$!
-  echo "npm start (session $REG_PID) on port $port"
+  echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
 }
 
 # wait_answer URL CODE [SECONDS]: until URL answers CODE (curl -k); fails early when the
@@ -90,4 +92,22 @@ stop_registry() { stop_session "${REG_PID:-}"; REG_PID=; }
 # remove_work: the work dir, or keep it with E2E_KEEP=1.
 remove_work() {
   if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; fi
+}
+
+# On exit (and on INT/TERM) `cleanup` runs: by default it stops the registry and removes the work
+# dir; a script that starts more redefines cleanup after sourcing this file.
+cleanup() { stop_registry; remove_work; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
+same_blobs() {
+  local a b f
+  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
+  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
+  for f in $a; do
+    cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return
+  done
+  echo "$(echo "$a" | wc -l) blobs identical"
 }

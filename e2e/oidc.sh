@@ -36,9 +36,6 @@ cleanup() {
   stop_session "$ISS_PID"
   remove_work
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 install_tools() { install_missing skopeo podman jq curl setsid:util-linux; }
 

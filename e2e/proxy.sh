@@ -68,9 +68,6 @@ cleanup() {
   stop_session "$CTD_PID"
   remove_work
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- setup
 

@@ -54,14 +54,6 @@ start_registry() {
   wait_answer "http://$REGISTRY/v2/" 200
 }
 
-cleanup() {
-  stop_registry
-  remove_work
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # ---------------------------------------------------------------- steps
 
 # The POST advertises the limit; skopeo sends the layer in one PATCH and gets the 413 message.

@@ -40,14 +40,6 @@ start_registry() {
   wait_answer "$BASE/v2/" 401
 }
 
-cleanup() {
-  stop_registry
-  remove_work
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
 # push LAYOUT TAG REPO:TAG [skopeo flags]
 push() { sk copy --dest-tls-verify=false --dest-creds "$ADMIN:$ADMIN_PASSWORD" "${@:4}" "oci:$1:$2" "docker://$REGISTRY/$3"; }

@@ -10,12 +10,6 @@ WORK=$(mktemp -d)
 LIMIT=52428800 # 50 MiB
 . "$ROOT/e2e/lib.sh"
 
-cleanup() {
-  stop_registry
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; FAILED=1; }
 # check <what> <expected> <actual>
