@@ -12,39 +12,15 @@ PORT=${E2E_PORT:-8830}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-gc.XXXXXX")
 REG=localhost:$PORT
 REPO=gc/app$RANDOM
-PID= PASSED=0 FAILED=0
-export TMPDIR=$WORK/tmp && mkdir -p "$TMPDIR" "$WORK/logs"
+export TMPDIR=$WORK/tmp && mkdir -p "$TMPDIR"
+. "$ROOT/e2e/lib.sh"
+STEP_REASON_CHARS=300
 
-step() {
-  local name=$1
-  shift
-  if "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null; then PASSED=$((PASSED + 1)); echo "PASS $name"
-  else FAILED=$((FAILED + 1)); echo "FAIL $name: $(grep -v '^\s*$' "$WORK/logs/$name.log" | tail -n 1 | cut -c1-300)"; return 1; fi
-}
-fail() { echo "$*"; return 1; }
-stop() {
-  [ -n "$PID" ] && kill -TERM -- "-$PID" 2>/dev/null
-  for _ in $(seq 1 50); do ps -eo sid= | grep -qw "$PID" || break; sleep 0.1; done
-  [ "${E2E_KEEP:-0}" = 1 ] && echo "work dir: $WORK" || rm -rf "$WORK"
-}
-trap stop EXIT
-
-tools() {
-  local missing=() t
-  for t in skopeo jq curl setsid:util-linux; do command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]}: apt-get install -y ${missing[*]}" || return
-  DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-}
+tools() { install_missing skopeo jq curl setsid:util-linux; }
 
 start() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && fail "port $PORT is in use"
-  (cd "$ROOT" && PORT=$PORT WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$WORK/state" --var GC_GRACE_SECONDS:0 --var GC_SETTLE_SECONDS:2 --var GC_TEST_SHORT_GRACE:true) \
-    >"$WORK/registry.log" 2>&1 </dev/null &
-  PID=$!
-  for _ in $(seq 1 600); do curl -sf "http://$REG/v2/" >/dev/null && return 0; sleep 0.2; done
-  tail -n 5 "$WORK/registry.log"; fail "registry did not answer"
+  npm_start "$PORT" "$WORK/state" --var GC_GRACE_SECONDS:0 --var GC_SETTLE_SECONDS:2 --var GC_TEST_SHORT_GRACE:true || return
+  wait_answer "http://$REG/v2/" 200 120
 }
 
 images() {
@@ -91,5 +67,4 @@ pull() {
 }
 
 step tools tools && step start start && step images images && step push push && step gc-dry-run gc_dry && step gc-run gc_real && step pull-tagged pull
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

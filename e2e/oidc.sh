@@ -17,57 +17,27 @@ REGISTRY=localhost:$PORT
 ISSUER=http://127.0.0.1:$OIDC_PORT
 AUDIENCE=https://$REGISTRY
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-oidc.XXXXXX")
-PASSED=0 FAILED=0 REG_PID= ISS_PID= STARTED_AT=$(date +%s)
+REG_PID= ISS_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/tmp" "$WORK/podman/root" "$WORK/podman/runroot" "$WORK/podman/tmp"
 export REGISTRY_AUTH_FILE=$WORK/auth.json TMPDIR=$WORK/tmp
 printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
 
-step() {
-  local name=$1 rc
-  shift
-  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
-  rc=$?
-  if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); echo "PASS $name"
-  else FAILED=$((FAILED + 1)); echo "FAIL $name: $(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | cut -c1-300)"; fi
-  return $rc
-}
-fail() { echo "$*"; return 1; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. "$ROOT/e2e/lib.sh"
+STEP_REASON_CHARS=300
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
 pm() {
   podman --root "$WORK/podman/root" --runroot "$WORK/podman/runroot" --tmpdir "$WORK/podman/tmp" \
     --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
 }
 
-# stop SESSION: everything in the session setsid made (npm, node, wrangler, workerd).
-stop() {
-  [ -n "$1" ] || return 0
-  local i left
-  kill -TERM -- "-$1" 2>/dev/null
-  for i in $(seq 1 50); do
-    left=$(ps -eo pid=,sid= | awk -v s="$1" '$2 == s { print $1 }')
-    [ -z "$left" ] && return 0
-    sleep 0.1
-  done
-  kill -KILL $left 2>/dev/null
-}
 cleanup() {
-  stop "$REG_PID"
-  stop "$ISS_PID"
-  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
+  stop_registry
+  stop_session "$ISS_PID"
+  remove_work
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-install_tools() {
-  local missing=() t
-  for t in skopeo podman jq curl setsid:util-linux; do command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}"); done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
-  DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-}
+install_tools() { install_missing skopeo podman jq curl setsid:util-linux; }
 
 start_issuer() {
   port_busy "$OIDC_PORT" && { fail "port $OIDC_PORT is in use"; return; }
@@ -80,24 +50,13 @@ start_issuer() {
 # The rules under test: main of acme/app pushes to e2e/<its repository> and to acme/*; every
 # branch of acme pulls acme/*.
 start_registry() {
-  port_busy "$PORT" && { fail "port $PORT is in use"; return; }
   local oidc rules
   oidc="[{\"alias\":\"local\",\"issuer\":\"$ISSUER\",\"audience\":\"$AUDIENCE\"}]"
   rules='[{"repos":"e2e/${repository}","oidc":{"issuer":"local","claims":{"repository_owner":"acme","ref":"refs/heads/main"}},"actions":["pull","push"]},
     {"repos":"e2e/acme/*","oidc":{"issuer":"local","claims":{"repository_owner":"acme","ref":"refs/heads/*"}},"actions":["pull"]}]'
-  (cd "$ROOT" && PORT=$PORT exec setsid npm start -- --persist-to "$WORK/state" \
-    --var AUTH_MODE:token --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" \
-    --var "AUTH_OIDC:$oidc" --var "AUTH_RULES:$(tr -d '\n' <<<"$rules")") >"$WORK/registry.log" 2>&1 &
-  REG_PID=$!
-  local deadline=$(($(date +%s) + 120)) code
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$REGISTRY/v2/")
-    [ "$code" = 401 ] && { echo "/v2/ answers 401 after $(($(date +%s) - STARTED_AT)) s"; return 0; }
-    kill -0 "$REG_PID" 2>/dev/null || break
-    sleep 1
-  done
-  tail -n 20 "$WORK/registry.log"
-  fail "registry did not answer 401 on /v2/"
+  npm_start "$PORT" "$WORK/state" --var AUTH_MODE:token --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" \
+    --var "AUTH_OIDC:$oidc" --var "AUTH_RULES:$(tr -d '\n' <<<"$rules")" || return
+  wait_answer "http://$REGISTRY/v2/" 401 120
 }
 
 # id_token CLAIM=VALUE...: a token for the registry's audience, as a CI job fetches one.
@@ -195,7 +154,7 @@ jwks_fetched_once() {
 
 echo "# work dir $WORK"
 step install-tools install_tools || exit 1
-step issuer-start start_issuer && step registry-start start_registry || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step issuer-start start_issuer && step registry-start start_registry || { summary; exit 1; }
 step build-image build_image
 step login-with-id-token login_with_id_token
 step push-main push_main
@@ -209,5 +168,4 @@ step no-refresh-token no_refresh_token
 step identity-in-log identity_logged
 step jwks-fetched-once jwks_fetched_once
 echo "# total $(($(date +%s) - STARTED_AT)) s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

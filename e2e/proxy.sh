@@ -31,33 +31,16 @@ UPSTREAM=127.0.0.1:$UP_PORT
 PREFIXED=localhost:$PORT/up   # prefix mode: /v2/up/<upstream name>/…
 HOSTED=127.0.0.1:$PORT        # host mode: this Host header is the upstream at the root
 UP_USER=e2e UP_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
-PASSED=0 FAILED=0 REG_PID= UP_PID= CTD_PID= STARTED_AT=$(date +%s)
+REG_PID= UP_PID= CTD_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE" "$WORK/tmp"
 export TMPDIR=$WORK/tmp
 export REGISTRY_AUTH_FILE=$WORK/auth.json
 printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
 
-# ---------------------------------------------------------------- plumbing (as in e2e/run.sh)
+# ---------------------------------------------------------------- plumbing (e2e/lib.sh)
 
-step() {
-  local name=$1 t0 rc reason
-  shift
-  t0=$(date +%s.%N)
-  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
-  rc=$?
-  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-  if [ $rc -eq 0 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $name ($TOOK s)"
-  else
-    FAILED=$((FAILED + 1))
-    reason=$(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | cut -c1-400)
-    echo "FAIL $name: ${reason:-exit status $rc}"
-  fi
-  return $rc
-}
-fail() { echo "$*"; return 1; }
-note() { echo "# $*"; }
+. "$ROOT/e2e/lib.sh"
+STEP_TIMED=1
 
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
 skcopy() { sk copy --src-tls-verify=false --dest-tls-verify=false "$@"; }
@@ -66,15 +49,6 @@ pm() {
     --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
 }
 ctrc() { ctr --address "$WORK/containerd/containerd.sock" --namespace e2e "$@"; }
-
-# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
-same_blobs() {
-  local a b f
-  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
-  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
-  for f in $a; do cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return; done
-  echo "$(echo "$a" | wc -l) blobs identical"
-}
 
 # ctr_same_blobs SRC: containerd's content store holds every blob of layout SRC, byte for byte.
 ctr_same_blobs() {
@@ -87,42 +61,18 @@ ctr_same_blobs() {
 }
 
 raw_digest() { sk inspect --tls-verify=false --raw "docker://$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# stop_session PID: every process of the session setsid started.
-stop_session() {
-  local sid=$1 i left
-  [ -n "$sid" ] || return 0
-  kill -TERM -- "-$sid" 2>/dev/null
-  for i in $(seq 1 100); do
-    left=$(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s { print $1 }')
-    [ -z "$left" ] && return 0
-    sleep 0.1
-  done
-  kill -KILL $left 2>/dev/null
-}
 
 cleanup() {
-  stop_session "$REG_PID"
+  stop_registry
   stop_session "$UP_PID"
   stop_session "$CTD_PID"
-  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
+  remove_work
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- setup
 
 install_tools() {
-  local missing=() t
-  for t in skopeo podman jq curl docker-registry htpasswd:apache2-utils containerd ctr:containerd setsid:util-linux; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-  done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y "${missing[@]}"
+  install_missing skopeo podman jq curl docker-registry htpasswd:apache2-utils containerd ctr:containerd setsid:util-linux
 }
 
 write_policy() {
@@ -175,22 +125,11 @@ seed_upstream() {
 }
 
 start_proxy() {
-  port_busy "$PORT" && { fail "port $PORT is in use"; return; }
   local upstreams credentials
   upstreams="[{\"prefix\":\"up\",\"host\":\"$HOSTED\",\"ns\":[\"upstream.test\"],\"url\":\"http://$UPSTREAM\",\"tagTtlSeconds\":$TTL}]"
   credentials="{\"up\":\"$UP_USER:$UP_PASSWORD\"}"
-  (cd "$ROOT" && PORT=$PORT WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$WORK/state" --var "UPSTREAMS:$upstreams" --var "UPSTREAM_CREDENTIALS:$credentials") \
-    >"$WORK/registry.log" 2>&1 </dev/null &
-  REG_PID=$!
-  local deadline=$(($(date +%s) + 180))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    [ "$(curl -sk -o /dev/null -m 5 -w '%{http_code}' "https://localhost:$PORT/v2/")" = 200 ] && { echo "npm start (session $REG_PID) on $PORT"; return 0; }
-    kill -0 "$REG_PID" 2>/dev/null || break
-    sleep 1
-  done
-  tail -n 20 "$WORK/registry.log"
-  fail "npm start did not answer on $PORT"
+  npm_start "$PORT" "$WORK/state" --var "UPSTREAMS:$upstreams" --var "UPSTREAM_CREDENTIALS:$credentials" || return
+  wait_answer "https://localhost:$PORT/v2/" 200
 }
 
 # containerd as this script's own daemon: private root, state and socket; a hosts.toml that
@@ -295,14 +234,14 @@ upstream_manifest_gets() { grep -c '"GET /v2/[^ ]*/manifests/' "$WORK/upstream.l
 # ---------------------------------------------------------------- the run
 
 echo "# work dir $WORK"
-step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step install-tools install_tools || { summary; exit 1; }
 write_policy
 step build-images build_images "$WORK" "$CACHE"
 step upstream-start start_upstream
 step upstream-seed seed_upstream
 step proxy-start start_proxy
 step containerd-start start_containerd
-if [ $FAILED -gt 0 ]; then echo "$PASSED passed, $FAILED failed"; exit 1; fi
+if [ $FAILED -gt 0 ]; then summary; exit 1; fi
 
 step skopeo-prefix-multi pull_layout prefix-multi "$PREFIXED/e2e/multi:v1" "$SRC_MULTI" --all
 step skopeo-prefix-big-cold pull_layout prefix-big "$PREFIXED/e2e/big:v1" "$SRC_BIG"; note "cold ${BIG_MB} MiB pull: $TOOK s"
@@ -326,5 +265,4 @@ step offline-ctr-mirror-multi ctr_pull upstream.test/e2e/multi:v1 "$SRC_MULTI" -
 step offline-ctr-mirror-big ctr_pull upstream.test/e2e/big:v1 "$SRC_BIG"
 
 note "total $(($(date +%s) - STARTED_AT)) s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

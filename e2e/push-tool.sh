@@ -22,7 +22,7 @@ BIG_MB=${E2E_BIG_MB:-300}
 CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-push-tool.XXXXXX")
 NS=tool/run-$(date +%Y%m%d%H%M%S)-$RANDOM
-PASSED=0 FAILED=0 REG_PID= STARTED_AT=$(date +%s)
+REG_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/pull" "$WORK/tmp" "$CACHE"
 export TMPDIR=$WORK/tmp
 export REGISTRY_AUTH_FILE=$WORK/auth.json
@@ -31,23 +31,8 @@ printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
 export CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 printf '[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' "$WORK/podman/root" "$WORK/podman/runroot" >"$CONTAINERS_STORAGE_CONF"
 
-step() {
-  local name=$1 rc reason t0
-  shift
-  t0=$(date +%s)
-  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
-  rc=$?
-  if [ $rc -eq 0 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $name ($(($(date +%s) - t0)) s)"
-  else
-    FAILED=$((FAILED + 1))
-    reason=$(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | sed -E 's/_state=[A-Za-z0-9._-]+/_state=…/g' | cut -c1-400)
-    echo "FAIL $name: ${reason:-exit status $rc}"
-  fi
-  return $rc
-}
-fail() { echo "$*"; return 1; }
+. "$ROOT/e2e/lib.sh"
+STEP_TIMED=1 STEP_TIME_DECIMALS=0
 
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
 skcopy() { sk copy --src-tls-verify=false --dest-tls-verify=false "$@"; }
@@ -62,64 +47,12 @@ clear_blob_caches() {
     "$WORK/podman/root/cache/blob-info-cache-v1.boltdb"
 }
 
-# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
-same_blobs() {
-  local a b f
-  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
-  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
-  for f in $a; do
-    cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return
-  done
-  echo "$(echo "$a" | wc -l) blobs identical"
-}
-
-install_tools() {
-  local missing=() t
-  for t in skopeo podman jq curl setsid:util-linux docker-registry; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-  done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y "${missing[@]}"
-}
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+install_tools() { install_missing skopeo podman jq curl setsid:util-linux docker-registry; }
 
 start_registry() {
-  port_busy "$PORT" && { fail "port $PORT is in use"; return; }
-  (cd "$ROOT" && PORT=$PORT WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$WORK/state" --var "MAX_CHUNK_BYTES:$CHUNK") >"$WORK/registry.log" 2>&1 </dev/null &
-  REG_PID=$!
-  local deadline=$(($(date +%s) + 180))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$REGISTRY/v2/")" = 200 ] && return 0
-    kill -0 "$REG_PID" 2>/dev/null || { tail -n 20 "$WORK/registry.log"; fail "npm start exited"; return; }
-    sleep 1
-  done
-  fail "no answer from $REGISTRY/v2/"
+  npm_start "$PORT" "$WORK/state" --var "MAX_CHUNK_BYTES:$CHUNK" || return
+  wait_answer "http://$REGISTRY/v2/" 200
 }
-
-stop_registry() {
-  [ -n "$REG_PID" ] || return 0
-  local i left
-  kill -TERM -- "-$REG_PID" 2>/dev/null
-  for i in $(seq 1 100); do
-    left=$(ps -eo pid=,sid= | awk -v s="$REG_PID" '$2 == s { print $1 }')
-    [ -z "$left" ] && break
-    sleep 0.1
-  done
-  [ -n "$left" ] && kill -KILL $left 2>/dev/null
-  REG_PID=
-}
-
-cleanup() {
-  stop_registry
-  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- steps
 
@@ -263,11 +196,11 @@ tool_push_distribution() {
 # ---------------------------------------------------------------- the run
 
 echo "# work dir $WORK, repositories under $NS, MAX_CHUNK_BYTES=$CHUNK"
-step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step install-tools install_tools || { summary; exit 1; }
 printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
 [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
-step registry-start start_registry || { tail -n 30 "$WORK/registry.log" >&2; echo "$PASSED passed, $FAILED failed"; exit 1; }
-step build-images build_images "$WORK" "$CACHE" || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step registry-start start_registry || { tail -n 30 "$WORK/registry.log" >&2; summary; exit 1; }
+step build-images build_images "$WORK" "$CACHE" || { summary; exit 1; }
 
 step skopeo-push-refused-413 skopeo_refused
 step tool-push-big tool_push_big
@@ -283,5 +216,4 @@ step tool-copy-index tool_copy_index
 step tool-push-distribution tool_push_distribution
 
 echo "# total $(($(date +%s) - STARTED_AT)) s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

@@ -25,8 +25,9 @@ CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-e2e.XXXXXX")
 RUN=run-$(date +%Y%m%d%H%M%S)-$RANDOM   # repositories are new on every run
 NS=e2e/$RUN
-PASSED=0 FAILED=0 REG_PID= STARTED_AT=$(date +%s)
+REG_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE"
+. "$ROOT/e2e/lib.sh"   # step, fail, note, summary, install_missing, port_busy, npm_start, stop_session, same_blobs
 export REGISTRY_AUTH_FILE=$WORK/auth.json   # skopeo and podman both read it
 printf '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
 export TMPDIR=$WORK/tmp                     # podman's and skopeo's temporary layer copies
@@ -37,30 +38,7 @@ mkdir -p "$TMPDIR"
 # E2E_ONLY=REGEX runs only the steps whose names match, besides the setup ones (e2e/containerd.sh
 # run alone uses it).
 SETUP_STEPS='^(dev-vars-from-readme|install-tools|registry-start|registry-ready|login|build-images)$'
-skipped() { [ -n "${E2E_ONLY:-}" ] && ! [[ $1 =~ $SETUP_STEPS || $1 =~ $E2E_ONLY ]]; }
-
-# step NAME COMMAND...: runs it in this shell (so it may set variables), output to its log.
-step() {
-  local name=$1 t0 rc reason
-  shift
-  skipped "$name" && return 0
-  t0=$(date +%s.%N)
-  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
-  rc=$?
-  TOOK=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-  if [ $rc -eq 0 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $name"
-  else
-    FAILED=$((FAILED + 1))
-    # The last line said, without the long signed upload state clients quote in errors.
-    reason=$(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 1 | sed -E 's/_state=[A-Za-z0-9._-]+/_state=…/g' | cut -c1-400)
-    echo "FAIL $name: ${reason:-exit status $rc}"
-  fi
-  return $rc
-}
-fail() { echo "$*"; return 1; }
-note() { echo "# $*"; }
+step_skipped() { [ -n "${E2E_ONLY:-}" ] && ! [[ $1 =~ $SETUP_STEPS || $1 =~ $E2E_ONLY ]]; }
 
 # Each push must really upload: the blob-info caches remember where blobs were seen and
 # would let skopeo and podman skip or mount instead.
@@ -76,17 +54,6 @@ skcopy() { sk copy --src-tls-verify="$TLS_VERIFY" --dest-tls-verify="$TLS_VERIFY
 pm() {
   podman --root "$WORK/podman/root" --runroot "$WORK/podman/runroot" --tmpdir "$WORK/podman/tmp" \
     --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
-}
-
-# same_blobs SRC DST: the two OCI layouts hold the same blobs, byte for byte.
-same_blobs() {
-  local a b f
-  a=$(ls "$1/blobs/sha256" | sort) b=$(ls "$2/blobs/sha256" | sort)
-  [ "$a" = "$b" ] || fail "blob sets differ: $(diff <(echo "$a") <(echo "$b") | grep '^[<>]' | head -n 3 | tr '\n' ' ')" || return
-  for f in $a; do
-    cmp -s "$1/blobs/sha256/$f" "$2/blobs/sha256/$f" || fail "blob sha256:$f differs" || return
-  done
-  echo "$(echo "$a" | wc -l) blobs identical"
 }
 
 # blobs_match_names DIR: every blob in an OCI layout hashes to its file name.
@@ -125,16 +92,7 @@ rcurl() {
 
 # ---------------------------------------------------------------- setup
 
-install_tools() {
-  local missing=() t
-  for t in skopeo podman umoci jq curl gzip:gzip setsid:util-linux openssl; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-  done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y "${missing[@]}"
-}
+install_tools() { install_missing skopeo podman umoci jq curl gzip:gzip setsid:util-linux openssl; }
 
 write_policy() {
   printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
@@ -142,8 +100,6 @@ write_policy() {
   # podman reads the system policy; Debian ships one, a minimal system may not.
   [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
 }
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Starts `npm start` in its own session on fresh state (a new persist dir under $WORK), on
 # E2E_PORT or else the first free port from 8787 (trying the next when another process wins it).
@@ -158,9 +114,7 @@ start_registry() {
     fi
     REGISTRY=localhost:$port
     # MAX_CHUNK_BYTES: the big layer goes in one request, as a plan without Free/Pro's 100 MB body limit takes it.
-    (cd "$ROOT" && PORT=$port exec setsid npm start -- --persist-to "$WORK/state" --var MAX_CHUNK_BYTES:4294967296 "${AUTH_ARGS[@]}") >"$WORK/registry.log" 2>&1 &
-    REG_PID=$!
-    echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
+    npm_start "$port" "$WORK/state" --var MAX_CHUNK_BYTES:4294967296 "${AUTH_ARGS[@]}" || { [ -z "${E2E_PORT:-}" ] || return; port=$((port + 1)); continue; }
     # The front binds its port at once; a lost race shows within seconds.
     for i in $(seq 1 100); do
       port_busy "$port" && return 0
@@ -172,20 +126,6 @@ start_registry() {
     port=$((port + 1))
   done
   fail "no free port found"
-}
-
-# Stops everything in the session start_registry made (npm, node, wrangler's group, workerd).
-stop_registry() {
-  [ -n "$REG_PID" ] || return 0
-  local i left
-  kill -TERM -- "-$REG_PID" 2>/dev/null
-  for i in $(seq 1 100); do
-    left=$(ps -eo pid=,sid= | awk -v s="$REG_PID" '$2 == s { print $1 }')
-    [ -z "$left" ] && break
-    sleep 0.1
-  done
-  [ -n "$left" ] && kill -KILL $left 2>/dev/null
-  REG_PID=
 }
 
 # The README's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
@@ -471,7 +411,7 @@ podman_pull_big() {
 
 # ---------------------------------------------------------------- the run
 
-timed() { skipped "$1" || note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
+timed() { step_skipped "$1" || note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
 # With auth on and no registry given, the registry started here is set up as the README says:
@@ -546,5 +486,4 @@ step podman-pull-big podman_pull_big; timed podman-pull-big "${BIG_MB} MiB into 
 step skopeo-delete skopeo_delete
 
 note "total $(($(date +%s) - STARTED_AT)) s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

@@ -17,79 +17,28 @@ REGISTRY=localhost:$PORT
 BASE=http://$REGISTRY
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-ui.XXXXXX")
 SHOTS=$ROOT/e2e/screenshots
-PASSED=0 FAILED=0 REG_PID=
+REG_PID=
 ADMIN=admin ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 READER=reader READER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 mkdir -p "$WORK/logs" "$WORK/tmp" "$SHOTS"
 export TMPDIR=$WORK/tmp
 
-step() {
-  local name=$1 rc
-  shift
-  "$@" >"$WORK/logs/$name.log" 2>&1 </dev/null
-  rc=$?
-  if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); echo "PASS $name"
-  else FAILED=$((FAILED + 1)); echo "FAIL $name: $(grep -v '^[[:space:]]*$' "$WORK/logs/$name.log" | tail -n 3 | tr '\n' ' ' | cut -c1-600)"; fi
-  return $rc
-}
-fail() { echo "$*"; return 1; }
+. "$ROOT/e2e/lib.sh"
+STEP_REASON_LINES=3 STEP_REASON_CHARS=600
 
-install_tools() {
-  local missing=() t
-  for t in chromium skopeo jq curl setsid:util-linux; do
-    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
-  done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present"; return 0; }
-  [ "$(id -u)" = 0 ] || fail "missing ${missing[*]} and not root: apt-get install -y ${missing[*]}" || return
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y "${missing[@]}"
-}
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+install_tools() { install_missing chromium skopeo jq curl setsid:util-linux; }
 
 start_registry() {
-  port_busy "$PORT" && { fail "port $PORT is in use"; return; }
   local admin_hash reader_hash rules
   admin_hash=$(cd "$ROOT" && printf %s "$ADMIN_PASSWORD" | node scripts/hash-password.mjs --iterations 10000)
   reader_hash=$(cd "$ROOT" && printf %s "$READER_PASSWORD" | node scripts/hash-password.mjs --iterations 10000)
   # admin: everything and the catalog; reader: pulls ui/pub/* only; anonymous: pulls ui/pub/*.
   rules='[{"repos":"*","users":["admin"],"actions":["pull","push","delete"]},{"catalog":["admin"]},'
   rules+='{"repos":"ui/pub/*","users":["reader"],"actions":["pull"],"anonymous":["pull"]}]'
-  (cd "$ROOT" && PORT=$PORT WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$WORK/state" --var AUTH_MODE:token --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" \
-    --var "AUTH_USERS:{\"admin\":\"$admin_hash\",\"reader\":\"$reader_hash\"}" --var "AUTH_RULES:$rules") \
-    >"$WORK/registry.log" 2>&1 </dev/null &
-  REG_PID=$!
-  local i code
-  for i in $(seq 1 180); do
-    code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$BASE/v2/")
-    [ "$code" = 401 ] && { echo "ready after $i s"; return 0; }
-    kill -0 "$REG_PID" 2>/dev/null || { tail -n 20 "$WORK/registry.log"; fail "npm start exited"; return; }
-    sleep 1
-  done
-  fail "no answer from $BASE/v2/"
+  npm_start "$PORT" "$WORK/state" --var AUTH_MODE:token --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" \
+    --var "AUTH_USERS:{\"admin\":\"$admin_hash\",\"reader\":\"$reader_hash\"}" --var "AUTH_RULES:$rules" || return
+  wait_answer "$BASE/v2/" 401
 }
-
-stop_registry() {
-  [ -n "$REG_PID" ] || return 0
-  local i left
-  kill -TERM -- "-$REG_PID" 2>/dev/null
-  for i in $(seq 1 100); do
-    left=$(ps -eo pid=,sid= | awk -v s="$REG_PID" '$2 == s { print $1 }')
-    [ -z "$left" ] && break
-    sleep 0.1
-  done
-  [ -n "$left" ] && kill -KILL $left 2>/dev/null
-  REG_PID=
-}
-
-cleanup() {
-  stop_registry
-  if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 sk() { skopeo --policy "$WORK/policy.json" "$@"; }
 # push LAYOUT TAG REPO:TAG [skopeo flags]
@@ -203,11 +152,10 @@ browser() {
 }
 
 STARTED=$(date +%s)
-step install-tools install_tools || { echo "$PASSED passed, $FAILED failed"; exit 1; }
+step install-tools install_tools || { summary; exit 1; }
 step seed-gc-reports seed_reports
-step registry-start start_registry || { tail -n 20 "$WORK/registry.log"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+step registry-start start_registry || { tail -n 20 "$WORK/registry.log"; summary; exit 1; }
 step push-images push_images && step push-signature push_signature && step catalog-filtered catalog_filtered
 [ $FAILED -eq 0 ] && { step browser browser; cat "$WORK/logs/browser.log" | sed 's/^/  /'; }
 echo "# screenshots in $SHOTS; total $(($(date +%s) - STARTED)) s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

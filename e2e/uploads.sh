@@ -8,16 +8,7 @@ PORT=${E2E_PORT:-8810}
 BASE=http://localhost:$PORT
 WORK=$(mktemp -d)
 LIMIT=52428800 # 50 MiB
-FAILED=0
-REG=
-
-cleanup() {
-  [ -n "$REG" ] && kill -TERM -- "-$REG" 2>/dev/null
-  sleep 1
-  [ -n "$REG" ] && kill -KILL -- "-$REG" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$ROOT/e2e/lib.sh"
 
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; FAILED=1; }
@@ -36,14 +27,8 @@ req() {
 }
 abs() { case $1 in http*) echo "$1" ;; *) echo "$BASE$1" ;; esac; }
 
-(cd "$ROOT" && WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false PORT=$PORT exec setsid \
-  npm start -- --persist-to "$WORK/state" --var "MAX_CHUNK_BYTES:$LIMIT") >"$WORK/registry.log" 2>&1 </dev/null &
-REG=$!
-for _ in $(seq 1 180); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v2/")" = 200 ] && break
-  sleep 1
-done
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v2/")" = 200 ] || { tail -20 "$WORK/registry.log"; echo "npm start did not answer"; exit 1; }
+{ npm_start "$PORT" "$WORK/state" --var "MAX_CHUNK_BYTES:$LIMIT" && wait_answer "$BASE/v2/" 200; } >"$WORK/start.log" \
+  || { cat "$WORK/start.log"; echo "npm start did not answer"; exit 1; }
 
 head -c 3000000 /dev/urandom >"$WORK/blob"
 head -c 1000000 "$WORK/blob" >"$WORK/first"
