@@ -115,3 +115,14 @@ export function meterCaches(m: () => Meter): void {
     return del.apply(this, args)
   }
 }
+
+/** Pseudo-random bytes, unique per call (a random 64 KiB block repeated, each 64 KiB stamped). */
+export function randomBytes(size: number): Uint8Array {
+  const out = new Uint8Array(size)
+  const block = crypto.getRandomValues(new Uint8Array(65536))
+  for (let i = 0; i < size; i += block.length) {
+    out.set(block.subarray(0, Math.min(block.length, size - i)), i)
+    out.set(crypto.getRandomValues(new Uint8Array(Math.min(16, size - i))), i)
+  }
+  return out
+}

@@ -9,7 +9,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { it } from 'vitest'
 import { router } from '../../src/router'
 import type { Env } from '../../src/env'
-import { Meter, meterCaches, meteredKV, meteredR2, type Counts } from './meter'
+import { Meter, meterCaches, meteredKV, meteredR2, randomBytes, type Counts } from './meter'
 
 const MiB = 1024 * 1024
 const MANIFEST_TYPES = [
@@ -133,17 +133,6 @@ interface Image {
 async function sha256(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
   return 'sha256:' + [...d].map((b) => b.toString(16).padStart(2, '0')).join('')
-}
-
-/** Pseudo-random bytes, unique per call (a random 64 KiB block repeated, each 64 KiB stamped). */
-function randomBytes(size: number): Uint8Array {
-  const out = new Uint8Array(size)
-  const block = crypto.getRandomValues(new Uint8Array(65536))
-  for (let i = 0; i < size; i += block.length) {
-    out.set(block.subarray(0, Math.min(block.length, size - i)), i)
-    out.set(crypto.getRandomValues(new Uint8Array(Math.min(16, size - i))), i)
-  }
-  return out
 }
 
 async function blob(bytes: Uint8Array): Promise<Blob> {

@@ -9,7 +9,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { it } from 'vitest'
 import type { Env } from '../../src/env'
 import { router } from '../../src/router'
-import { Meter, meterCaches, meteredKV, meteredR2, type Counts } from '../cost/meter'
+import { Meter, meterCaches, meteredKV, meteredR2, randomBytes, type Counts } from '../cost/meter'
 import { FakeUpstream, UPSTREAM } from '../../test/proxy/fake-upstream'
 
 const MiB = 1024 * 1024
@@ -17,16 +17,6 @@ const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.
 
 let meter = new Meter()
 meterCaches(() => meter)
-
-function randomBytes(size: number): Uint8Array {
-  const out = new Uint8Array(size)
-  const block = crypto.getRandomValues(new Uint8Array(65536))
-  for (let i = 0; i < size; i += block.length) {
-    out.set(block.subarray(0, Math.min(block.length, size - i)), i)
-    out.set(crypto.getRandomValues(new Uint8Array(Math.min(16, size - i))), i)
-  }
-  return out
-}
 
 async function send(origin: string, vars: Partial<Env>, path: string, init: RequestInit = {}): Promise<{ status: number; calls: Counts }> {
   const bindings = env as unknown as Env
