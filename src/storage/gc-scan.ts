@@ -3,7 +3,7 @@
  * of what a list returns, so a step's result stays small. Each function makes the calls it says.
  */
 import type { Env } from '../env'
-import { digestOfBlobKey, REPO_DELIMITER, REPOS_PREFIX, uploadIdOf } from './keys'
+import { digestOfBlobKey, keys, REPO_DELIMITER, REPOS_PREFIX, uploadIdOf } from './keys'
 import type { LinkMeta } from './links'
 import type { TagRecord } from './tags'
 
@@ -58,7 +58,7 @@ export async function listRepoObjectsPage(env: Env, cursor: string | null): Prom
 
 /** Registry blob index entries (blobs/). 1 R2 list. */
 export async function listBlobIndexPage(env: Env, cursor: string | null): Promise<Page<BlobEntry[]>> {
-  const page = await env.BLOBS.list(withMetadata({ prefix: 'blobs/', cursor: cursor ?? undefined }))
+  const page = await env.BLOBS.list(withMetadata({ prefix: keys.blobs(), cursor: cursor ?? undefined }))
   const items = page.objects.map((o): BlobEntry => {
     const meta = o.customMetadata ?? {}
     return {
@@ -76,7 +76,7 @@ export async function listBlobIndexPage(env: Env, cursor: string | null): Promis
 
 /** Upload objects and cancelled markers (data/). 1 R2 list. */
 export async function listUploadsPage(env: Env, cursor: string | null): Promise<Page<UploadObject[]>> {
-  const page = await env.BLOBS.list(withMetadata({ prefix: 'data/', cursor: cursor ?? undefined }))
+  const page = await env.BLOBS.list(withMetadata({ prefix: keys.uploads(), cursor: cursor ?? undefined }))
   const items = page.objects.map((o): UploadObject => {
     const meta = o.customMetadata ?? {}
     const started = Number(meta.started ?? meta.cancelled ?? o.uploaded.getTime())
@@ -89,7 +89,7 @@ export async function listUploadsPage(env: Env, cursor: string | null): Promise<
 
 /** Marks of earlier runs (to clean up): keys and when placed. 1 R2 list. */
 export async function listMarksPage(env: Env, cursor: string | null): Promise<Page<{ key: string; uploaded: number }[]>> {
-  const page = await env.BLOBS.list({ prefix: '_registry/gc-marks/', cursor: cursor ?? undefined })
+  const page = await env.BLOBS.list({ prefix: keys.gcMarks(), cursor: cursor ?? undefined })
   return { items: page.objects.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })), cursor: page.truncated ? page.cursor : null }
 }
 

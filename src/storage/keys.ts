@@ -56,7 +56,9 @@ export const REPO_DELIMITER = '+'
 
 export const keys = {
   uploadSecret: () => '_registry/upload-secret',
+  blobs: () => 'blobs/',
   blob: (d: Digest) => `blobs/${d.replace(':', '/')}`,
+  uploads: () => 'data/',
   upload: (id: string) => `data/${id}/`,
   uploadWrite: (id: string, offset: number) => `data/${id}/${String(offset).padStart(16, '0')}`,
   uploadParts: (id: string) => `data/${id}/parts`,
@@ -82,7 +84,7 @@ export const keys = {
 }
 
 /** The upload id of a data/ key (data/<id> or data/<id>/…). */
-export const uploadIdOf = (key: string): string => key.slice('data/'.length).split('/')[0]!
+export const uploadIdOf = (key: string): string => key.slice(keys.uploads().length).split('/')[0]!
 
 /** A blob's digest from its index key. */
 export const digestOfBlobKey = (key: string): Digest => key.slice('blobs/'.length).replace('/', ':') as Digest

@@ -45,6 +45,8 @@ describe('storage keys', () => {
     ['gc reports (prefix)', keys.gcReports(), '_registry/gc/'],
     ['gc report', keys.gcReport('run1'), '_registry/gc/run1.json'],
     ['gc marks (prefix)', keys.gcMarks(), '_registry/gc-marks/'],
+    ['every blob (prefix)', keys.blobs(), 'blobs/'],
+    ['every upload (prefix)', keys.uploads(), 'data/'],
     ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
     ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
@@ -55,9 +57,9 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
       'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
-      'uploadParts', 'uploadSecret', 'uploadWrite',
+      'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
 
