@@ -13,7 +13,8 @@ import { holds } from './access'
 import { authConfig } from './config'
 import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
 import { mayAdmin } from './rules'
-import { formatScope, type Scope } from './scopes'
+import { bearerChallenge } from './layer'
+import type { Scope } from './scopes'
 import { verifyAccessToken } from './tokens'
 
 export const ADMIN_SCOPE: Readonly<Scope> = { type: 'registry', name: 'admin', actions: ['*'] }
@@ -31,11 +32,8 @@ export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
     throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost' })
   }
   const service = config.service ?? url.host
-  const challenge = (error?: string) => {
-    let c = `Bearer realm="${url.protocol}//${url.host}/token",service="${service}",scope="${formatScope(ADMIN_SCOPE)}"`
-    if (error) c += `,error="${error}"`
-    return new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': c })
-  }
+  const challenge = (error?: string) =>
+    new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, [ADMIN_SCOPE], error) })
   const header = req.headers.get('authorization')
   if (header === null || header.length > MAX_CREDENTIAL_LENGTH) throw challenge()
   if (/^bearer /i.test(header)) {

@@ -121,7 +121,7 @@ function mountSourceScope(req: IRequest, url: URL): Scope | null {
  * `Bearer realm="<scheme>://<host>/token",service="…"[,scope="…"][,error="…"]` (RFC 6750 §3);
  * several scopes go space-separated in the one `scope` parameter (RFC 6749 §3.3).
  */
-function bearerChallenge(url: URL, service: string, scopes: (Scope | null)[], error?: string): string {
+export function bearerChallenge(url: URL, service: string, scopes: (Scope | null)[], error?: string): string {
   let challenge = `Bearer realm="${url.protocol}//${url.host}/token",service="${service}"`
   const named = scopes.filter((s): s is Scope => s !== null)
   if (named.length) challenge += `,scope="${named.map(formatScope).join(' ')}"`
