@@ -10,5 +10,9 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function assertWritable(req: IRequest, env: Env): void {
   if (!settings(env).readOnly || READS.has(req.method)) return
-  throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true"); writes are refused, pulls work' })
+  throw readOnlyError()
 }
+
+/** The refusal of a write while READ_ONLY (also for writes outside /v2/, such as the web UI's deletes). */
+export const readOnlyError = (): RegistryError =>
+  new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true"); writes are refused, pulls work' })

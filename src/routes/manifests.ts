@@ -1,6 +1,7 @@
 /** GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference> (spec "Pulling manifests", "Pushing manifests", "Deleting"). */
 import type { IRequest } from 'itty-router'
 import { RegistryError } from '../errors'
+import { readOnlyError } from '../http/read-only'
 import type { Ctx } from '../http/context'
 import { accepts, acceptedTypes, specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../manifests'
@@ -272,7 +273,7 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
  * are checked here, for both callers.
  */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
-  if (c.settings.readOnly) throw new RegistryError('UNSUPPORTED', { readOnly: true }, {}, { message: 'the registry is read-only for maintenance (READ_ONLY = "true")' })
+  if (c.settings.readOnly) throw readOnlyError()
   assertNotCached(c.env, repo) // a pull-through cache's repositories take no writes (the UI's delete does not pass its layer)
   await guardImmutable(c, repo, ref, null)
   if (ref.kind === 'tag') {
