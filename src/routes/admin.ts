@@ -7,7 +7,7 @@
  */
 import type { IRequest } from 'itty-router'
 import { authorizeAdmin } from '../auth/admin'
-import type { Env } from '../env'
+import { settings, type Env } from '../env'
 import { RegistryError } from '../errors'
 import { gcConfig } from '../gc/config'
 import type { RunParams } from '../gc/params'
@@ -27,7 +27,7 @@ export async function start(req: IRequest, env: Env): Promise<Response> {
   const repo = q.get('repo')
   if (repo !== null && !REPO_PATTERN.test(repo)) throw new RegistryError('NAME_INVALID', 'repo: a repository pattern (a-z 0-9 . _ - / *)')
   const params: RunParams = { dryRun: q.get('dry-run') === 'true', untagged: q.get('untagged') === 'true', repo }
-  if (!params.dryRun && env.READ_ONLY === 'true') throw new RegistryError('UNSUPPORTED', null, {}, { message: 'the registry is read-only (READ_ONLY = "true"): only dry runs' })
+  if (!params.dryRun && settings(env).readOnly) throw new RegistryError('UNSUPPORTED', null, {}, { message: 'the registry is read-only (READ_ONLY = "true"): only dry runs' })
   gcConfig(env) // a bad setting fails here, before a run starts
   retentionRules(env)
   const id = await startRun(env, params)
