@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end garbage collection against `npm start` (README "Garbage collection"):
+# End-to-end garbage collection against `npm start` (docs/garbage-collection.md):
 # push two images with skopeo, delete one's tag, `npm run gc -- --dry-run --untagged --json`,
 # then a real run: both report the same deletions, the untagged image's blobs are gone (report
 # and a 404), the tagged image still pulls. Short grace and settle (GC_TEST_SHORT_GRACE).

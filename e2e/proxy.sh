@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end for the pull-through cache (README "Pull-through cache"): a real upstream, real clients.
+# End-to-end for the pull-through cache (docs/pull-through-cache.md): a real upstream, real clients.
 #
 #   bash e2e/proxy.sh
 #
@@ -228,7 +228,7 @@ stale_with_warning() {
   grep -qi '^warning: 110' <<<"$h" || fail "no Warning header: $h"
 }
 
-# Manifest GETs the upstream saw (its access log), for the README's request count.
+# Manifest GETs the upstream saw (its access log), for the request count in docs/pull-through-cache.md.
 upstream_manifest_gets() { grep -c '"GET /v2/[^ ]*/manifests/' "$WORK/upstream.log" || true; }
 
 # ---------------------------------------------------------------- the run

@@ -9,7 +9,7 @@
 # names match, besides setup), E2E_PORT (local port, default 8787 or the next free one), E2E_BIG_MB (size of the big
 # layer, default 300), E2E_CACHE (where the big image is kept between runs), E2E_KEEP=1 (keep
 # the work dir), E2E_TLS_VERIFY=true (verify the registry's certificate; default false),
-# E2E_AUTH=1 (token auth: the registry started here is configured by the README's .dev.vars block,
+# E2E_AUTH=1 (token auth: the registry started here is configured by the .dev.vars block in docs/authentication.md,
 # user alice; with REGISTRY, log in as REGISTRY_USER/REGISTRY_PASSWORD; tokens for curl steps).
 #
 # One line per step, `PASS name` or `FAIL name: reason`, then `N passed, M failed`; the exit
@@ -128,12 +128,12 @@ start_registry() {
   fail "no free port found"
 }
 
-# The README's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
+# docs/authentication.md's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
 readme_dev_vars_block() {
   awk '/<!-- e2e\/run.sh \(E2E_AUTH=1\) runs the next block/ { marked = 1; next }
        marked && !inside && /^```sh$/ { inside = 1; next }
        inside && /^```$/ { exit }
-       inside { print }' "$ROOT/README.md"
+       inside { print }' "$ROOT/docs/authentication.md"
 }
 
 # Runs that block in the project root (where wrangler dev reads .dev.vars), the password on stdin
@@ -143,13 +143,13 @@ write_dev_vars() {
   local block
   block=$(readme_dev_vars_block)
   echo "$block"
-  [ -n "$block" ] || fail "README.md has no block after the e2e/run.sh marker" || return
+  [ -n "$block" ] || fail "docs/authentication.md has no block after the e2e/run.sh marker" || return
   if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
   DEV_VARS_WRITTEN=1
   (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block" 2>"$WORK/tmp/dev-vars.err")
   local rc=$?
   sed -E 's/pbkdf2-sha256[^"]*/pbkdf2-sha256…/g' "$WORK/tmp/dev-vars.err"   # what it printed, without the hash
-  [ $rc -eq 0 ] || fail "the README's block failed" || return
+  [ $rc -eq 0 ] || fail "the documented block failed" || return
   cut -d= -f1 "$DEV_VARS"   # the names only: the file holds a password hash
   grep -qE "^AUTH_USERS='[{]\"alice\":\"pbkdf2-sha256([$][A-Za-z0-9+/=]+){3}\"[}]'$" "$DEV_VARS" || fail "no AUTH_USERS line for alice in the documented form" || return
 }
@@ -414,7 +414,7 @@ podman_pull_big() {
 timed() { step_skipped "$1" || note "$(printf '%-18s %6s s%s' "$1" "$TOOK" "${2:+  $2}")"; }
 
 echo "# work dir $WORK, repositories under $NS"
-# With auth on and no registry given, the registry started here is set up as the README says:
+# With auth on and no registry given, the registry started here is set up as docs/authentication.md says:
 # its .dev.vars block runs as it is (user alice, a password made up for this run unless
 # REGISTRY_PASSWORD is set), so the documented form cannot drift. Without auth, AUTH_MODE is
 # forced to "none" whatever a developer's own .dev.vars says.

@@ -5,11 +5,11 @@ export interface Env {
   DELETE_ENABLED?: string
   SCHEMA1_ENABLED?: string
   MANIFEST_MAX_BYTES?: string
-  /** Largest request body an upload takes (a chunk); README "Settings". */
+  /** Largest request body an upload takes (a chunk); docs/settings.md. */
   MAX_CHUNK_BYTES?: string
   LINK_CACHE_SECONDS?: string
   UPLOAD_SECRET?: string
-  /** "none" (open registry, the default) or "token" (src/auth/; README "Authentication"). */
+  /** "none" (open registry, the default) or "token" (src/auth/; docs/authentication.md). */
   AUTH_MODE?: string
   /** The token service name; unset = the request's host. */
   AUTH_SERVICE?: string
@@ -41,7 +41,7 @@ export interface Env {
   UPSTREAM_CREDENTIALS?: string
 }
 
-/** Parsed settings, with the defaults the README documents. */
+/** Parsed settings, with the defaults docs/settings.md documents. */
 export interface Settings {
   deleteEnabled: boolean
   schema1Enabled: boolean

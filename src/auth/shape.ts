@@ -14,7 +14,7 @@ function shapeOf(value: string, expected: '{' | '['): string {
   // .dev.vars is read by dotenv without variable expansion: inside single quotes every
   // character stays as written, so a `\$` reaches the worker as backslash-dollar.
   if (v.includes('\\$')) {
-    return 'it contains \\$ (a backslash before a $). In .dev.vars write each $ as it is, the whole value in single quotes (README, "Authentication")'
+    return 'it contains \\$ (a backslash before a $). In .dev.vars write each $ as it is, the whole value in single quotes (docs/authentication.md)'
   }
   if (/^(['"`]).*\1$/s.test(v) && v.length >= 2) return 'it is wrapped in quotes, which became part of the value'
   if (!v.startsWith(expected)) return `it does not start with ${expected}`

@@ -1,5 +1,5 @@
 /**
- * One collection run as a sequence of bounded, idempotent steps (README "Garbage collection").
+ * One collection run as a sequence of bounded, idempotent steps (docs/garbage-collection.md).
  * A Runner gives durability: in production a Cloudflare Workflow (workflow.ts: each step's
  * result is stored and a restarted run replays them), in tests a map standing in for it.
  *

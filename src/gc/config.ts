@@ -7,7 +7,7 @@ import type { Env } from '../env'
 export interface GcConfig {
   /** Nothing younger than this is collected. */
   graceMs: number
-  /** Time between a run's mark and its sweep (README "Garbage collection": the protocol). */
+  /** Time between a run's mark and its sweep (docs/garbage-collection.md: the protocol). */
   settleMs: number
 }
 

@@ -101,7 +101,7 @@ async function sweepMark(env: Env, key: string, etag: string, run: string): Prom
 
 /**
  * Deletes each link, then claims its mark; a push that claimed it first ("kept") gets the link
- * back (README: the protocol). Returns the links kept, as `repo+digest`.
+ * back (docs/garbage-collection.md: the protocol). Returns the links kept, as `repo+digest`.
  * 1 KV delete + 1 R2 put each (+1 R2 head and 1 KV put for a kept one).
  */
 export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Promise<string[]> {

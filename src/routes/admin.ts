@@ -1,5 +1,5 @@
 /**
- * /admin/gc: garbage collection runs (README "Garbage collection"), for admins only
+ * /admin/gc: garbage collection runs (docs/garbage-collection.md), for admins only
  * (auth/admin.ts). Replies are JSON.
  *   POST /admin/gc[?dry-run=true&untagged=true&repo=<pattern>]  start a run → 202 {id}
  *   GET  /admin/gc/<id>   {id, status, report?, error?}: the Workflow's status; its report when done

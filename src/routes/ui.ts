@@ -1,6 +1,6 @@
 /**
  * The web UI at `/`: server-rendered pages (src/ui/), same origin and same auth as the API.
- * Browsing writes nothing; each page's reads are in its doc line (README "Web UI"). A repository
+ * Browsing writes nothing; each page's reads are in its doc line (docs/ui.md). A repository
  * the viewer may not pull answers exactly as one that does not exist. Writes (delete, sign in
  * and out) are POSTs that must come from this origin's own pages: Origin and Sec-Fetch-Site
  * say same origin, and with a session the form's CSRF token matches the session (auth/session.ts).

@@ -1,5 +1,5 @@
 /**
- * A collection's marks (README "Garbage collection", the protocol): one small R2 object per
+ * A collection's marks (docs/garbage-collection.md, the protocol): one small R2 object per
  * candidate link or blob, `customMetadata.state` = "marked" | "kept" | "swept". The run and a
  * push race for it with conditional puts (R2 is strongly consistent and a conditional put is
  * atomic): whoever moves it off "marked" first wins; the loser sees the winner's state.

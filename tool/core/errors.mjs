@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The tool's failures, each with the exit status scripts can rely on (README "Exit codes").
+ * The tool's failures, each with the exit status scripts can rely on (docs/big-layers.md, exit statuses).
  */
 
 /** Exit statuses, one per kind of failure. */
