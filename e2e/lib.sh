@@ -51,13 +51,15 @@ install_missing() {
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # npm_start PORT STATE-DIR [WRANGLER-ARGS...]: `npm start` in its own session (setsid), stdin
-# closed, log in $WORK/registry.log; REG_PID is the session. Fails when PORT is taken.
+# closed, log in $WORK/registry.log; REG_PID is the session. Fails when PORT is taken. wrangler's
+# inspector gets PORT+10000: its default (9229) is picked before it is bound, so two registries
+# starting at once (parallel e2e runs) could collide on it.
 npm_start() {
   local port=$1 state=$2
   shift 2
   port_busy "$port" && { fail "port $port is in use"; return; }
   (cd "$ROOT" && PORT=$port WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$state" "$@") >"$WORK/registry.log" 2>&1 </dev/null &
+    --persist-to "$state" --inspector-port $((port + 10000)) "$@") >"$WORK/registry.log" 2>&1 </dev/null &
   REG_PID=$!
   echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
 }
