@@ -15,8 +15,11 @@
  * which wrangler's own proxy passes on to the worker), and a request with a small body that
  * wrangler's proxy lost on a stale connection is sent again. Everything else reaches the worker
  * as sent: the client's Host (what the worker builds Location headers from), method, path,
- * headers and body bytes (chunked bodies stay chunked). HTTPS requests also carry
- * `X-Forwarded-Proto: https`.
+ * headers and body bytes (chunked bodies stay chunked). Every request carries the socket's peer
+ * address as `CF-Connecting-IP` (a client's own is dropped: the worker tells local callers by
+ * it), HTTPS requests also `X-Forwarded-Proto: https` (scripts/front-headers.mjs). A request
+ * with no, several or an invalid Host header gets 400 here (RFC 9112 3.2), as wrangler dev
+ * cannot route it.
  *
  * Env: PORT (public port, default 8787), WRANGLER_PORT (internal, default: a free loopback port).
  * Arguments go to `wrangler dev`, except `--port`/`--ip`, which apply to the public port.
@@ -32,11 +35,10 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 
+import { badHost, forwardedHeaders, HOP_BY_HOP } from './front-headers.mjs'
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const TLS_HANDSHAKE = 0x16
-// Hop-by-hop headers (RFC 9110 7.6.1) concern one connection and are not forwarded; nor is
-// Expect, which the front's own server answers (100 Continue).
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'])
 
 const { publicIp, publicPort, wranglerArgs } = parseArgs(process.argv.slice(2))
 const innerPort = Number(process.env.WRANGLER_PORT) || (await freePort())
@@ -188,13 +190,14 @@ function handle(req, res) {
  * lostByWrangler); large bodies are streamed once.
  */
 async function forward(req, res) {
-  await wranglerReady
-  const headers = []
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i].toLowerCase()
-    if (!HOP_BY_HOP.has(name) && name !== 'x-forwarded-proto') headers.push(req.rawHeaders[i], req.rawHeaders[i + 1])
+  const invalid = badHost(req.rawHeaders)
+  if (invalid) {
+    const body = JSON.stringify({ errors: [{ code: 'BAD_REQUEST', message: invalid, detail: null }] })
+    res.writeHead(400, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body)
+    return
   }
-  if (req.socket.encrypted) headers.push('X-Forwarded-Proto', 'https')
+  await wranglerReady
+  const headers = forwardedHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress, encrypted: !!req.socket.encrypted })
   const body = await smallBody(req)
   for (let attempt = 1; ; attempt++) {
     const retryable = body !== null && attempt < 4

@@ -16,7 +16,7 @@ import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
 import { contextOf, type Ctx } from './http/context'
 import { parseRepo } from './names'
-import { proxiedReply, proxyTarget } from './proxy/layer'
+import { proxiedReply, proxyTarget, refuseWrite } from './proxy/layer'
 import * as base from './routes/base'
 import * as blobs from './routes/blobs'
 import * as catalog from './routes/catalog'
@@ -31,9 +31,10 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   // The repository name first, on every route and through the one parser: an invalid name
   // names nothing, so it is NAME_INVALID before auth, sessions or storage see it.
   if (req.params.name !== undefined) parseRepo(req.params.name)
-  const proxy = proxyTarget(req, env)                                     // names a proxied repository locally; 405 on writes
+  const proxy = proxyTarget(req, env)                                     // names a proxied repository locally
   assertWritable(req, env)                                                // 405 when READ_ONLY
   const auth = await authorize(req, env, proxy?.scopeName)               // 401/403 thrown here
+  if (proxy) refuseWrite(req, proxy)                                      // 405: a proxied repository is read-only
   const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
   return proxy ? proxiedReply(res, proxy) : res
 }

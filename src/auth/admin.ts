@@ -2,8 +2,8 @@
  * The `admin` right (AUTH_RULES `{"admin": [...]}`) in front of /admin/ routes.
  * AUTH_MODE "token": Basic credentials of an admin user, or a Bearer token holding
  * `registry:admin:*` (from /token, granted by the same rule); else 401/403.
- * AUTH_MODE "none": nobody can prove who they are, so only requests to localhost
- * (`wrangler dev`, `npm start`) are served; 403 DENIED anywhere else.
+ * AUTH_MODE "none": nobody can prove who they are, so only a local caller is served (`openAdmin`);
+ * 403 DENIED anyone else.
  * Cost: CPU only (Basic: see credentials.ts).
  */
 import type { IRequest } from 'itty-router'
@@ -19,17 +19,35 @@ import { verifyAccessToken } from './tokens'
 
 export const ADMIN_SCOPE: Readonly<Scope> = { type: 'registry', name: 'admin', actions: ['*'] }
 const LOCAL = new Set(['localhost', '127.0.0.1', '[::1]'])
-/** Cloudflare sets CF-Connecting-IP to the client's address (clients cannot forge it); wrangler dev to loopback. */
-const LOOPBACK = new Set(['127.0.0.1', '::1'])
+/** 127.0.0.0/8, ::1, and IPv4 loopback as an IPv4-mapped IPv6 address. */
+const LOOPBACK = /^(?:(?:::ffff:)?127(?:\.\d{1,3}){3}|::1)$/i
+/** Headers a relaying proxy adds: a request carrying one was relayed, whatever address it came from. */
+const RELAYED = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'true-client-ip']
+
+/**
+ * Whether an open registry's admin endpoint may answer: the client's address is loopback and the
+ * request names a local host. The address is CF-Connecting-IP, which Cloudflare sets to the
+ * client's (never loopback there) and `npm start`'s front to its socket's peer, overwriting any
+ * a client sent (scripts/start.mjs); absent, nobody vouches for the client: refused. The Host
+ * alone proves nothing (any client can send `Host: localhost`), but it still must be local: a
+ * web page the operator opens cannot reach the endpoint through a rebinding DNS name. A request
+ * relayed by a proxy (a tunnel, a reverse proxy on this machine) reaches the front from loopback
+ * on behalf of anyone: refused too. CPU only.
+ */
+export function localCaller(req: Request): boolean {
+  const client = req.headers.get('cf-connecting-ip')
+  if (client === null || !LOOPBACK.test(client.trim())) return false
+  if (RELAYED.some((h) => req.headers.has(h))) return false
+  return LOCAL.has(new URL(req.url).hostname)
+}
 
 /** The admin's name ('' in open mode on localhost), or throws 401/403. */
 export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   const config = authConfig(env)
   const url = new URL(req.url)
   if (!config) {
-    const client = req.headers.get('cf-connecting-ip')
-    if (LOCAL.has(url.hostname) && (client === null || LOOPBACK.has(client))) return ''
-    throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost' })
+    if (localCaller(req)) return ''
+    throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only local clients on localhost' })
   }
   const service = config.service ?? url.host
   const challenge = (error?: string) =>

@@ -30,6 +30,7 @@ import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { parseRepo } from '../names'
+import { localName } from '../proxy/layer'
 import { grantedTo, holds, principalAccess, ruleAccess, tokenAccess, type Access } from './access'
 import { authConfig } from './config'
 import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
@@ -48,7 +49,7 @@ export async function authorize(req: IRequest, env: Env, scopeName?: string): Pr
   const url = new URL(req.url)
   const service = config.service ?? url.host
   const need = requiredScope(req)
-  const wanted = mountSourceScope(req, url)
+  const wanted = mountSourceScope(req, url, env)
   const asked = need && need.type === 'repository' && scopeName !== undefined ? { ...need, name: scopeName } : need
   const challenge = (error?: string) =>
     new RegistryError('UNAUTHORIZED', null, { 'WWW-Authenticate': bearerChallenge(url, service, [asked, wanted], error) })
@@ -103,15 +104,17 @@ export function requiredScope(req: IRequest): Scope | null {
 }
 
 /**
- * The scope a mount would also use: pull on `from` (a valid name other than the target's);
+ * The scope a mount would also use: pull on `from` (a valid name other than the target's), by
+ * its local name (`hub/nginx` is `hub/library/nginx`, as /token grants it: src/proxy/layer.ts);
  * null for any other request. Wanted, not needed: without it the mount becomes an upload.
  */
-function mountSourceScope(req: IRequest, url: URL): Scope | null {
+function mountSourceScope(req: IRequest, url: URL, env: Env): Scope | null {
   if (req.method !== 'POST' || !req.route?.includes('/blobs/uploads') || !url.searchParams.has('mount')) return null
   const from = url.searchParams.get('from')
-  if (from === null || from === req.params?.name) return null
+  if (from === null) return null
   try {
-    return repositoryScope(parseRepo(from), ['pull'])
+    const source = localName(env, url, parseRepo(from))
+    return source === req.params?.name ? null : repositoryScope(source, ['pull'])
   } catch {
     return null   // an invalid `from` mounts nothing: the route falls back to an upload
   }

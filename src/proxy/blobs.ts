@@ -37,7 +37,8 @@ export interface ProxiedBlob {
 
 /**
  * A blob the proxied repository has no link to yet; null when the upstream does not know it.
- * - Held by the registry already (another repository): 1 R2 head + 1 KV put (the link).
+ * - Held by the registry already (pushed, or cached for another repository): 1 R2 head +
+ *   1 upstream HEAD (confirming it) + 1 KV put (the link).
  * - HEAD: 1 R2 head + 1 upstream HEAD; nothing stored.
  * - GET: 1 R2 head + 1 upstream GET + 1 R2 put + 1 KV put, the bytes streamed as they come;
  *   a ranged GET waits for the whole blob to be stored, then is served from R2.
@@ -45,11 +46,12 @@ export interface ProxiedBlob {
 export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method: string, ranged: boolean): Promise<ProxiedBlob | null> {
   // A collected blob leaves a tombstone: the fill below replaces it (and only it).
   const { blob: indexed, onlyIf } = await headBlobOrSlot(c.env, digest)             // R2 head
-  if (indexed) {
-    await writeBlobLink(c.env, c, t.local, digest, indexed)                          // KV put
-    return { link: indexed, body: null }
-  }
   try {
+    if (indexed) {
+      if (!(await upstreamServes(t, digest, indexed.size))) return null               // upstream HEAD
+      await writeBlobLink(c.env, c, t.local, digest, indexed)                        // KV put
+      return { link: indexed, body: null }
+    }
     const res = await upstreamFetch(t.upstream, method === 'HEAD' ? 'HEAD' : 'GET', t.remote, `blobs/${digest}`)
     if (res.status === 404) {
       await res.body?.cancel()
@@ -69,6 +71,28 @@ export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method
   } catch (err) {
     throw err instanceof UpstreamFailure ? failureError(err) : err
   }
+}
+
+/**
+ * Whether the upstream serves blob `digest` of `size` bytes in the target's repository to the
+ * entry's credentials: one HEAD (it replaces a full GET of bytes the registry already holds).
+ * The invariant it keeps: a repository sees a blob only through a link it earned. A proxied
+ * repository earns one by what its own upstream serves it, never because some other repository
+ * (a private local one, or another upstream entry's) holds the digest: else anyone who can
+ * pull the proxied namespace and learns a private layer's digest could read it through it.
+ * A HEAD that answers another digest or size is the upstream's fault (502), never a link.
+ */
+async function upstreamServes(t: ProxyTarget, digest: Digest, size: number): Promise<boolean> {
+  const res = await upstreamFetch(t.upstream, 'HEAD', t.remote, `blobs/${digest}`)
+  await res.body?.cancel()
+  if (res.status === 404) return false
+  if (!res.ok) throw await failureOf(res)
+  const said = res.headers.get('docker-content-digest')
+  if (said !== null && said !== digest) throw new UpstreamFailure(502, `the upstream answered a HEAD of ${digest} with ${said.slice(0, 140)}`)
+  if (res.headers.get('content-length') !== String(size)) {
+    throw new UpstreamFailure(502, `the upstream's size of ${digest} is not the ${size} bytes it has`)
+  }
+  return true
 }
 
 /**

@@ -8,6 +8,10 @@
  *   ]
  *   UPSTREAM_CREDENTIALS (secret) = {"hub": "user:access-token", "ghcr": "ghp_…"}
  *
+ * A credentials key names exactly one upstream, by its namespace or its url's host
+ * (src/proxy/credentials.ts); what an upstream answers to an entry's credentials is kept under
+ * that entry (its namespace) and, where it is cached outside the repository, its credentials too.
+ *
  * Each upstream owns one namespace of local repositories: its `prefix`, else its `host`, else
  * its first `ns`. Cached content is stored as ordinary repositories under that namespace
  * (CONTRACTS 4: `hub` + upstream `library/nginx` → local `hub/library/nginx`), reached three ways:
@@ -22,6 +26,7 @@
 import type { Env } from '../env'
 import { globMatch } from '../auth/rules'
 import type { Repo } from '../names'
+import { credentialsByUpstream } from './credentials'
 
 export interface Upstream {
   /** The local namespace its repositories live under (prefix, else host, else first ns). */
@@ -101,11 +106,27 @@ export function resolveTarget(env: Env, url: URL, name: string): ProxyTarget | n
   const ns = url.searchParams.get('ns')?.toLowerCase() ?? null
   const byNs = ns ? all.find((u) => u.ns.includes(ns)) : undefined
   if (byNs) return target(byNs, name, ns, null)
-  const byHost = all.find((u) => u.host !== null && u.host === url.host.toLowerCase())
+  const host = requestHost(url)
+  const byHost = all.find((u) => u.host === host)
   if (byHost) return target(byHost, name, null, name)
   const byPrefix = all.find((u) => name.startsWith(`${u.namespace}/`))
   if (byPrefix) return target(byPrefix, name.slice(byPrefix.namespace.length + 1), null, name)
   return null
+}
+
+/**
+ * The request's host[:port] as `host` entries spell it: lowercase, without the trailing dot of a
+ * fully qualified name (`mirror.example.com.` is the same host, RFC 1034 3.1). CPU only.
+ */
+export function requestHost(url: URL): string {
+  const name = url.hostname.toLowerCase().replace(/\.$/, '')
+  return url.port ? `${name}:${url.port}` : name
+}
+
+/** The upstream whose `host` the request arrived on (a mirror host), or null. CPU only. */
+export function mirrorHost(env: Env, url: URL): Upstream | null {
+  const host = requestHost(url)
+  return upstreams(env).find((u) => u.host === host) ?? null
 }
 
 function target(u: Upstream, remote: string, ns: string | null, asked: string | null): ProxyTarget {
@@ -133,7 +154,7 @@ export function parseUpstreams(json: string | undefined, credentialsJson: string
   }
   if (!Array.isArray(input)) throw new Error('UPSTREAMS must be a JSON array of upstreams')
   const credentials = parseCredentials(credentialsJson)
-  const out = input.map((entry: unknown, i) => parseOne(entry, `UPSTREAMS[${i}]`, credentials))
+  const out = input.map((entry: unknown, i) => parseOne(entry, `UPSTREAMS[${i}]`))
   const seen = new Map<string, string>()
   const claim = (what: string, where: string) => {
     const other = seen.get(what)
@@ -151,12 +172,11 @@ export function parseUpstreams(json: string | undefined, credentialsJson: string
       }
     }
   })
-  const unused = [...credentials.keys()].filter((k) => !out.some((u) => u.namespace === k || new URL(u.url).host === k))
-  if (unused.length) throw new Error(`UPSTREAM_CREDENTIALS names no configured upstream: "${unused[0]!.slice(0, 64)}"`)
+  credentialsByUpstream(out, credentials).forEach((c, i) => (out[i]!.credentials = c))
   return out
 }
 
-function parseCredentials(json: string | undefined): Map<string, string> {
+function parseCredentials(json: string | undefined): Record<string, string> {
   let input: unknown
   try {
     input = JSON.parse(json?.trim() || '{}')
@@ -166,15 +186,14 @@ function parseCredentials(json: string | undefined): Map<string, string> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new Error('UPSTREAM_CREDENTIALS must be a JSON object of upstream (prefix or host) to "user:password" or a token')
   }
-  const out = new Map<string, string>()
   for (const [k, v] of Object.entries(input)) {
     if (typeof v !== 'string' || v === '') throw new Error(`UPSTREAM_CREDENTIALS: the value for "${k.slice(0, 64)}" must be a non-empty string`)
-    out.set(k, v)
   }
-  return out
+  return input as Record<string, string>
 }
 
-function parseOne(entry: unknown, where: string, credentials: Map<string, string>): Upstream {
+/** One entry; its credentials are filled in by `credentialsByUpstream` once every entry is known. */
+function parseOne(entry: unknown, where: string): Upstream {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new Error(`${where} must be an object`)
   const e = entry as Record<string, unknown>
   for (const k of Object.keys(e)) if (!FIELDS.has(k)) throw new Error(`${where}: unknown field "${k.slice(0, 64)}"`)
@@ -217,7 +236,7 @@ function parseOne(entry: unknown, where: string, credentials: Map<string, string
     repositories: patterns as string[] | null,
     cacheDays,
     timeoutSeconds,
-    credentials: credentials.get(namespace) ?? credentials.get(url.host) ?? null,
+    credentials: null,
   }
 }
 

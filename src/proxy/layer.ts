@@ -4,7 +4,9 @@
  * proxied one rewrites the route's name to the local repository the content is cached in,
  * so auth (AUTH_RULES on that name) and the routes see an ordinary repository. CPU only.
  *
- * Only reads are proxied: a push, delete or mount into a proxied namespace is 405 UNSUPPORTED.
+ * Only reads are proxied: a push, delete or mount into a proxied namespace is 405 UNSUPPORTED,
+ * once the auth layer has let the request through (`refuseWrite`): an anonymous write is
+ * challenged like any other, and the refusal names the namespace, never the upstream's URL.
  */
 import type { IRequest } from 'itty-router'
 import type { Scope } from '../auth/scopes'
@@ -12,19 +14,33 @@ import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { allowed, cachingUpstream, resolveTarget, upstreams, type ProxyTarget, type Upstream } from './config'
 
-/** The request's proxy target (its name rewritten to the local repository), or null for local content. */
+/**
+ * The request's proxy target (its name rewritten to the local repository, which the auth layer
+ * then checks), or null for local content. A write gets its target too: `refuseWrite` refuses it
+ * after the auth layer.
+ */
 export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
   if (upstreams(env).length === 0) return null // parsed on every request: a bad setting fails closed
   const name = req.params?.name
   if (name === undefined) return null
   const target = resolveTarget(env, new URL(req.url), name)
   if (!target) return null
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw readOnly(target)
+  if (isWrite(req)) {
+    req.params.name = target.local
+    return target
+  }
   if (!allowed(target.upstream, target.remote)) {
     throw new RegistryError('NAME_UNKNOWN', { name, reason: `not mirrored: outside the "repositories" of ${target.upstream.namespace}` })
   }
   req.params.name = target.local
   return target
+}
+
+const isWrite = (req: IRequest): boolean => req.method !== 'GET' && req.method !== 'HEAD'
+
+/** After the auth layer: a write into a proxied repository is 405 UNSUPPORTED. CPU only. */
+export function refuseWrite(req: IRequest, t: ProxyTarget): void {
+  if (isWrite(req)) throw readOnly(t)
 }
 
 /**
@@ -36,9 +52,12 @@ export function assertNotCached(env: Env, repo: string): void {
   if (upstream) throw readOnly({ upstream })
 }
 
-/** A proxied repository's writes are refused, with why (in the message too: docker and the web UI show it). */
+/**
+ * A proxied repository's writes are refused, with why (in the message too: docker and the web UI
+ * show it). The namespace, not the upstream's URL: that may be an internal address.
+ */
 function readOnly(t: { upstream: Upstream }): RegistryError {
-  const why = `${t.upstream.namespace}/ is a read-only cache of ${t.upstream.url}: push to the upstream instead`
+  const why = `${t.upstream.namespace}/ is a read-only cache of an upstream registry: push to the upstream instead`
   return new RegistryError('UNSUPPORTED', why, {}, { message: why })
 }
 
@@ -58,8 +77,15 @@ export function proxiedReply(res: Response, t: ProxyTarget): Response {
  */
 export function localScopes(env: Env, url: URL, scopes: Scope[]): Scope[] {
   if (upstreams(env).length === 0) return scopes
-  return scopes.map((s) => {
-    const t = s.type === 'repository' ? resolveTarget(env, url, s.name) : null
-    return t ? { ...s, name: t.local } : s
-  })
+  return scopes.map((s) => (s.type === 'repository' ? { ...s, name: localName(env, url, s.name) } : s))
+}
+
+/**
+ * The local repository a name the client uses on this host stands for (`hub/nginx` →
+ * `hub/library/nginx`); the name itself when it is local content. A mount's `from` is read
+ * through it, so it names what /token granted. CPU only.
+ */
+export function localName(env: Env, url: URL, name: string): string {
+  if (upstreams(env).length === 0) return name
+  return resolveTarget(env, url, name)?.local ?? name
 }

@@ -2,13 +2,18 @@
  * Tag lists and referrers of a proxied repository: the upstream's answer (it knows tags and
  * referrers the cache never saw), kept at the edge location for a short while. The upstream
  * failing: null, with the target's Warning set, and the route answers from what is cached.
+ *
+ * The edge cache is keyed by the upstream entry and its credentials (`upstreamIdentity`: what
+ * the answer was obtained with) and by the request's own spelling (host, path, `ns`): the reply
+ * names the repository and its next page as the client asked, so a prefix, a short name and an
+ * `ns` request of one repository never get each other's `name` or `Link`.
  */
 import type { IRequest } from 'itty-router'
 import type { Ctx } from '../http/context'
 import type { Digest } from '../names'
 import { keys } from '../storage/keys'
 import type { ProxyTarget } from './config'
-import { failureOf, staleWarning, upstreamFetch, UpstreamFailure } from './upstream'
+import { failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
 /** Upstream listings are reused for at most this long (and never longer than the tag TTL). */
 const LISTING_SECONDS = 60
@@ -19,7 +24,8 @@ const INDEX = 'application/vnd.oci.image.index.v1+json'
 export async function proxiedTags(req: IRequest, c: Ctx, t: ProxyTarget): Promise<Response | null> {
   const url = new URL(req.url)
   const query = passed(url, ['n', 'last'])
-  return listing(c, t, keys.cachedTagList(url.origin, t.local, query), `tags/list${query && `?${query}`}`, url.pathname, async (body) => {
+  const key = keys.cachedUpstreamListing(url.origin, await upstreamIdentity(t.upstream), url.pathname, spelled(t, query))
+  return listing(c, t, key, `tags/list${query && `?${query}`}`, url.pathname, async (body) => {
     const doc = JSON.parse(body) as { tags?: unknown }
     const tags = Array.isArray(doc.tags) ? doc.tags.filter((x) => typeof x === 'string') : []
     return { body: JSON.stringify({ name: nameAsAsked(url), tags }), type: 'application/json' }
@@ -30,7 +36,7 @@ export async function proxiedTags(req: IRequest, c: Ctx, t: ProxyTarget): Promis
 export async function proxiedReferrers(req: IRequest, c: Ctx, t: ProxyTarget, subject: Digest): Promise<Response | null> {
   const url = new URL(req.url)
   const query = passed(url, ['artifactType'])
-  const key = keys.cachedReferrers(url.origin, t.local, subject, query)
+  const key = keys.cachedUpstreamListing(url.origin, await upstreamIdentity(t.upstream), url.pathname, spelled(t, query))
   return listing(c, t, key, `referrers/${subject}${query && `?${query}`}`, url.pathname, async (body, res) => {
     const doc = JSON.parse(body) as { manifests?: unknown }
     const manifests = Array.isArray(doc.manifests) ? doc.manifests : []
@@ -59,7 +65,7 @@ async function listing(c: Ctx, t: ProxyTarget, cacheKey: string, path: string, o
     })
     const headers = new Headers({ 'Content-Type': out.type })
     if (out.filtered) headers.set('OCI-Filters-Applied', out.filtered)
-    const next = nextLink(res.headers.get('link'), ourPath)
+    const next = nextLink(res.headers.get('link'), ourPath, t.ns)
     if (next) headers.set('Link', next)
     const seconds = Math.min(LISTING_SECONDS, t.upstream.tagTtlSeconds)
     if (seconds > 0) {
@@ -74,13 +80,21 @@ async function listing(c: Ctx, t: ProxyTarget, cacheKey: string, path: string, o
   }
 }
 
-/** The upstream's `Link: </v2/<remote>/tags/list?…>; rel="next"`, pointed at our path with its query. */
-function nextLink(link: string | null, ourPath: string): string | null {
+/**
+ * The upstream's `Link: </v2/<remote>/tags/list?…>; rel="next"`, pointed at our path with its
+ * query, and the request's `ns`: without it the next page would name a local repository.
+ */
+function nextLink(link: string | null, ourPath: string, ns: string | null): string | null {
   const m = link && /<([^>]*)>\s*;\s*rel="?next"?/i.exec(link)
   if (!m) return null
-  const query = new URL(m[1]!, 'http://upstream.invalid').search
-  return `<${ourPath}${query}>; rel="next"`
+  const query = new URL(m[1]!, 'http://upstream.invalid').searchParams
+  if (ns) query.set('ns', ns)
+  const q = query.toString()
+  return `<${ourPath}${q && `?${q}`}>; rel="next"`
 }
+
+/** The cache key's query: the request's `ns` (it changes the reply's Link) and the passed parameters. */
+const spelled = (t: ProxyTarget, query: string): string => (t.ns ? `ns=${encodeURIComponent(t.ns)}${query && `&${query}`}` : query)
 
 /** The listed parameters of the request, in a fixed order (the cache key and the upstream query). */
 function passed(url: URL, names: string[]): string {

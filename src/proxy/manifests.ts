@@ -5,10 +5,13 @@
  * - By digest: immutable. Served from R2 once there; a miss is fetched once, verified
  *   against the digest and stored (R2). Indexes are cached with the children actually pulled.
  * - By tag: the tag record (KV) is served for `tagTtlSeconds` after it was last validated
- *   (its `pushed`, CONTRACTS 4). After that a HEAD asks the upstream for the tag's digest
- *   (Docker Hub does not count HEADs against the pull limit); the manifest is fetched again
- *   only when the digest changed. The upstream down, erroring or rate limiting: the cached
- *   tag is served with a Warning; with nothing cached, its status goes to the client.
+ *   (its `pushed`, CONTRACTS 4) with the entry's current credentials (its `via`). After that a
+ *   HEAD asks the upstream for the tag's digest (Docker Hub does not count HEADs against the pull
+ *   limit); the manifest is fetched again only when the digest changed. The upstream down,
+ *   erroring or rate limiting: the cached tag is served with a Warning, unless other credentials
+ *   confirmed it; with nothing cached, its status goes to the client.
+ * Everything is kept in the entry's own local repository (`t.local`, under its namespace), so
+ * another upstream entry, even one on the same upstream, never reads it.
  */
 import type { Ctx } from '../http/context'
 import { specificType } from '../http/accept'
@@ -18,7 +21,7 @@ import { algorithmOf, digestOf, tryDigest, type Digest, type Reference, type Tag
 import { getManifest, putManifest } from '../storage/manifests'
 import { readTag, writeTag } from '../storage/tags'
 import type { ProxyTarget } from './config'
-import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure } from './upstream'
+import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
 /** Every manifest type we store, so the upstream answers with the index rather than picking a platform. */
 const ACCEPT = [...INDEX_TYPES, ...SINGLE_MANIFEST_TYPES].join(', ')
@@ -45,14 +48,16 @@ export async function readProxiedManifest(c: Ctx, t: ProxyTarget, ref: Reference
       throw err instanceof UpstreamFailure ? failureError(err) : err
     }
   }
-  const tagged = await readTag(c.env, t.local, ref.tag)                               // KV get
+  const [tagged, via] = await Promise.all([readTag(c.env, t.local, ref.tag), upstreamIdentity(t.upstream)])  // KV get
   const ttl = t.upstream.tagTtlSeconds * 1000
-  if (tagged && tagged.pushed !== undefined && Date.now() - tagged.pushed < ttl) return tagged
+  if (tagged && tagged.via === via && tagged.pushed !== undefined && Date.now() - tagged.pushed < ttl) return tagged
   try {
-    return await refreshTag(c, t, ref.tag, tagged)
+    return await refreshTag(c, t, ref.tag, tagged, via)
   } catch (err) {
     if (!(err instanceof UpstreamFailure)) throw err
-    if (!tagged) throw failureError(err)
+    // Confirmed with other credentials: not ours to serve when ours cannot confirm it (a record
+    // from before `via` existed was this entry's, with the credentials it had then).
+    if (!tagged || (tagged.via !== undefined && tagged.via !== via)) throw failureError(err)
     t.warning = staleWarning(err)
     return tagged
   }
@@ -70,7 +75,7 @@ async function byDigest(c: Ctx, t: ProxyTarget, digest: Digest): Promise<CachedM
 }
 
 /** Revalidates (HEAD) a cached tag or fetches an unknown one; the tag record is rewritten with `pushed` = now. */
-async function refreshTag(c: Ctx, t: ProxyTarget, tag: Tag, tagged: CachedManifest | null): Promise<CachedManifest | null> {
+async function refreshTag(c: Ctx, t: ProxyTarget, tag: Tag, tagged: CachedManifest | null, via: string): Promise<CachedManifest | null> {
   let digest: Digest | null = null
   if (tagged) {
     const head = await upstreamFetch(t.upstream, 'HEAD', t.remote, `manifests/${tag}`, { Accept: ACCEPT })
@@ -78,13 +83,13 @@ async function refreshTag(c: Ctx, t: ProxyTarget, tag: Tag, tagged: CachedManife
     if (!head.ok) throw await failureOf(head)
     digest = tryDigest(head.headers.get('docker-content-digest'))
     if (digest === tagged.digest) {
-      c.waitUntil(recordTag(c, t, tag, tagged))                                      // KV put
+      c.waitUntil(recordTag(c, t, tag, tagged, via))                                 // KV put
       return tagged
     }
   }
   const found = digest ? await byDigest(c, t, digest) : await fetchTag(c, t, tag)
   if (!found) return null
-  c.waitUntil(recordTag(c, t, tag, found))                                           // KV put
+  c.waitUntil(recordTag(c, t, tag, found, via))                                      // KV put
   return found
 }
 
@@ -134,11 +139,11 @@ async function store(c: Ctx, t: ProxyTarget, m: CachedManifest): Promise<void> {
   await putManifest(c.env, t.local, m.digest, new Uint8Array(m.bytes), m.mediaType, subject)
 }
 
-/** The tag record, `pushed` = now: when the upstream last confirmed it (CONTRACTS 4). 1 KV put. */
-async function recordTag(c: Ctx, t: ProxyTarget, tag: Tag, m: CachedManifest): Promise<void> {
+/** The tag record, `pushed` = now: when the upstream last confirmed it (CONTRACTS 4), and with what (`via`). 1 KV put. */
+async function recordTag(c: Ctx, t: ProxyTarget, tag: Tag, m: CachedManifest, via: string): Promise<void> {
   const bytes = new Uint8Array(m.bytes)
   const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>
-  await writeTag(c.env, t.local, tag, { digest: m.digest, mediaType: m.mediaType, pushed: Date.now(), size: referencedSize(doc, bytes) }, bytes)
+  await writeTag(c.env, t.local, tag, { digest: m.digest, mediaType: m.mediaType, pushed: Date.now(), size: referencedSize(doc, bytes), via }, bytes)
 }
 
 async function notFound(res: Response): Promise<null> {

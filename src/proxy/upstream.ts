@@ -4,15 +4,18 @@
  * - anonymous, until the upstream answers 401;
  * - `WWW-Authenticate: Basic` → the configured `user:password` as Basic;
  * - `WWW-Authenticate: Bearer realm=…,service=…` → a token from the realm for the request's
- *   scope (with the credentials as Basic, or anonymously), cached per upstream and scope
- *   until it expires, then the request again.
+ *   scope (with the credentials as Basic, or anonymously), then the request again.
  * A bare token in UPSTREAM_CREDENTIALS (no `:`) is sent as `Bearer` as it is.
  *
- * Redirects (blob bytes on a CDN or S3) are followed by hand, without our Authorization:
- * pre-signed URLs refuse a second credential, and the credentials are the upstream's only.
+ * Credentials, and tokens earned with them, go to the upstream's own origin and to the realm
+ * its own challenge names, nowhere else. Redirects (blob bytes on a CDN or S3) are followed by
+ * hand, without our Authorization: pre-signed URLs refuse a second credential, and a redirect
+ * target asking for credentials gets none (its challenge is never taken: that would send our
+ * credentials to whatever realm it names, and its tokens to the upstream).
  * Every request has a deadline for its answer's headers (the upstream's `timeoutSeconds`).
  */
 import { RegistryError } from '../errors'
+import { toHex } from '../storage/streams'
 import type { Upstream } from './config'
 
 /** A token is used until this long before it expires (clock skew, a slow request). */
@@ -28,14 +31,38 @@ interface Challenge {
   service?: string
 }
 
-/** Per isolate: what each upstream asked for last, and tokens by upstream and scope. */
+/**
+ * Per isolate, both keyed by the entry's identity (`upstreamIdentity`: the entry and its
+ * credentials), never by the upstream's URL alone: two entries on one upstream, one with
+ * credentials and one without, must never share a token.
+ * - challenges: identity → what the upstream's own (unredirected) 401 asked for last;
+ * - tokens: identity + realm + service + scope → the Authorization it earned, until it expires.
+ */
 const challenges = new Map<string, Challenge>()
 const tokens = new Map<string, { header: string; expires: number }>()
+/** Per parsed entry (settings are parsed once per isolate): its identity. */
+const identities = new WeakMap<Upstream, Promise<string>>()
 
 /** Test hook: forget every cached challenge and token (each test starts from a cold isolate). */
 export function forgetUpstreamAuth(): void {
   challenges.clear()
   tokens.clear()
+}
+
+/**
+ * What anything obtained from the upstream for entry `u` is cached under, outside the entry's
+ * own repositories (tokens, edge-cached listings, a tag record's `via`): the entry (namespace
+ * and url) and its credentials, as 16 hex digits of a SHA-256 (never the credentials themselves).
+ * Changing an entry's credentials changes it. CPU only (one digest per entry and isolate).
+ */
+export function upstreamIdentity(u: Upstream): Promise<string> {
+  let id = identities.get(u)
+  if (!id) {
+    const text = `edge-registry upstream\n${u.namespace}\n${u.url}\n${u.credentials ?? ''}`
+    id = crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)).then((d) => toHex(new Uint8Array(d)).slice(0, 16))
+    identities.set(u, id)
+  }
+  return id
 }
 
 /** Why the upstream could not answer: it did not (network, timeout) or it said so (status). */
@@ -57,25 +84,28 @@ export class UpstreamFailure extends Error {
 export async function upstreamFetch(u: Upstream, method: 'GET' | 'HEAD', remote: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
   const url = `${u.url}/v2/${remote}/${path}`
   const scope = `repository:${remote}:pull`
-  let auth = await authorization(u, scope)
+  const id = await upstreamIdentity(u)
+  let auth = await authorization(u, id, scope)
   for (let attempt = 0; ; attempt++) {
-    const res = await send(u, method, url, { ...headers, ...(auth ? { Authorization: auth } : {}) })
-    if (res.status !== 401 || attempt === 1) {
-      if (res.status === 401) throw new UpstreamFailure(401, 'the upstream refused our credentials')
-      return res
-    }
-    const challenge = parseChallenge(res.headers.get('www-authenticate'))
+    const { res, redirected } = await send(u, method, url, { ...headers, ...(auth ? { Authorization: auth.header } : {}) })
+    if (res.status !== 401) return res
     await res.body?.cancel()
+    if (redirected) throw new UpstreamFailure(401, 'a server the upstream redirected to asked for credentials (they go to the upstream only)')
+    if (attempt === 1) throw new UpstreamFailure(401, 'the upstream refused our credentials')
+    const challenge = parseChallenge(res.headers.get('www-authenticate'))
     if (!challenge) throw new UpstreamFailure(401, 'the upstream asked for credentials without a usable challenge')
-    challenges.set(u.url, challenge)
-    tokens.delete(`${u.url} ${scope}`)
-    auth = await authorization(u, scope)
+    challenges.set(id, challenge)
+    if (auth?.tokenKey) tokens.delete(auth.tokenKey)
+    auth = await authorization(u, id, scope)
     if (!auth) throw new UpstreamFailure(401, 'the upstream needs credentials (UPSTREAM_CREDENTIALS)')
   }
 }
 
-/** Sends one request, following redirects without credentials; a deadline on each answer. */
-async function send(u: Upstream, method: string, url: string, headers: Record<string, string>): Promise<Response> {
+/**
+ * Sends one request, following redirects without credentials; a deadline on each answer.
+ * `redirected`: the answer is not the upstream's own (it came from where a redirect led).
+ */
+async function send(u: Upstream, method: string, url: string, headers: Record<string, string>): Promise<{ res: Response; redirected: boolean }> {
   let target = url
   let h = headers
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -91,7 +121,7 @@ async function send(u: Upstream, method: string, url: string, headers: Record<st
       clearTimeout(timer)
     }
     const location = res.headers.get('location')
-    if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res
+    if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return { res, redirected: hop > 0 }
     await res.body?.cancel()
     target = new URL(location, target).toString()
     const { Authorization: _dropped, ...rest } = h
@@ -100,20 +130,23 @@ async function send(u: Upstream, method: string, url: string, headers: Record<st
   throw new UpstreamFailure(null, 'the upstream redirected too many times')
 }
 
-/** The Authorization header for `scope`, from the cached challenge (fetching a token if needed), or null. */
-async function authorization(u: Upstream, scope: string): Promise<string | null> {
+/**
+ * The Authorization for `scope`, from the entry's cached challenge (fetching a token if needed),
+ * or null; `tokenKey` names a cached token (dropped when the upstream refuses it).
+ */
+async function authorization(u: Upstream, id: string, scope: string): Promise<{ header: string; tokenKey?: string } | null> {
   const creds = u.credentials
   const bare = creds !== null && !creds.includes(':')
-  if (bare) return `Bearer ${creds}`
-  const challenge = challenges.get(u.url)
+  if (bare) return { header: `Bearer ${creds}` }
+  const challenge = challenges.get(id)
   if (!challenge) return null
-  if (challenge.scheme === 'basic') return creds ? `Basic ${btoa(creds)}` : null
-  const key = `${u.url} ${scope}`
-  const cached = tokens.get(key)
-  if (cached && cached.expires > Date.now()) return cached.header
+  if (challenge.scheme === 'basic') return creds ? { header: `Basic ${btoa(creds)}` } : null
+  const tokenKey = `${id} ${challenge.realm ?? ''} ${challenge.service ?? ''} ${scope}`
+  const cached = tokens.get(tokenKey)
+  if (cached && cached.expires > Date.now()) return { header: cached.header, tokenKey }
   const token = await fetchToken(u, challenge, scope)
-  tokens.set(key, token)
-  return token.header
+  tokens.set(tokenKey, token)
+  return { header: token.header, tokenKey }
 }
 
 /** GET <realm>?service=…&scope=… with Basic credentials (or none). */
@@ -128,7 +161,7 @@ async function fetchToken(u: Upstream, c: Challenge, scope: string): Promise<{ h
   if (c.service) realm.searchParams.set('service', c.service)
   realm.searchParams.set('scope', scope)
   const headers: Record<string, string> = u.credentials ? { Authorization: `Basic ${btoa(u.credentials)}` } : {}
-  const res = await send(u, 'GET', realm.toString(), headers)
+  const { res } = await send(u, 'GET', realm.toString(), headers)
   if (res.status === 429) throw new UpstreamFailure(429, 'the upstream\'s token server is rate limiting', res.headers.get('retry-after'))
   if (res.status >= 500) throw new UpstreamFailure(res.status, `the upstream's token server answered ${res.status}`, res.headers.get('retry-after'))
   if (!res.ok) {

@@ -27,14 +27,19 @@ import { repositoryPage, TAG_SORTS, type TagRow, type TagSort } from '../ui/page
 import { storagePage, storagePoints } from '../ui/pages/storage'
 import { repoUrl } from '../ui/urls'
 import { deleteReference } from './manifests'
-import { cachingUpstream } from '../proxy/config'
+import { cachingUpstream, mirrorHost } from '../proxy/config'
 
 type Page = (req: IRequest, c: Ctx, viewer: Viewer) => Promise<Response>
 
-/** Wraps a page: the viewer from the session cookie, errors as HTML pages. */
+/**
+ * Wraps a page: the viewer from the session cookie, errors as HTML pages. On a mirror host (an
+ * upstream's `host`) there are no pages: its names are the upstream's, so a local repository
+ * listed there, with its pull command, would pull the upstream's image of that name instead.
+ */
 export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
   const viewer = await viewerOf(req, env)
   try {
+    if (mirrorHost(env, new URL(req.url))) return mirrorHostPage(viewer)
     return await h(req, contextOf(req, env, exec), viewer)
   } catch (err) {
     return errorPage(err, viewer)
@@ -262,6 +267,11 @@ function redirect(location: string, cookie: string | null): Response {
 function notFound(viewer: Viewer, text = 'No such repository, or you may not pull it.'): Response {
   const hint = viewer.authEnabled && !viewer.user ? ' Signing in may show more.' : ''
   return htmlResponse(messagePage(viewer, 'Not found', text + hint), viewer, 404)
+}
+
+function mirrorHostPage(viewer: Viewer): Response {
+  const text = 'This hostname is a pull-through mirror of an upstream registry: pull its images by their upstream names here. The registry\'s own pages are on its other hostnames.'
+  return htmlResponse(messagePage(viewer, 'A mirror', text), viewer, 404)
 }
 
 function errorPage(err: unknown, viewer: Viewer): Response {

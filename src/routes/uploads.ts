@@ -10,6 +10,7 @@ import { contentLength, parseContentRange, progressRange } from '../http/ranges'
 import { algorithmOf, parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
 import { headBlob, type BlobLocation } from '../storage/blobs'
 import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
+import { localName } from '../proxy/layer'
 import { uploadSecret } from '../storage/secrets'
 import type { Algorithm } from '../digest/native'
 import { storeWithDigest } from '../upload/monolithic'
@@ -28,7 +29,7 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const alg = digestAlgorithm(url.searchParams.get('digest-algorithm'))
   const mount = url.searchParams.get('mount')
   if (mount !== null) {
-    const mounted = await tryMount(c, repo, tryDigest(mount), url.searchParams.get('from'))
+    const mounted = await tryMount(c, url, repo, tryDigest(mount), url.searchParams.get('from'))
     if (mounted) return mounted
   }
   const digestParam = url.searchParams.get('digest')
@@ -68,14 +69,15 @@ function bodyOf(req: IRequest, c: Ctx, length: number | null, chunked = false): 
  * With auth on, the caller must be able to pull `from` (or, without `from`, the blob's first
  * repository): otherwise the same 202 as for an unknown blob, so a mount reveals nothing.
  */
-async function tryMount(c: Ctx, repo: Repo, digest: Digest | null, from: string | null): Promise<Response | null> {
+async function tryMount(c: Ctx, url: URL, repo: Repo, digest: Digest | null, from: string | null): Promise<Response | null> {
   if (!digest) return null
   const mayPull = (source: string) => !c.auth || c.auth.can(source, 'pull')
   let blob: BlobLocation | null
   if (from !== null) {
     let source: Repo
     try {
-      source = parseRepo(from)
+      // The name the client knows it by: a proxied one stands for its local repository.
+      source = parseRepo(localName(c.env, url, parseRepo(from)))
     } catch {
       return null
     }

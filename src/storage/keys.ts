@@ -35,9 +35,13 @@
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
  *   <origin>/_cache/oidc/jwks?iss=…[&jwks=…]  an OIDC issuer's key set (AUTH_OIDC), for an hour; header
  *                                             X-Fetched-At says when it was fetched
- *   <origin>/_cache/upstream/<name>/<what>    a proxied repository's tag list or referrers as the upstream
- *                                             answered (<what> = tags?<query> or referrers/<digest>?<query>),
- *                                             for a short while (src/proxy/listings.ts)
+ *   <origin>/_cache/upstream/<id>/v2/<path>?<query>
+ *                                             a proxied repository's tag list or referrers as the upstream
+ *                                             answered upstream entry <id> (its namespace, url and credentials,
+ *                                             hashed: src/proxy/upstream.ts upstreamIdentity), under the request's
+ *                                             own path (/v2/<name as asked>/tags/list or …/referrers/<digest>)
+ *                                             and query ([ns=…&]n, last or artifactType), for a short while
+ *                                             (src/proxy/listings.ts)
  *
  * Why "+" after a name: no repository name may contain "+" (spec name grammar: a-z 0-9 . _ - /),
  * so repos/a+tags/ never holds keys of repository "a/tags" or "a-b", and an R2 list of repos/
@@ -78,9 +82,8 @@ export const keys = {
   gcMarks: () => '_registry/gc-marks/',
   gcLinkMark: (r: Repo, d: Digest) => `_registry/gc-marks/links/${r}+${d}`,
   gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
-  cachedTagList: (origin: string, r: Repo, query: string) => `${origin}/_cache/upstream/${r}/tags?${query}`,
-  cachedReferrers: (origin: string, r: Repo, subject: Digest, query: string) =>
-    `${origin}/_cache/upstream/${r}/referrers/${subject}?${query}`,
+  cachedUpstreamListing: (origin: string, upstream: string, path: string, query: string) =>
+    `${origin}/_cache/upstream/${upstream}${path}?${query}`,
 }
 
 /** The upload id of a data/ key (data/<id> or data/<id>/…). */

@@ -55,17 +55,18 @@ export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
 
 /**
  * Repository names after `last`, in key order, up to `n`: repositories with
- * manifests or referrers (those `keep` accepts, when given). 1 R2 list per 1,000 names
- * scanned (with `keep`, names it refuses are scanned too).
+ * manifests or referrers (those `keep` accepts, when given), only those starting with `under`
+ * when given (a namespace and "/"). 1 R2 list per 1,000 names scanned (with `keep`, names it
+ * refuses are scanned too).
  */
 export async function listRepositories(
-  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null,
+  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null, under = '',
 ): Promise<{ names: string[]; more: boolean }> {
   const names: string[] = []
   let cursor: string | undefined
   for (;;) {
     const page = await env.BLOBS.list({
-      prefix: REPOS_PREFIX,
+      prefix: REPOS_PREFIX + under,
       delimiter: REPO_DELIMITER,
       limit: keep ? 1000 : Math.min(1000, n + 1),
       ...(cursor ? { cursor } : last ? { startAfter: reposAfter(last) } : {}),

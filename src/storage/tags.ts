@@ -21,6 +21,11 @@ export interface TagRecord {
   size?: number
   /** An index's platforms, `os/arch[/variant]` joined by ", " (cut to fit KV's 1 KiB of metadata); for the UI. */
   platforms?: string
+  /**
+   * A pull-through cache's tag only: the identity (upstream entry and credentials, hashed) it was
+   * last confirmed with (src/proxy/upstream.ts upstreamIdentity).
+   */
+  via?: string
 }
 
 /** 1 KV get. */
@@ -35,6 +40,7 @@ export async function writeTag(env: Env, repo: Repo, tag: Tag, record: TagRecord
   const metadata: TagRecord = { digest: record.digest, mediaType: record.mediaType, pushed: record.pushed ?? Date.now() }
   if (record.size !== undefined) metadata.size = record.size
   if (record.platforms) metadata.platforms = record.platforms
+  if (record.via) metadata.via = record.via
   await env.LINKS.put(keys.tag(repo, tag), bytes, { metadata })
 }
 

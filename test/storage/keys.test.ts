@@ -49,15 +49,15 @@ describe('storage keys', () => {
     ['every upload (prefix)', keys.uploads(), 'data/'],
     ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
-    ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
-    ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
+    ['proxied tag list (edge cache)', keys.cachedUpstreamListing(origin, '0123456789abcdef', '/v2/hub/nginx/tags/list', 'ns=docker.io&n=10'), 'https://registry.example.com/_cache/upstream/0123456789abcdef/v2/hub/nginx/tags/list?ns=docker.io&n=10'],
+    ['proxied referrers (edge cache)', keys.cachedUpstreamListing(origin, '0123456789abcdef', `/v2/hub/nginx/referrers/${subject}`, ''), `https://registry.example.com/_cache/upstream/0123456789abcdef/v2/hub/nginx/referrers/${subject}?`],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'gcBlobMark', 'gcLinkMark',
       'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
       'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])

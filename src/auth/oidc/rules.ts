@@ -11,10 +11,13 @@
  *   repos: one or more characters), every one of which must match. At least one claim is
  *   required: anyone can mint a token of a public CI's issuer for any audience they like, so
  *   a rule must say whose jobs it means.
- * - `repos` may map a claim into the pattern with `${claim}`. The claim's value is lowercased
- *   (GitHub and GitLab names are case-insensitive, repository names are lowercase) and must
- *   then be a valid repository path by itself, else the rule does not apply: a value holding
- *   `*`, `..`, `//` or anything else a repository name cannot hold never widens the pattern.
+ * - `repos` may map a claim into the pattern with `${claim}`. The claim's value must be ASCII;
+ *   its A-Z are lowercased (GitHub and GitLab names are case-insensitive, repository names are
+ *   lowercase) and it must then be a valid repository path by itself, else the rule does not
+ *   apply: a value holding `*`, `..`, `//` or anything else a repository name cannot hold never
+ *   widens the pattern. Only ASCII letters are folded: Unicode lowercasing maps other characters
+ *   onto ASCII ones (U+212A KELVIN SIGN → `k`), so a look-alike name on the issuer would be
+ *   granted the repository of the name it imitates.
  * - OIDC callers are not "signed-in users": `"users": ["*"]` and `"catalog": ["*"]` do not
  *   include them. They get what OIDC rules and `anonymous` grant, nothing else.
  */
@@ -46,6 +49,8 @@ const LITERAL = /^[a-z0-9._\/*-]*$/
 const CLAIM = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const MAX_PATTERN = 255
 const MAX_CLAIM_PATTERN = 512
+/** A mapped claim value may hold printable ASCII only (anything else: the rule does not apply). */
+const ASCII = /^[\x20-\x7e]*$/
 
 /** Whether an AUTH_RULES entry is an OIDC rule (it has `oidc`). */
 export const isOidcRule = (rule: Record<string, unknown>): boolean => 'oidc' in rule
@@ -143,8 +148,8 @@ function matches(t: Template, claims: Record<string, unknown>, repo: string): bo
       continue
     }
     const value = claims[part.claim]
-    if (typeof value !== 'string') return false
-    const path = repoPath(value.toLowerCase())
+    if (typeof value !== 'string' || !ASCII.test(value)) return false
+    const path = repoPath(value.replace(/[A-Z]/g, (ch) => ch.toLowerCase()))
     if (path === null) return false
     // A valid repository path holds no `*`: filled in, it matches only itself.
     pattern += path
