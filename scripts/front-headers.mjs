@@ -15,20 +15,27 @@ export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection
  *   reach the worker as it is (wrangler dev keeps a CF-Connecting-IP it finds), and one left
  *   unset would be filled in by wrangler with the front's own loopback address.
  * - `X-Forwarded-Proto: https` on TLS connections.
+ * @param {string[]} rawHeaders
+ * @param {{ remoteAddress: string | undefined, encrypted: boolean }} socket
+ * @returns {string[]}
  */
 export function forwardedHeaders(rawHeaders, { remoteAddress, encrypted }) {
   const out = []
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i].toLowerCase()
-    if (HOP_BY_HOP.has(name) || name === 'x-forwarded-proto' || name.startsWith('cf-connecting-ip')) continue
-    out.push(rawHeaders[i], rawHeaders[i + 1])
+    const name = /** @type {string} */ (rawHeaders[i])
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || lower === 'x-forwarded-proto' || lower.startsWith('cf-connecting-ip')) continue
+    out.push(name, /** @type {string} */ (rawHeaders[i + 1]))
   }
   out.push('CF-Connecting-IP', clientAddress(remoteAddress))
   if (encrypted) out.push('X-Forwarded-Proto', 'https')
   return out
 }
 
-/** `::ffff:192.0.2.2` (an IPv4 peer of a dual-stack socket) as `192.0.2.2`; other addresses as they are. */
+/**
+ * `::ffff:192.0.2.2` (an IPv4 peer of a dual-stack socket) as `192.0.2.2`; other addresses as they are.
+ * @param {string | undefined} address
+ */
 export const clientAddress = (address) => (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')
 
 /** host, IPv4 or [IPv6], then an optional :port (RFC 9110 7.2, RFC 3986 3.2.2). */
@@ -38,12 +45,14 @@ const HOST = /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?\.?)(?::\d{1,
  * Why a request's Host header is unusable, or null when it is fine. RFC 9112 3.2: a request
  * without one, with more than one, or with an invalid one gets 400 from the server. wrangler dev
  * cannot build a URL from such a Host (`localhost:8787.`, `a b`) and answered 500 before the worker ran.
+ * @param {string[]} rawHeaders
+ * @returns {string | null}
  */
 export function badHost(rawHeaders) {
   const hosts = []
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') hosts.push(rawHeaders[i + 1])
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === 'host') hosts.push(/** @type {string} */ (rawHeaders[i + 1]))
   if (hosts.length !== 1) return hosts.length ? 'more than one Host header' : 'no Host header'
-  const host = hosts[0].trim()
+  const host = /** @type {string} */ (hosts[0]).trim()
   if (!HOST.test(host)) return 'the Host header is not a valid host[:port]'
   try {
     new URL(`http://${host}/`)

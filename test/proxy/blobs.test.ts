@@ -4,6 +4,7 @@ import type { Digest, Repo } from '../../src/names'
 import { headBlob } from '../../src/storage/blobs'
 import { keys } from '../../src/storage/keys'
 import { bindings, MiB, pushBlob, randomBlob, repoName, sha256 } from '../helpers'
+import { authEnv } from '../auth/setup'
 import { FakeUpstream, get, UPSTREAM, upstreams } from './fake-upstream'
 import { gc, gcEnv } from '../gc/setup'
 
@@ -63,16 +64,6 @@ describe('a blob miss', () => {
     expect(blobGets()).toBe(1)
   })
 
-  it('links a blob the registry already holds without asking the upstream', async () => {
-    const bytes = randomBlob(5000)
-    const digest = await pushBlob(repoName('local'), bytes)
-    const remote = repoName('app')
-    const { res, body } = await get(cached, `/v2/cache/${remote}/blobs/${digest}`)
-    expect(res.status).toBe(200)
-    expect(body).toEqual(bytes)
-    expect(up.seen).toEqual([])
-    expect(await linked(remote, digest)).not.toBeNull()
-  })
 
   it('HEAD asks the upstream for the size and stores nothing', async () => {
     const { remote, digest, bytes, path } = await upstreamBlob()
@@ -116,6 +107,82 @@ describe('a blob miss', () => {
     expect(res.status).toBe(429)
     expect(res.headers.get('Retry-After')).toBe('30')
     expect(json(body).errors[0].code).toBe('TOOMANYREQUESTS')
+  })
+})
+
+describe('a blob the registry already holds (a repository sees a blob only through a link it earned)', () => {
+  it('a private local blob is not readable by digest through a proxied namespace whose upstream does not serve it', async () => {
+    const bytes = randomBlob(5000)
+    const digest = await pushBlob(repoName('local'), bytes)
+    const remote = repoName('any')
+    for (const method of ['GET', 'HEAD']) {
+      const { res, body } = await get(cached, `/v2/cache/${remote}/blobs/${digest}`, { method })
+      expect(res.status, method).toBe(404)
+      if (method === 'GET') expect(json(body).errors[0].code).toBe('BLOB_UNKNOWN')
+    }
+    expect(await linked(remote, digest)).toBeNull()
+    expect(up.count('GET', /\/blobs\//)).toBe(0)
+  })
+
+  it('nor when anyone may pull the proxied namespace and only its owner the local repository', async () => {
+    const settings = { ...(await authEnv()), ...cached, AUTH_RULES: JSON.stringify([
+      { repos: 'cache/*', anonymous: ['pull'] },
+      { repos: 'team-a/*', users: ['paul'], actions: ['pull', 'push'] },
+    ]) }
+    const bytes = randomBlob(5000)
+    const digest = await pushBlob(repoName('team-a'), bytes)
+    const { res, body } = await get(settings, `/v2/cache/${repoName('any')}/blobs/${digest}`)
+    expect(res.status).toBe(404)
+    expect(body.byteLength).toBeLessThan(1000)
+  })
+
+  it('is linked once one upstream HEAD confirms its digest and size in that repository, without fetching the bytes again', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(5000)
+    await pushBlob(repoName('local'), bytes)
+    const { res, body } = await get(cached, path)
+    expect(res.status).toBe(200)
+    expect(await digestOf(body)).toBe(digest)
+    expect(up.seen.map((s) => `${s.method} ${s.path}`)).toEqual([`HEAD /v2/${remote}/blobs/${digest}`])
+    expect(await linked(remote, digest)).not.toBeNull()
+    // Linked: served like any blob of the repository afterwards.
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    expect((await get(cached, path)).res.status).toBe(200)
+  })
+
+  it('an upstream HEAD answering another size links nothing: 502', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(5000)
+    await pushBlob(repoName('local'), bytes)
+    up.fault = { match: /\/blobs\//, fault: { kind: 'wrong-size' } }
+    const { res } = await get(cached, path)
+    expect(res.status).toBe(502)
+    expect(await linked(remote, digest)).toBeNull()
+  })
+
+  it('the upstream down: not linked, 502 (the registry holding the bytes proves nothing)', async () => {
+    const { remote, digest, bytes, path } = await upstreamBlob(5000)
+    await pushBlob(repoName('local'), bytes)
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    expect((await get(cached, path)).res.status).toBe(502)
+    expect(await linked(remote, digest)).toBeNull()
+  })
+
+  it('a blob cached through one upstream entry is not readable through another entry of the same upstream that may not pull it', async () => {
+    up.auth = 'token'
+    up.credentials = 'admin:admin-pw'
+    up.publicRepos = /^public\//
+    const both = {
+      ...upstreams({ prefix: 'tk', url: UPSTREAM }, { prefix: 'anon', url: UPSTREAM }),
+      UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
+    }
+    const secret = repoName('team-a')
+    const img = await up.image(secret, null, [randomBlob(4000)])
+    const layer = img.layers[0]!
+    expect((await get(both, `/v2/tk/${secret}/blobs/${layer}`)).res.status).toBe(200)
+    expect((await get(both, `/v2/anon/${secret}/blobs/${layer}`)).res.status).toBe(502)   // the upstream refuses anon there
+    const open = repoName('public')
+    await up.image(open, 'v1')
+    expect((await get(both, `/v2/anon/${open}/blobs/${layer}`)).res.status).toBe(404)   // not in that repository upstream
+    expect((await get(both, `/v2/tk/${open}/blobs/${layer}`)).res.status).toBe(404)     // nor for tk
   })
 })
 

@@ -1,6 +1,7 @@
 /** UPSTREAMS and UPSTREAM_CREDENTIALS (src/proxy/config.ts). */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { cacheRetention, parseUpstreams, resolveTarget } from '../../src/proxy/config'
+import { credentialsByUpstream } from '../../src/proxy/credentials'
 import type { Env } from '../../src/env'
 import { get, UPSTREAM, upstreams } from './fake-upstream'
 
@@ -74,6 +75,68 @@ describe('UPSTREAMS', () => {
   })
 })
 
+describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
+  const parse = (list: unknown[], creds: Record<string, string>) => parseUpstreams(JSON.stringify(list), JSON.stringify(creds))
+
+  it('refuses a key that is one entry\'s namespace and another\'s url host (an ns-only entry named like a real upstream)', () => {
+    // The issue: ghcr's credentials went to the ns-only entry's http://127.0.0.1:5073.
+    const list = [{ prefix: 'gh2', url: 'https://ghcr.io' }, { ns: ['ghcr.io'], url: 'http://127.0.0.1:5073' }]
+    expect(() => parse(list, { 'ghcr.io': 'ghuser:ghp_secret' })).toThrow(
+      'UPSTREAM_CREDENTIALS["ghcr.io"] is ambiguous: it names UPSTREAMS[0] (its url\'s host) and UPSTREAMS[1] (its namespace); key each upstream\'s credentials by its prefix',
+    )
+    // Keyed by prefix, each gets what is meant for it.
+    const [gh2, nsOnly] = parse(list, { gh2: 'ghuser:ghp_secret' })
+    expect(gh2!.credentials).toBe('ghuser:ghp_secret')
+    expect(nsOnly!.credentials).toBeNull()
+  })
+
+  it('refuses a url host that two entries share (two entries on one upstream)', () => {
+    const list = [{ prefix: 'tk', url: 'http://127.0.0.1:8791' }, { prefix: 'anon', url: 'http://127.0.0.1:8791' }]
+    expect(() => parse(list, { '127.0.0.1:8791': 'admin:admin-pw' })).toThrow(/^UPSTREAM_CREDENTIALS\["127\.0\.0\.1:8791"\] is ambiguous: it names UPSTREAMS\[0\] \(its url's host\) and UPSTREAMS\[1\]/)
+    const [tk, anon] = parse(list, { tk: 'admin:admin-pw' })
+    expect(tk!.credentials).toBe('admin:admin-pw')
+    expect(anon!.credentials).toBeNull()
+  })
+
+  it('refuses two keys naming one entry (its prefix and its url host)', () => {
+    expect(() => parse([{ prefix: 'hub', url: 'https://registry-1.docker.io' }], { hub: 'a:b', 'registry-1.docker.io': 'c:d' }))
+      .toThrow('UPSTREAM_CREDENTIALS["registry-1.docker.io"] and ["hub"] both name UPSTREAMS[0]: keep one')
+  })
+
+  it('never names a value in its messages', () => {
+    const list = [{ prefix: 'tk', url: 'http://u.test' }, { prefix: 'anon', url: 'http://u.test' }]
+    const cases: Record<string, string>[] = [{ 'u.test': 'admin:hunter2' }, { tk: 'admin:hunter2', 'u.test': 'admin:hunter2' }, { nope: 'admin:hunter2' }]
+    for (const creds of cases) {
+      expect(() => parse(list, creds)).toThrow()
+      try {
+        parse(list, creds)
+      } catch (err) {
+        expect((err as Error).message).not.toContain('hunter2')
+      }
+    }
+  })
+
+  it('credentialsByUpstream works on parsed settings alone (for the settings schema\'s cross-field check)', () => {
+    const entries = [{ namespace: 'hub', url: 'https://registry-1.docker.io' }, { namespace: 'ghcr.io', url: 'https://ghcr.io' }]
+    expect(credentialsByUpstream(entries, { hub: 'u:p', 'ghcr.io': 'tok' })).toEqual(['u:p', 'tok'])
+    expect(credentialsByUpstream(entries, {})).toEqual([null, null])
+    expect(() => credentialsByUpstream(entries, { 'example.com': 'x' })).toThrow('UPSTREAM_CREDENTIALS names no configured upstream: "example.com"')
+  })
+
+  it('an ambiguous key fails closed: every request answers 500, and no credential is sent anywhere', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const fetch = vi.spyOn(globalThis, 'fetch')
+    const settings = {
+      UPSTREAMS: JSON.stringify([{ prefix: 'gh2', url: UPSTREAM }, { ns: ['upstream.test'], url: 'http://127.0.0.1:5073' }]),
+      UPSTREAM_CREDENTIALS: JSON.stringify({ 'upstream.test': 'ghuser:ghp_secret' }),
+    }
+    const { res } = await get(settings, '/v2/org/app/manifests/latest?ns=upstream.test')
+    expect(res.status).toBe(500)
+    expect(fetch).not.toHaveBeenCalled()
+    expect(String(log.mock.calls[0]?.[0])).toMatch(/UPSTREAM_CREDENTIALS\["upstream\.test"\] is ambiguous/)
+  })
+})
+
 describe('which upstream a request goes to', () => {
   const list = env([
     { prefix: 'hub', url: 'https://registry-1.docker.io', dockerHubLibrary: true, ns: ['docker.io'] },
@@ -92,6 +155,11 @@ describe('which upstream a request goes to', () => {
 
   it('by host: the whole name is the upstream\'s', () => {
     expect(at('https://mirror.test/v2/', 'org/app')).toEqual({ upstream: 'quay', remote: 'org/app', local: 'quay/org/app', ns: null })
+  })
+
+  it('by host, also when the host is fully qualified (a trailing dot) or in capitals', () => {
+    expect(at('https://mirror.test./v2/', 'org/app')).toMatchObject({ upstream: 'quay', local: 'quay/org/app' })
+    expect(at('https://MIRROR.test/v2/', 'org/app')).toMatchObject({ upstream: 'quay', local: 'quay/org/app' })
   })
 
   it('by ns, before host and prefix; an unknown ns is ignored', () => {

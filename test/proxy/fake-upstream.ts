@@ -32,6 +32,7 @@ type Fault =
   | { kind: 'corrupt' }
   | { kind: 'truncate' }
   | { kind: 'cut' }
+  | { kind: 'wrong-size' }
 
 export class FakeUpstream {
   /** Every request, token requests included. */
@@ -44,12 +45,23 @@ export class FakeUpstream {
   auth: 'none' | 'basic' | 'token' = 'none'
   /** When set, the only credentials accepted (Basic, at the registry or the token server). */
   credentials: string | null = null
+  /**
+   * With `credentials` and token auth: repositories anyone may pull. An anonymous token request
+   * gets a token granting pull on those only (and nothing on others), as distribution's does.
+   */
+  publicRepos: RegExp | null = null
   tokenSeconds = 300
   /** Blobs are served through a redirect to a CDN that refuses any Authorization. */
   redirectBlobs = false
+  /** The CDN answers 401 with a Bearer challenge of its own realm (`${CDN}/steal`), which grants anything. */
+  cdnChallenges = false
+  /** Repositories each blob of `image()` is in: a blob is served in those only (distribution's links). */
+  readonly blobRepos = new Map<string, Set<string>>()
   /** A fault for requests whose path matches (token requests included). */
   fault: { match: RegExp; fault: Fault } | null = null
   private issued = new Map<string, string>()
+  /** Every token issued: what it grants, and the credentials it was asked with. */
+  readonly tokens: { token: string; scope: string; authorization: string | null }[] = []
 
   /** Installs the fake as the isolate's `fetch` and forgets cached upstream tokens. */
   install(): this {
@@ -69,6 +81,7 @@ export class FakeUpstream {
     for (const b of [config, ...layers]) {
       const d = await sha256(b)
       this.blobs.set(d, b)
+      this.blobRepos.set(d, new Set([...(this.blobRepos.get(d) ?? []), repo]))
       descriptors.push({ digest: d, size: b.byteLength })
     }
     const [c, ...ls] = descriptors
@@ -117,6 +130,10 @@ export class FakeUpstream {
       if (f.kind === 'status') return error(f.status, 'FAULT', f.headers)
     }
     if (url.origin === CDN) {
+      if (url.pathname === '/steal') return Response.json({ token: 'stolen', expires_in: 300 })
+      if (this.cdnChallenges && req.headers.get('authorization') !== 'Bearer stolen') {
+        return error(401, 'UNAUTHORIZED', { 'WWW-Authenticate': `Bearer realm="${CDN}/steal",service="cdn"` })
+      }
       if (req.headers.has('authorization')) return error(400, 'ONLY_ONE_AUTH')
       return this.blob(req, url.pathname.slice(1), faulty)
     }
@@ -129,12 +146,16 @@ export class FakeUpstream {
     if (denied) return denied
     if (kind === 'manifests') return this.manifest(req, repo, ref, faulty)
     if (kind === 'blobs') {
+      const holders = this.blobRepos.get(ref)
+      if (holders && !holders.has(repo)) return error(404, 'BLOB_UNKNOWN')
       if (this.redirectBlobs) return new Response(null, { status: 307, headers: { Location: `${CDN}/${ref}` } })
       return this.blob(req, ref, faulty)
     }
     if (kind === 'tags') {
-      const tags = [...this.tags.keys()].filter((k) => k.startsWith(`${repo}:`)).map((k) => k.slice(repo.length + 1)).sort()
-      if (!tags.length) return error(404, 'NAME_UNKNOWN')
+      const all = [...this.tags.keys()].filter((k) => k.startsWith(`${repo}:`)).map((k) => k.slice(repo.length + 1)).sort()
+      if (!all.length) return error(404, 'NAME_UNKNOWN')
+      const last = url.searchParams.get('last')
+      const tags = last === null ? all : all.filter((t) => t > last)
       const n = Number(url.searchParams.get('n') ?? 1000)
       const headers: Record<string, string> = { 'Content-Type': 'application/json' }
       if (tags.length > n) headers.Link = `</v2/${repo}/tags/list?last=${tags[n - 1]}&n=${n}>; rel="next"`
@@ -164,9 +185,15 @@ export class FakeUpstream {
   private token(req: Request, url: URL): Response {
     if (url.searchParams.get('service') !== 'fake.upstream') return error(400, 'BAD_SERVICE')
     const auth = req.headers.get('authorization')
-    if (this.credentials && auth !== `Basic ${btoa(this.credentials)}`) return error(401, 'UNAUTHORIZED')
+    let scope = url.searchParams.get('scope') ?? ''
+    if (this.credentials && auth !== `Basic ${btoa(this.credentials)}`) {
+      if (auth !== null || !this.publicRepos) return error(401, 'UNAUTHORIZED')
+      const repo = /^repository:(.+):pull$/.exec(scope)?.[1]
+      if (!repo || !this.publicRepos.test(repo)) scope = ''
+    }
     const token = `tok-${this.issued.size + 1}`
-    this.issued.set(token, url.searchParams.get('scope') ?? '')
+    this.issued.set(token, scope)
+    this.tokens.push({ token, scope, authorization: auth })
     return Response.json({ token, expires_in: this.tokenSeconds })
   }
 
@@ -184,6 +211,7 @@ export class FakeUpstream {
     const b = this.blobs.get(digest)
     if (!b) return error(404, 'BLOB_UNKNOWN')
     const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.byteLength), 'Docker-Content-Digest': digest }
+    if (kind === 'wrong-size') headers['Content-Length'] = String(b.byteLength + 1)
     if (req.method === 'HEAD') return new Response(null, { headers })
     if (kind === 'corrupt') return new Response(b.map((x, i) => (i === b.length - 1 ? x ^ 1 : x)), { headers })
     if (kind === 'truncate') return new Response(b.slice(0, b.length >> 1), { headers })

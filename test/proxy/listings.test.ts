@@ -34,6 +34,59 @@ describe('tags/list of a proxied repository', () => {
     expect(res.headers.get('Link')).toBe(`</v2/hub/${remote}/tags/list?last=b&n=2>; rel="next"`)
   })
 
+  it('keeps ?ns= in the next Link, so later pages name the upstream\'s repository, not a local one', async () => {
+    const routed = upstreams({ prefix: 'hub', url: UPSTREAM, ns: ['docker.io'] })
+    const remote = repoName('org')
+    for (const t of ['a', 'b', 'c']) await up.image(remote, t)
+    const { res, body } = await get(routed, `/v2/${remote}/tags/list?n=2&ns=docker.io`)
+    expect(json(body)).toEqual({ name: remote, tags: ['a', 'b'] })
+    const link = res.headers.get('Link')!
+    expect(link).toBe(`</v2/${remote}/tags/list?last=b&n=2&ns=docker.io>; rel="next"`)
+    const next = await get(routed, /<([^>]+)>/.exec(link)![1]!)
+    expect(next.res.headers.get('OCI-Namespace')).toBe('docker.io')
+    expect(json(next.body)).toEqual({ name: remote, tags: ['c'] })
+  })
+
+  it('is cached per spelling: the prefix, short-name and ns requests each get their own name and Link', async () => {
+    const both = upstreams({ prefix: 'hub', url: UPSTREAM, dockerHubLibrary: true, ns: ['docker.io'] })
+    const name = `n${Date.now().toString(36)}`
+    for (const t of ['a', 'b', 'c']) await up.image(`library/${name}`, t)
+    const spellings = [
+      [`/v2/hub/${name}/tags/list?n=2`, `hub/${name}`],
+      [`/v2/hub/library/${name}/tags/list?n=2`, `hub/library/${name}`],
+      [`/v2/${name}/tags/list?n=2&ns=docker.io`, name],
+      [`/v2/library/${name}/tags/list?n=2&ns=docker.io`, `library/${name}`],
+    ] as const
+    for (let round = 0; round < 2; round++) {
+      for (const [path, asked] of spellings) {
+        const { res, body } = await get(both, path)
+        expect(json(body), path).toEqual({ name: asked, tags: ['a', 'b'] })
+        expect(res.headers.get('Link'), path).toBe(`</v2/${asked}/tags/list?last=b&n=2${path.includes('ns=') ? '&ns=docker.io' : ''}>; rel="next"`)
+      }
+    }
+    expect(up.count('GET', /\/tags\/list$/)).toBe(spellings.length)
+  })
+
+  it('is cached per upstream entry and credentials: an entry without them never gets the list another entry\'s credentials obtained', async () => {
+    up.auth = 'token'
+    up.credentials = 'admin:admin-pw'
+    up.publicRepos = /^public\//
+    const both = {
+      ...upstreams({ prefix: 'tk', url: UPSTREAM }, { prefix: 'anon', url: UPSTREAM }),
+      UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
+    }
+    const secret = repoName('team-a')
+    await up.image(secret, 'v1')
+    expect(json((await get(both, `/v2/tk/${secret}/tags/list`)).body).tags).toEqual(['v1'])
+    const anon = await get(both, `/v2/anon/${secret}/tags/list`)
+    expect(anon.res.status).toBe(404)
+    expect(new TextDecoder().decode(anon.body)).not.toContain('v1')
+    // Changed credentials: asked again, not served from the edge cache the old ones filled.
+    const listed = up.count('GET', /\/tags\/list$/)
+    await get({ ...both, UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:other' }) }, `/v2/tk/${secret}/tags/list`)
+    expect(up.count('GET', /\/tags\/list$/)).toBeGreaterThan(listed)
+  })
+
   it('the upstream down: the tags cached so far, with a Warning', async () => {
     const remote = repoName('org')
     await up.image(remote, 'v1')

@@ -5,6 +5,7 @@ import { getManifest } from '../../src/storage/manifests'
 import { readTag } from '../../src/storage/tags'
 import { bindings, repoName } from '../helpers'
 import { FakeUpstream, get, OCI_INDEX, OCI_MANIFEST, UPSTREAM, upstreams } from './fake-upstream'
+import { pushImage } from '../gc/setup'
 
 let up: FakeUpstream
 beforeEach(() => {
@@ -154,6 +155,46 @@ describe('the upstream failing', () => {
   })
 })
 
+describe('a tag and the credentials that confirmed it', () => {
+  const withCredentials = (credentials: string, ttl = 300) => ({
+    ...cached(ttl),
+    UPSTREAM_CREDENTIALS: JSON.stringify({ cache: credentials }),
+  })
+
+  it('records which credentials confirmed it; other credentials ask the upstream again, even within the TTL', async () => {
+    up.auth = 'basic'
+    up.credentials = 'me:first'
+    const remote = repoName('app')
+    await up.image(remote, 'v1')
+    expect((await get(withCredentials('me:first'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    const record = await readTag(bindings, `cache/${remote}` as Repo, 'v1' as Tag)
+    expect(record!.via).toMatch(/^[0-9a-f]{16}$/)
+    const seen = up.seen.length
+    expect((await get(withCredentials('me:first'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    expect(up.seen.length).toBe(seen)   // fresh: not asked
+    // The operator changed the credentials: the tag is confirmed with the new ones, not served on the old ones' word.
+    up.credentials = 'me:second'
+    expect((await get(withCredentials('me:second'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    expect(up.count('HEAD', /\/manifests\//)).toBeGreaterThanOrEqual(1)
+    expect((await readTag(bindings, `cache/${remote}` as Repo, 'v1' as Tag))!.via).not.toBe(record!.via)
+  })
+
+  it('is not served stale to credentials the upstream refuses', async () => {
+    up.auth = 'basic'
+    up.credentials = 'me:first'
+    const remote = repoName('app')
+    await up.image(remote, 'v1')
+    expect((await get(withCredentials('me:first'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    const { res } = await get(withCredentials('me:revoked'), `/v2/cache/${remote}/manifests/v1`)
+    expect(res.status).toBe(502)
+    // The credentials that confirmed it still get it stale when the upstream is down.
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    const stale = await get(withCredentials('me:first', 0), `/v2/cache/${remote}/manifests/v1`)
+    expect(stale.res.status).toBe(200)
+    expect(stale.res.headers.get('Warning')).toMatch(/^110/)
+  })
+})
+
 describe('a manifest by digest', () => {
   it('is fetched once, verified and served from R2 afterwards', async () => {
     const remote = repoName('app')
@@ -164,6 +205,19 @@ describe('a manifest by digest', () => {
       expect(body).toEqual(img.bytes)
     }
     expect(manifestGets()).toBe(1)
+  })
+
+  it('pushed to a local repository, is not served through a proxied namespace: the upstream is asked (404, or 502 when down)', async () => {
+    const local = await pushImage(repoName('local'), 'v1')
+    const remote = repoName('any')
+    const { res, body } = await get(cached(), `/v2/cache/${remote}/manifests/${local.digest}`)
+    expect(res.status).toBe(404)
+    expect(json(body).errors[0].code).toBe('MANIFEST_UNKNOWN')
+    expect(up.count('GET', new RegExp(`/v2/${remote}/manifests/${local.digest}`))).toBe(1)
+    up.fault = { match: /./, fault: { kind: 'down' } }
+    const down = await get(cached(), `/v2/cache/${remote}/manifests/${local.digest}`, { method: 'HEAD' })
+    expect(down.res.status).toBe(502)
+    expect(await getManifest(bindings, `cache/${remote}` as Repo, local.digest as Digest)).toBeNull()
   })
 
   it('is served from the cache when the upstream is down', async () => {

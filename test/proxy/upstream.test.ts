@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { parseChallenge } from '../../src/proxy/upstream'
 import { repoName } from '../helpers'
-import { FakeUpstream, get, REALM, UPSTREAM, upstreams } from './fake-upstream'
+import { CDN, FakeUpstream, get, REALM, UPSTREAM, upstreams } from './fake-upstream'
 
 let up: FakeUpstream
 beforeEach(() => {
@@ -83,6 +83,103 @@ describe('the Bearer token flow', () => {
     const { res } = await get(hub(), `/v2/hub/${repoName('org')}/manifests/v1`)
     expect(res.status).toBe(429)
     expect(res.headers.get('Retry-After')).toBe('60')
+  })
+})
+
+describe('two entries on one upstream, one with credentials (tokens are cached per entry and credentials)', () => {
+  // As in the issue: `tk` has the upstream's credentials, `anon` none; the upstream lets anyone pull public/*.
+  const both = {
+    ...upstreams({ prefix: 'tk', url: UPSTREAM, tagTtlSeconds: 0 }, { prefix: 'anon', url: UPSTREAM, tagTtlSeconds: 0 }),
+    UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
+  }
+  const privateImage = async () => {
+    up.auth = 'token'
+    up.credentials = 'admin:admin-pw'
+    up.publicRepos = /^public\//
+    const remote = repoName('team-a')
+    return { remote, img: await up.image(remote, 'v1') }
+  }
+
+  it('the anonymous entry cannot read a private repository after the other entry pulled it with its token', async () => {
+    const { remote, img } = await privateImage()
+    expect((await get(both, `/v2/anon/${remote}/manifests/v1`)).res.status).toBe(502)   // a fresh instance: refused
+    const tk = await get(both, `/v2/tk/${remote}/manifests/v1`)
+    expect(tk.res.status).toBe(200)
+    expect((await get(both, `/v2/tk/${remote}/blobs/${img.layers[0]}`)).res.status).toBe(200)
+    const before = up.seen.length
+    for (const path of [`manifests/v1`, `manifests/${img.digest}`, `blobs/${img.layers[0]}`, `blobs/${img.config}`, 'tags/list']) {
+      const { res } = await get(both, `/v2/anon/${remote}/${path}`)
+      expect(res.status, path).not.toBe(200)
+    }
+    // Every token anon presented was one issued without credentials.
+    const credentialed = new Set(up.tokens.filter((t) => t.authorization !== null).map((t) => `Bearer ${t.token}`))
+    const sent = up.seen.slice(before).filter((s) => s.authorization?.startsWith('Bearer '))
+    expect(sent.length).toBeGreaterThan(0)
+    for (const s of sent) expect(credentialed.has(s.authorization!), s.path).toBe(false)
+  })
+
+  it('each entry gets its own token for the same scope; the anonymous one still pulls what is public', async () => {
+    up.auth = 'token'
+    up.credentials = 'admin:admin-pw'
+    up.publicRepos = /^public\//
+    const remote = repoName('public')
+    await up.image(remote, 'v1')
+    expect((await get(both, `/v2/tk/${remote}/manifests/v1`)).res.status).toBe(200)
+    expect((await get(both, `/v2/anon/${remote}/manifests/v1`)).res.status).toBe(200)
+    expect(tokenRequests().map((t) => t.authorization)).toEqual([`Basic ${btoa('admin:admin-pw')}`, null])
+  })
+
+  it('an entry whose credentials changed does not reuse the token the old ones earned', async () => {
+    const { remote } = await privateImage()
+    expect((await get(both, `/v2/tk/${remote}/manifests/v1`)).res.status).toBe(200)
+    const changed = { ...both, UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:wrong' }) }
+    expect((await get(changed, `/v2/tk/${remote}/manifests/v1`)).res.status).toBe(502)
+  })
+})
+
+describe('credentials go to the upstream and its own realm only', () => {
+  it('a redirect target answering 401 gets no credentials, its realm is never asked, its challenge never kept', async () => {
+    up.auth = 'basic'
+    up.credentials = 'upuser:uppass'
+    up.redirectBlobs = true
+    up.cdnChallenges = true
+    const remote = repoName('some')
+    const img = await up.image(remote, 'v1')
+    const settings = hub('upuser:uppass')
+    const { res } = await get(settings, `/v2/hub/${remote}/blobs/${img.layers[0]}`)
+    expect(res.status).toBe(502)
+    const cdn = up.seen.filter((s) => s.url.startsWith(CDN))
+    expect(cdn.length).toBeGreaterThan(0)
+    expect(cdn.every((s) => s.authorization === null)).toBe(true)
+    expect(up.seen.some((s) => s.path === '/steal')).toBe(false)
+    // Later requests of the upstream (any repository) carry our own Basic credentials, never a token of the CDN's realm.
+    up.cdnChallenges = false
+    const other = repoName('some')
+    await up.image(other, 'v1')
+    expect((await get(settings, `/v2/hub/${other}/manifests/v1`)).res.status).toBe(200)
+    expect(up.seen.some((s) => s.authorization === 'Bearer stolen' || s.path === '/steal')).toBe(false)
+    expect(up.seen.filter((s) => s.url.startsWith(UPSTREAM) && s.authorization !== null).every((s) => s.authorization === `Basic ${btoa('upuser:uppass')}`)).toBe(true)
+  })
+
+  it('a redirected token request carries no credentials past the redirect', async () => {
+    up.auth = 'token'
+    up.credentials = 'me:s3cret'
+    const remote = repoName('org')
+    await up.image(remote, 'v1')
+    const realm = up.fetch.bind(up)
+    // The realm redirects to a host of its own choosing.
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const req = new Request(input as RequestInfo, init)
+      if (req.url.startsWith(REALM)) {
+        up.seen.push({ method: req.method, url: req.url, path: new URL(req.url).pathname, authorization: req.headers.get('authorization') })
+        return new Response(null, { status: 302, headers: { Location: `${CDN}/steal` } })
+      }
+      return realm(req)
+    })
+    await get(hub('me:s3cret'), `/v2/hub/${remote}/manifests/v1`)
+    const steal = up.seen.filter((s) => s.path === '/steal')
+    expect(steal).toHaveLength(1)
+    expect(steal[0]!.authorization).toBeNull()
   })
 })
 

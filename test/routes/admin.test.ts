@@ -10,18 +10,34 @@ import type { Env } from '../../src/env'
 import type { GcReport } from '../../src/storage/gc-reports'
 
 const ADMIN_RULES = JSON.stringify([...RULES, { admin: ['alice'] }])
-const start = (bindings: Env, authorization?: string, origin = 'http://registry.test') =>
-  send(bindings, `${origin}/admin/gc?dry-run=true`, { method: 'POST', headers: authorization ? { Authorization: authorization } : {} })
+/** What wrangler dev (and npm start's front) say of a request from this machine. */
+const LOCAL_CLIENT = { 'CF-Connecting-IP': '127.0.0.1' }
+const start = (bindings: Env, authorization?: string, origin = 'http://registry.test', headers: Record<string, string> = LOCAL_CLIENT) =>
+  send(bindings, `${origin}/admin/gc?dry-run=true`, { method: 'POST', headers: { ...headers, ...(authorization ? { Authorization: authorization } : {}) } })
 
 describe('admin endpoint access', () => {
-  it('open registry: served on localhost only', async () => {
+  it('open registry: served to a loopback client asking for localhost', async () => {
     expect((await start(open, undefined, 'http://localhost:8830')).status).toBe(202)
     expect((await start(open, undefined, 'http://127.0.0.1:8830')).status).toBe(202)
-    const proxied = await send(open, 'http://localhost/admin/gc?dry-run=true', { method: 'POST', headers: { 'CF-Connecting-IP': '203.0.113.9' } })
-    expect(proxied.status).toBe(403)
+    expect((await start(open, undefined, 'http://[::1]:8830', { 'CF-Connecting-IP': '::1' })).status).toBe(202)
+    expect((await start(open, undefined, 'http://localhost:8830', { 'CF-Connecting-IP': '::ffff:127.0.0.1' })).status).toBe(202)
     const remote = await start(open)
     expect(remote.status).toBe(403)
     expect(await codeOf(remote)).toBe('DENIED')
+  })
+
+  it('open registry: a Host header of localhost proves nothing (another client address, none, or a relay)', async () => {
+    // npm start -- --ip 0.0.0.0: a LAN client sending Host: localhost (its address reaches the worker as CF-Connecting-IP).
+    expect((await start(open, undefined, 'http://localhost:8830', { 'CF-Connecting-IP': '192.0.2.2' })).status).toBe(403)
+    expect((await start(open, undefined, 'http://localhost:8830', { 'CF-Connecting-IP': '::ffff:192.0.2.2' })).status).toBe(403)
+    // Nobody vouched for the client's address.
+    expect((await start(open, undefined, 'http://localhost:8830', {})).status).toBe(403)
+    // A tunnel or reverse proxy on this machine reaches it from loopback on anyone's behalf.
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, 'X-Forwarded-For': '198.51.100.7' })).status).toBe(403)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, Forwarded: 'for=198.51.100.7' })).status).toBe(403)
+    // A loopback client on another name (a rebinding DNS name a web page points at 127.0.0.1).
+    expect((await start(open, undefined, 'http://rebound.example:8830')).status).toBe(403)
+    expect((await send(open, 'http://localhost:8830/admin/gc', { headers: { 'CF-Connecting-IP': '192.0.2.2' } })).status).toBe(403)
   })
 
   it('token auth: only holders of the admin right', async () => {
@@ -48,8 +64,8 @@ describe('admin endpoint access', () => {
 
   it('READ_ONLY allows dry runs only', async () => {
     const ro = { ...open, READ_ONLY: 'true' }
-    expect((await send(ro, 'http://localhost/admin/gc', { method: 'POST' })).status).toBe(405)
-    expect((await send(ro, 'http://localhost/admin/gc?dry-run=true', { method: 'POST' })).status).toBe(202)
+    expect((await send(ro, 'http://localhost/admin/gc', { method: 'POST', headers: LOCAL_CLIENT })).status).toBe(405)
+    expect((await send(ro, 'http://localhost/admin/gc?dry-run=true', { method: 'POST', headers: LOCAL_CLIENT })).status).toBe(202)
   })
 })
 
@@ -61,12 +77,12 @@ describe('a run through the Workflow', () => {
     })
     try {
       for (const dry of [true, false]) {
-        const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST' })
+        const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST', headers: LOCAL_CLIENT })
         expect(res.status).toBe(202)
         const { id } = (await res.json()) as { id: string }
         const instance = workflows.get().at(-1)!
         await instance.waitForStatus('complete')
-        const status = (await (await send(open, `http://localhost/admin/gc/${id}`)).json()) as { status: string; report: GcReport }
+        const status = (await (await send(open, `http://localhost/admin/gc/${id}`, { headers: LOCAL_CLIENT })).json()) as { status: string; report: GcReport }
         expect(status.status).toBe('complete')
         expect(status.report).toMatchObject({ id, dryRun: dry, untagged: true, repo: null })
         expect(status.report.totals).toEqual(expect.objectContaining({ manifests: expect.any(Number), bytes: expect.any(Number) }))
@@ -76,7 +92,7 @@ describe('a run through the Workflow', () => {
     } finally {
       await workflows.dispose()
     }
-    const list = (await (await send(open, 'http://localhost/admin/gc')).json()) as { reports: GcReport[] }
+    const list = (await (await send(open, 'http://localhost/admin/gc', { headers: LOCAL_CLIENT })).json()) as { reports: GcReport[] }
     expect(list.reports.length).toBeGreaterThanOrEqual(1)
     expect(list.reports[0]!.dryRun).toBe(false)
   })

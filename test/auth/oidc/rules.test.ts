@@ -67,6 +67,19 @@ describe('OIDC rules: ${claim} in repos', () => {
   })
 
   it.each([
+    ['U+212A KELVIN SIGN (Unicode lowercases it to k)', 'acme/\u212Aeys', ['gh/acme/keys']],
+    ['U+0130 (Unicode lowercases it to i and a combining dot)', 'acme/\u0130d', ['gh/acme/id', 'gh/acme/i\u0307d']],
+    ['U+017F LONG S (Unicode uppercases it to S)', 'acme/\u017Fecret', ['gh/acme/secret']],
+    ['a non-ASCII letter', 'acme/caf\u00E9', ['gh/acme/caf\u00E9', 'gh/acme/cafe']],
+    ['a control character', 'acme/a\u0000pp', ['gh/acme/app']],
+  ])('refuses a mapped value holding anything but ASCII: %s', (_name, value, repos) => {
+    const id = gh({ repository: value, repository_owner: 'acme' })
+    for (const repo of repos) expect(on(rules, id, repo), repo).toEqual([])
+    // The same name in ASCII still maps.
+    expect(on(rules, gh({ repository: 'ACME/Keys', repository_owner: 'acme' }), 'gh/acme/keys')).toEqual(['pull', 'push'])
+  })
+
+  it.each([
     ['a wildcard', 'acme/*', ['gh/acme/app', 'gh/acme/x']],
     ['a bare wildcard', '*', ['gh/acme', 'gh/x']],
     ['a climb out', 'acme/../../admin', ['gh/admin', 'admin', 'gh/acme/admin']],
