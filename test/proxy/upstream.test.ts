@@ -139,8 +139,7 @@ describe('two entries on one upstream, one with credentials (tokens are cached p
 
 describe('credentials go to the upstream and its own realm only', () => {
   it('a redirect target answering 401 gets no credentials, its realm is never asked, its challenge never kept', async () => {
-    up.auth = 'basic'
-    up.credentials = 'upuser:uppass'
+    // As in the issue: the upstream serves blobs anonymously, by a redirect; the entry has credentials.
     up.redirectBlobs = true
     up.cdnChallenges = true
     const remote = repoName('some')
@@ -158,7 +157,7 @@ describe('credentials go to the upstream and its own realm only', () => {
     await up.image(other, 'v1')
     expect((await get(settings, `/v2/hub/${other}/manifests/v1`)).res.status).toBe(200)
     expect(up.seen.some((s) => s.authorization === 'Bearer stolen' || s.path === '/steal')).toBe(false)
-    expect(up.seen.filter((s) => s.url.startsWith(UPSTREAM) && s.authorization !== null).every((s) => s.authorization === `Basic ${btoa('upuser:uppass')}`)).toBe(true)
+    expect(up.seen.filter((s) => s.url.startsWith(UPSTREAM)).every((s) => s.authorization === null)).toBe(true)
   })
 
   it('a redirected token request carries no credentials past the redirect', async () => {
