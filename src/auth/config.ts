@@ -33,6 +33,7 @@ export interface AuthConfig {
 const MIN_SECRET_LENGTH = 32
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
 
+/** Per isolate, keyed by every auth setting's raw text (users and their hashes, rules, the secret). */
 let memo: { inputs: (string | undefined)[]; config: AuthConfig | null } | null = null
 
 /** The auth config, or null when AUTH_MODE is "none" (the open registry). CPU only. */

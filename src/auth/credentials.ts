@@ -31,9 +31,15 @@ const CACHE_ENTRIES = 1000
 /** Longer credentials are refused unread (bounded work per request). */
 export const MAX_CREDENTIAL_LENGTH = 8192
 
-/** Users proven recently, by SHA-256 of `user \0 password`. */
+/**
+ * Users proven recently, keyed by SHA-256 of `user \0 password` (the whole credential), and used
+ * only while the user's current AUTH_USERS hash is the one that proved it (its `proof`).
+ */
 const verified = new Map<string, { principal: Principal; until: number }>()
-/** Robot records read recently, including absent ones (a revoked robot stays refused). */
+/**
+ * Robot records read recently, keyed by robot name, including absent ones (a revoked robot stays
+ * refused): the record, not a verdict; the token is checked against it on every request.
+ */
 const robots = new Map<string, { record: RobotRecord | null; until: number }>()
 
 /** Name and password from an `Authorization: Basic …` value; null when it is not one. */

@@ -76,6 +76,7 @@ const NAMESPACE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$/
 const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
 
+/** Per isolate, keyed by both settings' raw text: new credentials are new entries (and new `upstreamIdentity`s). */
 let memo: { inputs: (string | undefined)[]; upstreams: Upstream[] } | null = null
 
 /** The configured upstreams (empty when UPSTREAMS is unset). CPU only; throws on a bad setting. */

@@ -31,7 +31,8 @@
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
  * Cache API  caches.default  (per location, free)
- *   <origin>/_cache/blobs/<digest>            blob bytes (immutable)
+ *   <origin>/_cache/blobs/<digest>            blob bytes (immutable); keyed by digest alone, so served only
+ *                                             after the request's own link check (routes/blobs.ts)
  *   <origin>/_cache/links/<name>/<digest>     a blob link, for LINK_CACHE_SECONDS
  *   <origin>/_cache/oidc/jwks?iss=…[&jwks=…]  an OIDC issuer's key set (AUTH_OIDC), for an hour; header
  *                                             X-Fetched-At says when it was fetched

@@ -34,6 +34,10 @@ const TIMEOUT_MS = 5000
 /** Why no key set could be had (logged, never shown to the caller). */
 export class JwksError extends Error {}
 
+/**
+ * Key sets keyed like the edge cache (keys.cachedJwks: this origin, the issuer URL and its
+ * configured jwks_uri): public keys fetched without credentials, one set per issuer.
+ */
 const memory = new Map<string, KeySet>()
 /** When this isolate last started a refetch for an unknown kid, and when a download last failed. */
 const refetchedAt = new Map<string, number>()
