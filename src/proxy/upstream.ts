@@ -24,6 +24,8 @@ const EXPIRY_MARGIN_MS = 10_000
 const DEFAULT_TOKEN_SECONDS = 60
 const MAX_REDIRECTS = 5
 const MAX_TOKEN_BYTES = 64 * 1024
+/** Tokens kept per isolate (one per entry and repository pulled): the oldest go first. */
+const MAX_TOKENS = 1000
 
 interface Challenge {
   scheme: 'basic' | 'bearer'
@@ -145,7 +147,10 @@ async function authorization(u: Upstream, id: string, scope: string): Promise<{ 
   const cached = tokens.get(tokenKey)
   if (cached && cached.expires > Date.now()) return { header: cached.header, tokenKey }
   const token = await fetchToken(u, challenge, scope)
+  tokens.delete(tokenKey)
   tokens.set(tokenKey, token)
+  // Maps iterate in insertion order: the first key is the oldest.
+  if (tokens.size > MAX_TOKENS) tokens.delete(tokens.keys().next().value!)
   return { header: token.header, tokenKey }
 }
 
