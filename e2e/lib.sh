@@ -51,7 +51,7 @@ install_missing() {
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # npm_start PORT STATE-DIR [WRANGLER-ARGS...]: `npm start` in its own session (setsid), stdin
-# closed, log in $WORK/registry.log; REG_PID is the session. Fails when PORT is taken. wrangler's
+# closed, log in $WORK/registry.log (or $NPM_START_LOG); REG_PID is the session. Fails when PORT is taken. wrangler's
 # inspector gets PORT+10000: its default (9229) is picked before it is bound, so two registries
 # starting at once (parallel e2e runs) could collide on it.
 npm_start() {
@@ -59,9 +59,9 @@ npm_start() {
   shift 2
   port_busy "$port" && { fail "port $port is in use"; return; }
   (cd "$ROOT" && PORT=$port WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec setsid npm start -- \
-    --persist-to "$state" --inspector-port $((port + 10000)) "$@") >"$WORK/registry.log" 2>&1 </dev/null &
+    --persist-to "$state" --inspector-port $((port + 10000)) "$@") >"${NPM_START_LOG:-$WORK/registry.log}" 2>&1 </dev/null &
   REG_PID=$!
-  echo "npm start (session $REG_PID) on port $port, log $WORK/registry.log"
+  echo "npm start (session $REG_PID) on port $port, log ${NPM_START_LOG:-$WORK/registry.log}"
 }
 
 # wait_answer URL CODE [SECONDS]: until URL answers CODE (curl -k); fails early when the

@@ -10,11 +10,18 @@
 # 3. skopeo (prefix and host mode), podman (host mode) and containerd's ctr (a mirror in a
 #    hosts.toml, so its requests carry ?ns=upstream.test) pull through the cache, byte for byte;
 #    a tag moved upstream is seen after the TTL; a push to the proxy namespace is refused.
-# 4. The upstream is STOPPED; the same pulls still succeed byte for byte (stale tags are
+# 4. Two more entries, `tk` (with credentials) and `anon` (without), point at one upstream with
+#    token auth: this registry itself, started with AUTH_MODE=token on $TK_PORT, holding a private
+#    team-a/private and a public public/open. anon cannot read team-a/private, before or after tk
+#    pulled it (tokens and cached content are per entry and credentials); a blob pushed to a local
+#    private repository of the proxy is not readable by digest through any proxied namespace, nor
+#    is a local manifest by digest; a malformed Host gets 400, not 500.
+# 5. The upstream is STOPPED; the same pulls still succeed byte for byte (stale tags are
 #    served with a Warning).
 #
-# Env: E2E_PROXY_PORT (8840), E2E_UPSTREAM_PORT (8845), E2E_BIG_MB (300), E2E_CACHE (where the
-# big image is kept between runs, shared with e2e/run.sh), E2E_KEEP=1 (keep the work dir).
+# Env: E2E_PROXY_PORT (8840), E2E_UPSTREAM_PORT (8845), E2E_TOKEN_UPSTREAM_PORT (8848), E2E_BIG_MB
+# (300), E2E_CACHE (where the big image is kept between runs, shared with e2e/run.sh), E2E_KEEP=1
+# (keep the work dir). Each registry's wrangler inspector is on its port + 10000.
 # One line per step, `PASS name` or `FAIL name: reason`; non-zero exit when anything failed.
 set -uo pipefail
 
@@ -23,6 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PORT=${E2E_PROXY_PORT:-8840}
 UP_PORT=${E2E_UPSTREAM_PORT:-8845}
+TK_PORT=${E2E_TOKEN_UPSTREAM_PORT:-8848}
 BIG_MB=${E2E_BIG_MB:-300}
 TTL=4
 CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
@@ -31,7 +39,9 @@ UPSTREAM=127.0.0.1:$UP_PORT
 PREFIXED=localhost:$PORT/up   # prefix mode: /v2/up/<upstream name>/…
 HOSTED=127.0.0.1:$PORT        # host mode: this Host header is the upstream at the root
 UP_USER=e2e UP_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
-REG_PID= UP_PID= CTD_PID= STARTED_AT=$(date +%s)
+TK_UPSTREAM=127.0.0.1:$TK_PORT   # this registry with token auth: the upstream of entries tk and anon
+TK_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
+REG_PID= UP_PID= CTD_PID= TK_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE" "$WORK/tmp"
 export TMPDIR=$WORK/tmp
 export REGISTRY_AUTH_FILE=$WORK/auth.json
@@ -64,6 +74,7 @@ raw_digest() { sk inspect --tls-verify=false --raw "docker://$1" | sha256sum | s
 
 cleanup() {
   stop_registry
+  stop_session "$TK_PID"
   stop_session "$UP_PID"
   stop_session "$CTD_PID"
   remove_work
@@ -124,10 +135,42 @@ seed_upstream() {
   upstream_push "oci:$SRC_APP:latest" "docker://$UPSTREAM/e2e/moving:v1"
 }
 
+# The token upstream: this registry (`npm start`) with AUTH_MODE=token; user admin pushes and pulls
+# team-a/* (private) and public/* (anyone may pull). Its own session, TK_PID.
+start_token_upstream() {
+  local hash rules
+  hash=$(cd "$ROOT" && printf %s "$TK_PASSWORD" | node scripts/hash-password.mjs --iterations 10000) || return
+  rules='[{"repos":"team-a/*","users":["admin"],"actions":["pull","push"]},{"repos":"public/*","users":["admin"],"actions":["pull","push"],"anonymous":["pull"]}]'
+  NPM_START_LOG=$WORK/token-upstream.log npm_start "$TK_PORT" "$WORK/token-upstream" --var AUTH_MODE:token \
+    --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" --var "AUTH_USERS:{\"admin\":\"$hash\"}" --var "AUTH_RULES:$rules" || return
+  TK_PID=$REG_PID REG_PID=
+  wait_answer "http://$TK_UPSTREAM/v2/" 401
+}
+
+# A small image of its own (random bytes): OPEN_SRC, for public/open on the token upstream.
+build_open_image() {
+  local l m
+  OPEN_SRC=$WORK/src/open
+  oci_init "$OPEN_SRC"
+  random_tree "$WORK/tree/open" open.dat 100000
+  l=$(oci_layer "$OPEN_SRC" "$WORK/tree/open") && m=$(oci_image "$OPEN_SRC" amd64 "$l") || return
+  oci_tag "$OPEN_SRC" application/vnd.oci.image.manifest.v1+json "$m" latest
+  OPEN_DIGEST=${m% *}
+}
+
+seed_token_upstream() {
+  build_open_image || return
+  skcopy --dest-creds "admin:$TK_PASSWORD" --preserve-digests "oci:$SRC_APP:latest" "docker://$TK_UPSTREAM/team-a/private:v1" || return
+  skcopy --dest-creds "admin:$TK_PASSWORD" --preserve-digests "oci:$OPEN_SRC:latest" "docker://$TK_UPSTREAM/public/open:v1" || return
+  # The upstream itself: private to anonymous, public to anyone.
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$TK_UPSTREAM/v2/team-a/private/manifests/v1")" = 401 ] || fail "the upstream's team-a/private is not private"
+}
+
 start_proxy() {
   local upstreams credentials
-  upstreams="[{\"prefix\":\"up\",\"host\":\"$HOSTED\",\"ns\":[\"upstream.test\"],\"url\":\"http://$UPSTREAM\",\"tagTtlSeconds\":$TTL}]"
-  credentials="{\"up\":\"$UP_USER:$UP_PASSWORD\"}"
+  upstreams="[{\"prefix\":\"up\",\"host\":\"$HOSTED\",\"ns\":[\"upstream.test\"],\"url\":\"http://$UPSTREAM\",\"tagTtlSeconds\":$TTL},"
+  upstreams+="{\"prefix\":\"tk\",\"url\":\"http://$TK_UPSTREAM\"},{\"prefix\":\"anon\",\"url\":\"http://$TK_UPSTREAM\"}]"
+  credentials="{\"up\":\"$UP_USER:$UP_PASSWORD\",\"tk\":\"admin:$TK_PASSWORD\"}"
   npm_start "$PORT" "$WORK/state" --var "UPSTREAMS:$upstreams" --var "UPSTREAM_CREDENTIALS:$credentials" || return
   wait_answer "https://localhost:$PORT/v2/" 200
 }
@@ -214,6 +257,80 @@ push_refused() {
   jq -e '.errors[0].code == "UNSUPPORTED" and (.errors[0].detail | test("read-only cache"))' "$WORK/push.json" || fail "not UNSUPPORTED: $(cat "$WORK/push.json")"
 }
 
+# code URL: the HTTP status of a GET (or of curl's other arguments) on the proxy.
+code() { curl -sk -o /dev/null -w '%{http_code}' "$@"; }
+
+# Issue 21, 1: anon cannot pull the private image, on a fresh instance.
+anon_refused_cold() {
+  if skcopy "docker://localhost:$PORT/anon/team-a/private:v1" "oci:$WORK/pull/anon-cold:v1" >"$WORK/tmp/anon-cold.out" 2>&1; then
+    fail "anon/ pulled the upstream's private image"; return
+  fi
+  tail -n 1 "$WORK/tmp/anon-cold.out"
+}
+
+tk_pulls_private() { pull_layout tk-private "localhost:$PORT/tk/team-a/private:v1" "$SRC_APP"; }
+
+# After tk pulled it (a token earned with tk's credentials exists, and the content is cached under tk/),
+# nothing of it is readable through anon/: by tag, by digest, its blobs, its tag list; skopeo fails.
+anon_refused_after_tk() {
+  local d c path
+  for path in manifests/v1 "manifests/$APP_DIGEST" tags/list; do
+    c=$(code "https://localhost:$PORT/v2/anon/team-a/private/$path")
+    [ "$c" != 200 ] || fail "anon/team-a/private/$path answered 200" || return
+    echo "anon/team-a/private/$path: $c"
+  done
+  for d in $(ls "$SRC_APP/blobs/sha256"); do
+    c=$(code "https://localhost:$PORT/v2/anon/team-a/private/blobs/sha256:$d")
+    [ "$c" != 200 ] || fail "anon/ read blob sha256:$d of the private image" || return
+  done
+  if skcopy "docker://localhost:$PORT/anon/team-a/private:v1" "oci:$WORK/pull/anon-after:v1" >/dev/null 2>&1; then
+    fail "anon/ pulled the private image after tk/ did"; return
+  fi
+  # The upstream answered one manifest GET of it with 200 (tk's), anon's with 401.
+  local ok
+  ok=$(grep -c 'GET /v2/team-a/private/manifests/v1 200' "$WORK/token-upstream.log" || true)
+  [ "$ok" -le 1 ] || fail "the upstream answered $ok manifest GETs of team-a/private with 200, not only tk's one"
+}
+
+anon_pulls_public() { pull_layout anon-open "localhost:$PORT/anon/public/open:v1" "$OPEN_SRC"; }
+
+# Issue 21, 2: a blob pushed to a local private repository of the proxy is not readable by digest
+# through any proxied namespace (its upstream does not serve it there); nor is a local manifest;
+# nor a layer cached through tk/ by anon/ in a repository the upstream does not hold it in.
+private_blob_not_proxied() {
+  local blob d c ns layer
+  blob=$WORK/tmp/secret.bin
+  head -c 20000 /dev/urandom >"$blob"
+  d=sha256:$(sha256sum "$blob" | cut -d' ' -f1)
+  c=$(code -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$blob" "https://localhost:$PORT/v2/local/secret/blobs/uploads/?digest=$d")
+  [ "$c" = 201 ] || fail "pushing the local blob answered $c" || return
+  [ "$(code "https://localhost:$PORT/v2/local/secret/blobs/$d")" = 200 ] || fail "the local blob does not read back" || return
+  [ "$(code "https://localhost:$PORT/v2/local/other/blobs/$d")" = 404 ] || fail "local/other reads it" || return
+  # The upstream answers 404, or refuses the entry that repository (502): never the local bytes.
+  for ns in anon tk up; do
+    c=$(code "https://localhost:$PORT/v2/$ns/any/repo/blobs/$d")
+    [ "$c" = 404 ] || [ "$c" = 502 ] || fail "$ns/any/repo/blobs answered $c" || return
+    echo "GET $ns/any/repo/blobs/<local private blob>: $c"
+    c=$(code -I "https://localhost:$PORT/v2/$ns/any/repo/blobs/$d")
+    [ "$c" = 404 ] || [ "$c" = 502 ] || fail "HEAD $ns/any/repo/blobs answered $c" || return
+  done
+  c=$(code "https://localhost:$PORT/v2/anon/any/repo/manifests/$APP_DIGEST")
+  [ "$c" != 200 ] || fail "a manifest by digest was served through anon/" || return
+  echo "a manifest the registry holds, by digest through anon/any/repo: $c"
+  layer=$(jq -r '.layers[0].digest' "$SRC_APP/blobs/sha256/${APP_DIGEST#sha256:}")
+  c=$(code "https://localhost:$PORT/v2/anon/public/open/blobs/$layer")
+  [ "$c" = 404 ] || fail "anon/public/open served the private image's layer ($c)" || return
+  echo "the private image's layer through anon/public/open: 404"
+}
+
+# A Host the front cannot route: 400 with an error body, never 500.
+bad_host_400() {
+  local body c
+  c=$(curl -s -o "$WORK/tmp/host.json" -w '%{http_code}' -H "Host: 127.0.0.1:$PORT." "http://127.0.0.1:$PORT/v2/")
+  [ "$c" = 400 ] || fail "Host 127.0.0.1:$PORT. answered $c" || return
+  jq -e '.errors[0].code == "BAD_REQUEST"' "$WORK/tmp/host.json" >/dev/null || fail "no error JSON: $(cat "$WORK/tmp/host.json")"
+}
+
 stop_upstream() {
   stop_session "$UP_PID"
   UP_PID=
@@ -239,6 +356,8 @@ write_policy
 step build-images build_images "$WORK" "$CACHE"
 step upstream-start start_upstream
 step upstream-seed seed_upstream
+step token-upstream-start start_token_upstream
+step token-upstream-seed seed_token_upstream
 step proxy-start start_proxy
 step containerd-start start_containerd
 if [ $FAILED -gt 0 ]; then summary; exit 1; fi
@@ -253,6 +372,12 @@ step ctr-mirror-big ctr_pull upstream.test/e2e/big:v1 "$SRC_BIG"
 step ns-routed ns_was_used
 step tag-moved-after-ttl moved_tag_seen
 step push-refused push_refused
+step anon-refused-cold anon_refused_cold
+step tk-pulls-private tk_pulls_private
+step anon-refused-after-tk anon_refused_after_tk
+step anon-pulls-public anon_pulls_public
+step private-blob-not-proxied private_blob_not_proxied
+step bad-host-400 bad_host_400
 note "upstream manifest GETs so far: $(upstream_manifest_gets)"
 
 step upstream-stop stop_upstream
