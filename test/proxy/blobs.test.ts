@@ -5,7 +5,7 @@ import { headBlob } from '../../src/storage/blobs'
 import { keys } from '../../src/storage/keys'
 import { bindings, MiB, pushBlob, randomBlob, repoName, sha256 } from '../helpers'
 import { authEnv } from '../auth/setup'
-import { FakeUpstream, get, UPSTREAM, upstreams } from './fake-upstream'
+import { FakeUpstream, get, privateUpstream, twoEntries, UPSTREAM, upstreams } from './fake-upstream'
 import { gc, gcEnv } from '../gc/setup'
 
 let up: FakeUpstream
@@ -167,13 +167,8 @@ describe('a blob the registry already holds (a repository sees a blob only throu
   })
 
   it('a blob cached through one upstream entry is not readable through another entry of the same upstream that may not pull it', async () => {
-    up.auth = 'token'
-    up.credentials = 'admin:admin-pw'
-    up.publicRepos = /^public\//
-    const both = {
-      ...upstreams({ prefix: 'tk', url: UPSTREAM }, { prefix: 'anon', url: UPSTREAM }),
-      UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
-    }
+    privateUpstream(up)
+    const both = twoEntries()
     const secret = repoName('team-a')
     const img = await up.image(secret, null, [randomBlob(4000)])
     const layer = img.layers[0]!

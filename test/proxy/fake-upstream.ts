@@ -245,6 +245,23 @@ export async function get(overrides: Partial<Env>, path: string, init?: RequestI
 
 export const upstreams = (...list: Record<string, unknown>[]): Partial<Env> => ({ UPSTREAMS: JSON.stringify(list) })
 
+/** The credentials of `privateUpstream`, which read everything there. */
+export const ADMIN = 'admin:admin-pw'
+
+/** The fake as a registry with token auth: ADMIN pulls everything, anyone pulls public/*. */
+export function privateUpstream(up: FakeUpstream): FakeUpstream {
+  up.auth = 'token'
+  up.credentials = ADMIN
+  up.publicRepos = /^public\//
+  return up
+}
+
+/** Two entries on the one upstream: `tk` with ADMIN, `anon` without credentials (`extra` on both). */
+export const twoEntries = (extra: Record<string, unknown> = {}): Partial<Env> => ({
+  ...upstreams({ prefix: 'tk', url: UPSTREAM, ...extra }, { prefix: 'anon', url: UPSTREAM, ...extra }),
+  UPSTREAM_CREDENTIALS: JSON.stringify({ tk: ADMIN }),
+})
+
 function error(status: number, code: string, headers: Record<string, string> = {}): Response {
   return Response.json({ errors: [{ code, message: code.toLowerCase() }] }, { status, headers })
 }

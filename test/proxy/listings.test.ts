@@ -1,7 +1,7 @@
 /** Tag lists and referrers of proxied repositories (src/proxy/listings.ts). */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { repoName } from '../helpers'
-import { FakeUpstream, get, OCI_INDEX, OCI_MANIFEST, UPSTREAM, upstreams } from './fake-upstream'
+import { FakeUpstream, get, OCI_INDEX, OCI_MANIFEST, privateUpstream, twoEntries, UPSTREAM, upstreams } from './fake-upstream'
 
 let up: FakeUpstream
 beforeEach(() => {
@@ -68,13 +68,8 @@ describe('tags/list of a proxied repository', () => {
   })
 
   it('is cached per upstream entry and credentials: an entry without them never gets the list another entry\'s credentials obtained', async () => {
-    up.auth = 'token'
-    up.credentials = 'admin:admin-pw'
-    up.publicRepos = /^public\//
-    const both = {
-      ...upstreams({ prefix: 'tk', url: UPSTREAM }, { prefix: 'anon', url: UPSTREAM }),
-      UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
-    }
+    privateUpstream(up)
+    const both = twoEntries()
     const secret = repoName('team-a')
     await up.image(secret, 'v1')
     expect(json((await get(both, `/v2/tk/${secret}/tags/list`)).body).tags).toEqual(['v1'])

@@ -160,13 +160,18 @@ describe('a tag and the credentials that confirmed it', () => {
     ...cached(ttl),
     UPSTREAM_CREDENTIALS: JSON.stringify({ cache: credentials }),
   })
-
-  it('records which credentials confirmed it; other credentials ask the upstream again, even within the TTL', async () => {
+  /** An upstream taking Basic `me:first`, its tag pulled (and recorded) with them: the repository. */
+  const pulledWithFirst = async () => {
     up.auth = 'basic'
     up.credentials = 'me:first'
     const remote = repoName('app')
     await up.image(remote, 'v1')
     expect((await get(withCredentials('me:first'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    return remote
+  }
+
+  it('records which credentials confirmed it; other credentials ask the upstream again, even within the TTL', async () => {
+    const remote = await pulledWithFirst()
     const record = await readTag(bindings, `cache/${remote}` as Repo, 'v1' as Tag)
     expect(record!.via).toMatch(/^[0-9a-f]{16}$/)
     const seen = up.seen.length
@@ -180,11 +185,7 @@ describe('a tag and the credentials that confirmed it', () => {
   })
 
   it('is not served stale to credentials the upstream refuses', async () => {
-    up.auth = 'basic'
-    up.credentials = 'me:first'
-    const remote = repoName('app')
-    await up.image(remote, 'v1')
-    expect((await get(withCredentials('me:first'), `/v2/cache/${remote}/manifests/v1`)).res.status).toBe(200)
+    const remote = await pulledWithFirst()
     const { res } = await get(withCredentials('me:revoked'), `/v2/cache/${remote}/manifests/v1`)
     expect(res.status).toBe(502)
     // The credentials that confirmed it still get it stale when the upstream is down.

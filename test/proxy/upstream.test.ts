@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { parseChallenge } from '../../src/proxy/upstream'
 import { repoName } from '../helpers'
-import { CDN, FakeUpstream, get, REALM, UPSTREAM, upstreams } from './fake-upstream'
+import { ADMIN, CDN, FakeUpstream, get, privateUpstream, REALM, twoEntries, UPSTREAM, upstreams } from './fake-upstream'
 
 let up: FakeUpstream
 beforeEach(() => {
@@ -88,14 +88,9 @@ describe('the Bearer token flow', () => {
 
 describe('two entries on one upstream, one with credentials (tokens are cached per entry and credentials)', () => {
   // As in the issue: `tk` has the upstream's credentials, `anon` none; the upstream lets anyone pull public/*.
-  const both = {
-    ...upstreams({ prefix: 'tk', url: UPSTREAM, tagTtlSeconds: 0 }, { prefix: 'anon', url: UPSTREAM, tagTtlSeconds: 0 }),
-    UPSTREAM_CREDENTIALS: JSON.stringify({ tk: 'admin:admin-pw' }),
-  }
+  const both = twoEntries({ tagTtlSeconds: 0 })
   const privateImage = async () => {
-    up.auth = 'token'
-    up.credentials = 'admin:admin-pw'
-    up.publicRepos = /^public\//
+    privateUpstream(up)
     const remote = repoName('team-a')
     return { remote, img: await up.image(remote, 'v1') }
   }
@@ -119,14 +114,12 @@ describe('two entries on one upstream, one with credentials (tokens are cached p
   })
 
   it('each entry gets its own token for the same scope; the anonymous one still pulls what is public', async () => {
-    up.auth = 'token'
-    up.credentials = 'admin:admin-pw'
-    up.publicRepos = /^public\//
+    privateUpstream(up)
     const remote = repoName('public')
     await up.image(remote, 'v1')
     expect((await get(both, `/v2/tk/${remote}/manifests/v1`)).res.status).toBe(200)
     expect((await get(both, `/v2/anon/${remote}/manifests/v1`)).res.status).toBe(200)
-    expect(tokenRequests().map((t) => t.authorization)).toEqual([`Basic ${btoa('admin:admin-pw')}`, null])
+    expect(tokenRequests().map((t) => t.authorization)).toEqual([`Basic ${btoa(ADMIN)}`, null])
   })
 
   it('an entry whose credentials changed does not reuse the token the old ones earned', async () => {
