@@ -51,15 +51,18 @@ describe('storage keys', () => {
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
     ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
     ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
+    ['health probe (R2 head and KV get; never written)', keys.healthProbe(), '_registry/health'],
+    ['health probe result (edge cache)', keys.cachedHealth(origin), 'https://registry.example.com/_cache/health'],
+    ['sign-in throttle mark (edge cache)', keys.throttleMark(origin, 'address', 'ab12'), 'https://registry.example.com/_cache/throttle/address/ab12'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
-      'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
+      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags',
+      'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
 
