@@ -69,6 +69,7 @@ export type LogEvent =
   | { event: 'error'; message: string; stack: string | null }
   | { event: 'background.failed'; message: string; stack: string | null }
   | { event: 'health.failed'; check: 'r2' | 'kv' | 'cache'; message: string }
+  | { event: 'settings.invalid'; setting: string; message: string }
   | { event: 'throttle.unbound'; binding: string }
   | { event: 'gc.skipped'; reason: string }
   | { event: 'gc.finished'; run: string; dryRun: boolean; deleted: Record<string, number>; kept: { blobs: number; bytes: number } }

@@ -47,9 +47,10 @@ function settingsProblems(env: Env): string[] {
     try {
       read()
     } catch (err) {
-      const { message, stack } = errorFields(err)
-      logEvent('error', { event: 'error', message, stack })
-      failed.push(/^[A-Z][A-Z0-9_]*/.exec(message)?.[0] ?? fallback)
+      const { message } = errorFields(err)
+      const setting = /^[A-Z][A-Z0-9_]*/.exec(message)?.[0] ?? fallback
+      logEvent('error', { event: 'settings.invalid', setting, message })
+      failed.push(setting)
     }
   }
   return [...new Set(failed)]
@@ -57,9 +58,17 @@ function settingsProblems(env: Env): string[] {
 
 /** The Rate Limiting bindings the settings rely on (wrangler.toml [[ratelimits]]). */
 function assertBindings(env: Env): void {
+  // A setting that does not parse is reported on its own above.
+  const parsed = <T>(read: () => T): T | null => {
+    try {
+      return read()
+    } catch {
+      return null
+    }
+  }
   const missing = [
-    ...(authConfig(env) ? SIGNIN_BINDINGS.filter((b) => !env[b]) : []),
-    ...(throttleSettings(env).anonymousPulls && !env.ANONYMOUS_PULLS_BY_ADDRESS ? ['ANONYMOUS_PULLS_BY_ADDRESS'] : []),
+    ...(parsed(() => authConfig(env)) ? SIGNIN_BINDINGS.filter((b) => !env[b]) : []),
+    ...(parsed(() => throttleSettings(env))?.anonymousPulls && !env.ANONYMOUS_PULLS_BY_ADDRESS ? ['ANONYMOUS_PULLS_BY_ADDRESS'] : []),
   ]
   if (missing.length) throw new Error(`${missing[0]}: missing from wrangler.toml [[ratelimits]]${missing.length > 1 ? ` (and ${missing.slice(1).join(', ')})` : ''}`)
 }
