@@ -151,7 +151,7 @@ function writeLine(req: Request, facts: Facts, status: number, started: number, 
     bytesOut: out,
     durationMs: Date.now() - started,
     identity: 'anonymous',
-    address: req.headers.get('cf-connecting-ip'),
+    address: clip(req.headers.get('cf-connecting-ip') ?? undefined),
     userAgent: clip(req.headers.get('user-agent') ?? undefined),
     ...learned,
   }

@@ -34,7 +34,7 @@
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
-import { annotate, logEvent, type RequestLine } from '../log'
+import { annotate, errorFields, logEvent, type RequestLine } from '../log'
 import { throttleSettings } from '../settings/throttle'
 import { readMark, writeMark } from '../storage/throttle-marks'
 import { toHex } from '../storage/streams'
@@ -116,7 +116,11 @@ function tooMany(kind: NonNullable<RequestLine['throttled']>, ms: number): Regis
 
 const unbound = new Set<string>()
 
-/** Whether the binding lets `key` through (and counts it); a missing binding lets everything through. */
+/**
+ * Whether the binding lets `key` through (and counts it). A missing binding lets everything
+ * through (logged once); so does a failing one (logged each time): an outage of the limiter must
+ * not become an outage of every sign-in.
+ */
 async function allowed(env: Env, binding: Binding, key: string): Promise<boolean> {
   const limiter = env[binding]
   if (!limiter) {
@@ -124,7 +128,12 @@ async function allowed(env: Env, binding: Binding, key: string): Promise<boolean
     unbound.add(binding)
     return true
   }
-  return (await limiter.limit({ key })).success
+  try {
+    return (await limiter.limit({ key })).success
+  } catch (err) {
+    logEvent('error', { event: 'error', ...errorFields(err) })
+    return true
+  }
 }
 
 /** A user name or address as a fixed-length key (names may be long). */

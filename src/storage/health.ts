@@ -2,7 +2,10 @@
  * /_health's storage probes: 1 R2 head and 1 KV get of a key never written (keys.healthProbe),
  * at most once per location every PROBE_TTL_MS. The result is kept in isolate memory (a probe
  * under way is shared) and in the location's Cache API (free), so a monitor, or anyone, calling
- * /_health in a loop cannot run up the bill. A probe that takes longer than PROBE_TIMEOUT_MS fails.
+ * /_health in a loop cannot run up the bill. Memory holds one result per bucket binding, whatever
+ * host name asked (so varying the Host on a wildcard route probes nothing more); the Cache API
+ * keys on the origin, as every edge cache key here does. A probe that takes longer than
+ * PROBE_TIMEOUT_MS fails.
  */
 import type { Env } from '../env'
 import { logEvent } from '../log'
@@ -18,13 +21,13 @@ export interface StorageHealth {
 export const PROBE_TTL_MS = 10_000
 const PROBE_TIMEOUT_MS = 5_000
 
-/** Per origin: the probe's result (a promise while it runs) and until when it stands. */
-const memory = new Map<string, { until: number; result: Promise<StorageHealth> }>()
+/** The probe's result (a promise while it runs) and until when it stands, per bucket binding (one per isolate). */
+const memory = new WeakMap<R2Bucket, { until: number; result: Promise<StorageHealth> }>()
 
 /** R2 and KV as last probed at this location: memory, else 1 Cache API match, else 1 R2 head + 1 KV get (+1 Cache API put). */
 export function storageHealth(env: Env, origin: string): Promise<StorageHealth> {
   const now = Date.now()
-  const known = memory.get(origin)
+  const known = memory.get(env.BLOBS)
   if (known && known.until > now) return known.result
   // While the probe runs, callers share it; then its result stands until PROBE_TTL_MS after it was made.
   const entry = { until: Number.POSITIVE_INFINITY, result: Promise.resolve<StorageHealth>({ r2: 'failed', kv: 'failed' }) }
@@ -40,7 +43,7 @@ export function storageHealth(env: Env, origin: string): Promise<StorageHealth> 
       return { r2: 'failed', kv: 'failed' }
     },
   )
-  memory.set(origin, entry)
+  memory.set(env.BLOBS, entry)
   return entry.result
 }
 

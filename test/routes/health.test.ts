@@ -40,7 +40,7 @@ function spied(fail: { r2?: 'throw' | 'hang'; kv?: 'throw' } = {}) {
 }
 
 let n = 0
-/** A location of its own per test: probe results are kept per origin. */
+/** An origin of its own per test: the Cache API keeps probe results per origin (memory per bucket binding, and each spied() is a new one). */
 const origin = () => `http://health-${Date.now().toString(36)}-${n++}.test`
 const health = async (o: string, overrides: Partial<Env>, method = 'GET') => {
   const res = await callWith(overrides, `${o}/_health`, { method })
@@ -65,6 +65,9 @@ describe('GET /_health', () => {
     const o = origin()
     await Promise.all(Array.from({ length: 10 }, () => health(o, env)))
     for (let i = 0; i < 10; i++) expect((await health(o, env)).body).toEqual({ r2: 'ok', kv: 'ok', settings: 'ok' })
+    expect(calls).toMatchObject({ r2: 1, kv: 1 })
+    // Another host name (a wildcard route) asks the same isolate: nothing more is probed.
+    await health(origin(), env)
     expect(calls).toMatchObject({ r2: 1, kv: 1 })
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(Date.now() + 9_000)
