@@ -100,12 +100,19 @@ docs_block() {
        inside { print }' "$1"
 }
 
-# wrangler dev reads .dev.vars from the project root. A script that writes one first calls
-# put_dev_vars_aside (a developer's own is kept in the work dir); restore_dev_vars (cleanup) puts it back.
+# wrangler dev reads .dev.vars from the project root. run_dev_vars_block FILE MARKER runs the
+# documented block after MARKER there (stdin passed on), a developer's own .dev.vars kept in the
+# work dir meanwhile; restore_dev_vars (cleanup) puts it back. Call it in the script's own shell
+# (not in a pipeline or $(…)), or restore_dev_vars never learns there is one to restore.
 DEV_VARS=$ROOT/.dev.vars DEV_VARS_WRITTEN=0
-put_dev_vars_aside() {
+run_dev_vars_block() {
+  local block
+  block=$(docs_block "$1" "$2")
+  echo "$block"
+  [ -n "$block" ] || fail "$1 has no block after \"$2\"" || return
   if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
   DEV_VARS_WRITTEN=1
+  (cd "$ROOT" && bash -euo pipefail -c "$block")
 }
 restore_dev_vars() {
   [ "$DEV_VARS_WRITTEN" = 1 ] || return 0

@@ -55,12 +55,7 @@ start_issuer() {
 # The rules under test, from the documented block: main of acme/app pushes to ci/<its repository>;
 # every branch of acme pulls ci/acme/*.
 write_dev_vars() {
-  local block
-  block=$(docs_block "$ROOT/docs/authentication.md" '<!-- e2e/oidc.sh runs the next block')
-  echo "$block"
-  [ -n "$block" ] || fail "docs/authentication.md has no block after the e2e/oidc.sh marker" || return
-  put_dev_vars_aside || return
-  (cd "$ROOT" && bash -euo pipefail -c "$block") || fail "the documented block failed" || return
+  run_dev_vars_block "$ROOT/docs/authentication.md" '<!-- e2e/oidc.sh runs the next block' || fail "the documented block failed" || return
   if [ "$OIDC_PORT" != 8865 ]; then
     sed -i "s|http://127.0.0.1:8865|$ISSUER|" "$DEV_VARS" && note "OIDC_PORT=$OIDC_PORT: the issuer's port in .dev.vars changed to it"
   fi

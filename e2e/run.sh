@@ -132,12 +132,9 @@ start_registry() {
 # marker) in the project root, the password on stdin for `npm run -s hash-password -- alice`.
 # A .dev.vars already there is kept aside until the end (lib.sh).
 write_dev_vars() {
-  local block
-  block=$(docs_block "$ROOT/docs/authentication.md" '<!-- e2e/run.sh (E2E_AUTH=1) runs the next block')
-  echo "$block"
-  [ -n "$block" ] || fail "docs/authentication.md has no block after the e2e/run.sh marker" || return
-  put_dev_vars_aside || return
-  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block" 2>"$WORK/tmp/dev-vars.err")
+  # Not in a pipeline: run_dev_vars_block must run in this shell, which restores .dev.vars at the end.
+  run_dev_vars_block "$ROOT/docs/authentication.md" '<!-- e2e/run.sh (E2E_AUTH=1) runs the next block' \
+    2>"$WORK/tmp/dev-vars.err" < <(printf %s "$REGISTRY_PASSWORD")
   local rc=$?
   sed -E 's/pbkdf2-sha256[^"]*/pbkdf2-sha256…/g' "$WORK/tmp/dev-vars.err"   # what it printed, without the hash
   [ $rc -eq 0 ] || fail "the documented block failed" || return
