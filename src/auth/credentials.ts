@@ -67,6 +67,7 @@ export async function verifyCredentials(
 ): Promise<Principal | null> {
   if (user.length + password.length > MAX_CREDENTIAL_LENGTH) return null
   if (user === OIDC_USER) {
+    // Not throttled: signed tokens are not guessed, and CI runners share addresses (throttle.ts).
     const id = await verifyIdToken(config.oidc, client.origin, password)
     const principal = id && { sub: `${OIDC_PREFIX}${id.alias}:${id.claims.sub as string}`, proof: '', oidc: id }
     return attempted(OIDC_USER, principal)
@@ -84,7 +85,8 @@ export async function verifyCredentials(
   const shown = robot || config.users.has(user) ? user : '(unknown)'
   try {
     await assertMaySignIn(client, name)
-    const principal = robot ? await verifyRobot(env, client, robot, password) : robotLike(user) ? null : await verifyUser(env, config, client, user, password)
+    // `robot:` with an invalid robot name is refused unchecked.
+    const principal = robot ? await verifyRobot(env, client, robot, password) : name === null ? null : await verifyUser(env, config, client, user, password)
     if (!principal) await signInFailed(env, client, name)
     return attempted(shown, principal)
   } catch (err) {
@@ -92,9 +94,6 @@ export async function verifyCredentials(
     throw err
   }
 }
-
-/** `robot:` with an invalid robot name: refused unchecked. */
-const robotLike = (user: string): boolean => user.startsWith(ROBOT_PREFIX)
 
 /** Puts the attempt on the request's log line. */
 function attempted(user: string, principal: Principal | null): Principal | null {
@@ -109,7 +108,7 @@ async function verifyUser(env: Env, config: AuthConfig, client: Client, user: st
   // The proof check drops a cached entry as soon as the user's hash changes or goes.
   if (hit && hit.until > Date.now() && stored && hit.principal.proof === stored.proof) return hit.principal
   await assertMayCheck(env, client)
-  // An unknown user costs the same PBKDF2 as a known one: timing does not tell who exists.
+  // An unknown user costs the same PBKDF2 as a known one (decoyFor): timing does not tell who exists.
   const ok = await verifyPassword(password, stored?.hash ?? decoyFor(config))
   if (!ok || !stored) return null
   const principal = { sub: user, proof: stored.proof }
