@@ -187,7 +187,7 @@ export const signInSubmit: Page = async (req, c, viewer) => {
     cookie = await signIn(req, c.env, form.get('username') ?? '', form.get('password') ?? '')
   } catch (err) {
     if (!(err instanceof RegistryError && err.code === 'TOOMANYREQUESTS')) throw err
-    const text = `Too many failed sign-ins from this address or for this user name. Try again in ${err.headers['Retry-After']} seconds.`
+    const text = `${err.message[0]!.toUpperCase()}${err.message.slice(1)}.`      // "Too many failed sign-ins …: try again in 60 seconds."
     return htmlResponse(signInPage(viewer, next, text), viewer, 429, { 'Retry-After': err.headers['Retry-After']! })
   }
   if (!cookie) return htmlResponse(signInPage(viewer, next, 'Wrong user name or password.'), viewer, 401)

@@ -141,7 +141,7 @@ describe('throttling failed sign-ins', () => {
     expect(res.status).toBe(429)
     expect(res.headers.get('retry-after')).toMatch(/^(59|60)$/)
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8')
-    expect(await res.text()).toMatch(/Too many failed sign-ins from this address or for this user name\. Try again in (59|60) seconds\./)
+    expect(await res.text()).toMatch(/Too many failed sign-ins from this address or for this user name: try again in (59|60) seconds\./)
   })
 
   it('throttles a user name guessed from many addresses, for every address, its owner\'s too', async () => {
