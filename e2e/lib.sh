@@ -91,6 +91,36 @@ stop_session() {
 }
 stop_registry() { stop_session "${REG_PID:-}"; REG_PID=; }
 
+# docs_block FILE MARKER: the ```sh block right after the line holding MARKER in FILE. Documented
+# blocks that an e2e script runs as they are (so the docs stay true) are marked this way.
+docs_block() {
+  awk -v marker="$2" 'index($0, marker) { marked = 1; next }
+       marked && !inside && /^```sh$/ { inside = 1; next }
+       inside && /^```$/ { exit }
+       inside { print }' "$1"
+}
+
+# wrangler dev reads .dev.vars from the project root. run_dev_vars_block FILE MARKER runs the
+# documented block after MARKER there (stdin passed on), a developer's own .dev.vars kept in the
+# work dir meanwhile; restore_dev_vars (cleanup) puts it back. Call it in the script's own shell
+# (not in a pipeline or $(…)), or restore_dev_vars never learns there is one to restore.
+DEV_VARS=$ROOT/.dev.vars DEV_VARS_WRITTEN=0
+run_dev_vars_block() {
+  local block
+  block=$(docs_block "$1" "$2")
+  echo "$block"
+  [ -n "$block" ] || fail "$1 has no block after \"$2\"" || return
+  if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
+  DEV_VARS_WRITTEN=1
+  (cd "$ROOT" && bash -euo pipefail -c "$block")
+}
+restore_dev_vars() {
+  [ "$DEV_VARS_WRITTEN" = 1 ] || return 0
+  rm -f "$DEV_VARS"
+  if [ -e "$WORK/dev.vars.kept" ]; then mv "$WORK/dev.vars.kept" "$DEV_VARS"; fi
+  DEV_VARS_WRITTEN=0
+}
+
 # remove_work: the work dir, or keep it with E2E_KEEP=1.
 remove_work() {
   if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2; else chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"; fi
@@ -98,7 +128,7 @@ remove_work() {
 
 # On exit (and on INT/TERM) `cleanup` runs: by default it stops the registry and removes the work
 # dir; a script that starts more redefines cleanup after sourcing this file.
-cleanup() { stop_registry; remove_work; }
+cleanup() { stop_registry; restore_dev_vars; remove_work; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end: keyless CI push. A local OIDC issuer (e2e/oidc-issuer.mjs: discovery, JWKS, and a
-# GitHub-Actions-shaped token endpoint) and `npm start` with token auth trusting it (AUTH_OIDC);
-# skopeo and podman sign in as user `oidc` with an identity token as password, push and pull.
+# GitHub-Actions-shaped token endpoint) and `npm start` with token auth trusting it, configured by
+# running the `.dev.vars` block of docs/authentication.md ("Trying it locally") as it is: its
+# `${repository}` written plainly inside single quotes; skopeo and podman sign in as user `oidc`
+# with an identity token as password, push and pull.
 #
-#   bash e2e/oidc.sh        (E2E_PORT: registry port, default 8860; OIDC_PORT: issuer, default 8865;
-#                            E2E_KEEP=1 keeps the work dir)
+#   bash e2e/oidc.sh        (E2E_PORT: registry port, default 8860; E2E_KEEP=1 keeps the work dir.
+#                            The issuer listens on 8865 and the audience is https://localhost:8787,
+#                            as the documented block says; OIDC_PORT moves the issuer, and then
+#                            its port in the written .dev.vars, for parallel runs)
 #
 # One line per step, `PASS name` or `FAIL name: reason`, then `N passed, M failed`.
 set -uo pipefail
@@ -15,7 +19,7 @@ PORT=${E2E_PORT:-8860}
 OIDC_PORT=${OIDC_PORT:-8865}
 REGISTRY=localhost:$PORT
 ISSUER=http://127.0.0.1:$OIDC_PORT
-AUDIENCE=https://$REGISTRY
+AUDIENCE=https://localhost:8787
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edge-registry-oidc.XXXXXX")
 REG_PID= ISS_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/tmp" "$WORK/podman/root" "$WORK/podman/runroot" "$WORK/podman/tmp"
@@ -34,6 +38,7 @@ pm() {
 cleanup() {
   stop_registry
   stop_session "$ISS_PID"
+  restore_dev_vars
   remove_work
 }
 
@@ -47,15 +52,18 @@ start_issuer() {
   fail "issuer did not start: $(tail -n 1 "$WORK/issuer.log")"
 }
 
-# The rules under test: main of acme/app pushes to e2e/<its repository> and to acme/*; every
-# branch of acme pulls acme/*.
+# The rules under test, from the documented block: main of acme/app pushes to ci/<its repository>;
+# every branch of acme pulls ci/acme/*.
+write_dev_vars() {
+  run_dev_vars_block "$ROOT/docs/authentication.md" '<!-- e2e/oidc.sh runs the next block' || fail "the documented block failed" || return
+  if [ "$OIDC_PORT" != 8865 ]; then
+    sed -i "s|http://127.0.0.1:8865|$ISSUER|" "$DEV_VARS" && note "OIDC_PORT=$OIDC_PORT: the issuer's port in .dev.vars changed to it"
+  fi
+  grep -qF '"repos":"ci/${repository}"' "$DEV_VARS" || fail ".dev.vars does not hold \${repository} as written"
+}
+
 start_registry() {
-  local oidc rules
-  oidc="[{\"alias\":\"local\",\"issuer\":\"$ISSUER\",\"audience\":\"$AUDIENCE\"}]"
-  rules='[{"repos":"e2e/${repository}","oidc":{"issuer":"local","claims":{"repository_owner":"acme","ref":"refs/heads/main"}},"actions":["pull","push"]},
-    {"repos":"e2e/acme/*","oidc":{"issuer":"local","claims":{"repository_owner":"acme","ref":"refs/heads/*"}},"actions":["pull"]}]'
-  npm_start "$PORT" "$WORK/state" --var AUTH_MODE:token --var "AUTH_TOKEN_SECRET:$(head -c 36 /dev/urandom | base64)" \
-    --var "AUTH_OIDC:$oidc" --var "AUTH_RULES:$(tr -d '\n' <<<"$rules")" || return
+  npm_start "$PORT" "$WORK/state" || return
   wait_answer "http://$REGISTRY/v2/" 401 120
 }
 
@@ -85,13 +93,13 @@ login_with_id_token() {
 }
 
 push_main() {
-  sk copy --dest-tls-verify=false --dest-creds "oidc:$(main_token)" "oci:$SRC:latest" "docker://$REGISTRY/e2e/acme/app:v1" || return 1
-  [ "$(sk inspect --tls-verify=false --creds "oidc:$(main_token)" --raw "docker://$REGISTRY/e2e/acme/app:v1" | sha256sum | cut -d' ' -f1)" = "${DIGEST#sha256:}" ] \
+  sk copy --dest-tls-verify=false --dest-creds "oidc:$(main_token)" "oci:$SRC:latest" "docker://$REGISTRY/ci/acme/app:v1" || return 1
+  [ "$(sk inspect --tls-verify=false --creds "oidc:$(main_token)" --raw "docker://$REGISTRY/ci/acme/app:v1" | sha256sum | cut -d' ' -f1)" = "${DIGEST#sha256:}" ] \
     || fail "pushed manifest is not $DIGEST"
 }
 
 pull_feature() {
-  sk copy --src-tls-verify=false --src-creds "oidc:$(feature_token)" "docker://$REGISTRY/e2e/acme/app:v1" "oci:$WORK/pulled:v1" || return 1
+  sk copy --src-tls-verify=false --src-creds "oidc:$(feature_token)" "docker://$REGISTRY/ci/acme/app:v1" "oci:$WORK/pulled:v1" || return 1
   [ "$(jq -r '.manifests[0].digest' "$WORK/pulled/index.json")" = "$DIGEST" ] || fail "pulled another manifest"
   local f
   for f in "$SRC"/blobs/sha256/*; do cmp -s "$f" "$WORK/pulled/blobs/sha256/$(basename "$f")" || fail "blob $(basename "$f") differs" || return; done
@@ -107,28 +115,28 @@ log_has() {
 podman_login_push() {
   [ -f /etc/containers/policy.json ] || { mkdir -p /etc/containers && cp "$WORK/policy.json" /etc/containers/policy.json; }
   main_token | pm login --tls-verify=false -u oidc --password-stdin "$REGISTRY" || return 1
-  pm pull --tls-verify=false "$REGISTRY/e2e/acme/app:v1" || return 1
-  pm push --tls-verify=false "$REGISTRY/e2e/acme/app:v1" "docker://$REGISTRY/e2e/acme/app:podman" || return 1
+  pm pull --tls-verify=false "$REGISTRY/ci/acme/app:v1" || return 1
+  pm push --tls-verify=false "$REGISTRY/ci/acme/app:v1" "docker://$REGISTRY/ci/acme/app:podman" || return 1
   pm logout "$REGISTRY"
-  sk inspect --tls-verify=false --creds "oidc:$(main_token)" "docker://$REGISTRY/e2e/acme/app:podman" | jq -r .Digest
+  sk inspect --tls-verify=false --creds "oidc:$(main_token)" "docker://$REGISTRY/ci/acme/app:podman" | jq -r .Digest
 }
 
 # refused COMMAND...: the command fails, and the registry log says why (not the client).
 refused() { ! "$@"; }
 
 push_feature_denied() {
-  refused sk copy --dest-tls-verify=false --dest-creds "oidc:$(feature_token)" "oci:$SRC:latest" "docker://$REGISTRY/e2e/acme/app:feature"
+  refused sk copy --dest-tls-verify=false --dest-creds "oidc:$(feature_token)" "oci:$SRC:latest" "docker://$REGISTRY/ci/acme/app:feature"
 }
 push_other_repo_denied() {
-  # main of acme/app maps to e2e/acme/app only.
-  refused sk copy --dest-tls-verify=false --dest-creds "oidc:$(main_token)" "oci:$SRC:latest" "docker://$REGISTRY/e2e/acme/tools:v1"
+  # main of acme/app maps to ci/acme/app only.
+  refused sk copy --dest-tls-verify=false --dest-creds "oidc:$(main_token)" "oci:$SRC:latest" "docker://$REGISTRY/ci/acme/tools:v1"
 }
 wrong_audience_401() {
   local token code
   token=$(AUDIENCE_OVERRIDE=https://another-registry.example main_token)
-  code=$(curl -s -o /dev/null -w '%{http_code}' -u "oidc:$token" "http://$REGISTRY/token?scope=repository:e2e/acme/app:pull")
+  code=$(curl -s -o /dev/null -w '%{http_code}' -u "oidc:$token" "http://$REGISTRY/token?scope=repository:ci/acme/app:pull")
   [ "$code" = 401 ] || fail "/token answered $code" || return
-  log_has 'oidc: token refused (issuer local): aud' || fail "the log does not say the audience check failed"
+  log_has "event: 'oidc.refused'" && log_has "reason: 'aud: " || fail "the log does not say the audience check failed"
 }
 expired_401() {
   local code
@@ -137,13 +145,13 @@ expired_401() {
 }
 no_refresh_token() {
   local body
-  body=$(curl -sf -u "oidc:$(main_token)" "http://$REGISTRY/token?offline_token=true&scope=repository:e2e/acme/app:pull,push,delete") || return 1
+  body=$(curl -sf -u "oidc:$(main_token)" "http://$REGISTRY/token?offline_token=true&scope=repository:ci/acme/app:pull,push,delete") || return 1
   echo "$body" | jq -c '{scope, refresh_token}'
-  [ "$(jq -r .scope <<<"$body")" = repository:e2e/acme/app:pull,push ] || fail "scope is $(jq -r .scope <<<"$body")" || return
+  [ "$(jq -r .scope <<<"$body")" = repository:ci/acme/app:pull,push ] || fail "scope is $(jq -r .scope <<<"$body")" || return
   [ "$(jq -r '.refresh_token // "none"' <<<"$body")" = none ] || fail "an OIDC caller got a refresh token"
 }
 identity_logged() {
-  log_has 'oidc: signed in oidc:local:repo:acme/app:ref:refs/heads/main' || fail "no sign-in line for oidc:local:<sub>"
+  log_has "event: 'oidc.signed-in'" && log_has "identity: 'oidc:local:repo:acme/app:ref:refs/heads/main'" || fail "no sign-in event for oidc:local:<sub>"
 }
 jwks_fetched_once() {
   local n
@@ -154,7 +162,7 @@ jwks_fetched_once() {
 
 echo "# work dir $WORK"
 step install-tools install_tools || exit 1
-step issuer-start start_issuer && step registry-start start_registry || { summary; exit 1; }
+step dev-vars-from-docs write_dev_vars && step issuer-start start_issuer && step registry-start start_registry || { summary; exit 1; }
 step build-image build_image
 step login-with-id-token login_with_id_token
 step push-main push_main

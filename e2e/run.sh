@@ -128,37 +128,18 @@ start_registry() {
   fail "no free port found"
 }
 
-# docs/authentication.md's .dev.vars block: the fenced block right after its "e2e/run.sh (E2E_AUTH=1)" marker.
-readme_dev_vars_block() {
-  awk '/<!-- e2e\/run.sh \(E2E_AUTH=1\) runs the next block/ { marked = 1; next }
-       marked && !inside && /^```sh$/ { inside = 1; next }
-       inside && /^```$/ { exit }
-       inside { print }' "$ROOT/docs/authentication.md"
-}
-
-# Runs that block in the project root (where wrangler dev reads .dev.vars), the password on stdin
-# for `npm run -s hash-password -- alice`. A .dev.vars already there is kept aside until the end.
-DEV_VARS=$ROOT/.dev.vars DEV_VARS_WRITTEN=0
+# Runs docs/authentication.md's .dev.vars block (the one after its "e2e/run.sh (E2E_AUTH=1)"
+# marker) in the project root, the password on stdin for `npm run -s hash-password -- alice`.
+# A .dev.vars already there is kept aside until the end (lib.sh).
 write_dev_vars() {
-  local block
-  block=$(readme_dev_vars_block)
-  echo "$block"
-  [ -n "$block" ] || fail "docs/authentication.md has no block after the e2e/run.sh marker" || return
-  if [ -e "$DEV_VARS" ]; then mv "$DEV_VARS" "$WORK/dev.vars.kept" || return; fi
-  DEV_VARS_WRITTEN=1
-  (cd "$ROOT" && printf %s "$REGISTRY_PASSWORD" | bash -euo pipefail -c "$block" 2>"$WORK/tmp/dev-vars.err")
+  # Not in a pipeline: run_dev_vars_block must run in this shell, which restores .dev.vars at the end.
+  run_dev_vars_block "$ROOT/docs/authentication.md" '<!-- e2e/run.sh (E2E_AUTH=1) runs the next block' \
+    2>"$WORK/tmp/dev-vars.err" < <(printf %s "$REGISTRY_PASSWORD")
   local rc=$?
   sed -E 's/pbkdf2-sha256[^"]*/pbkdf2-sha256…/g' "$WORK/tmp/dev-vars.err"   # what it printed, without the hash
   [ $rc -eq 0 ] || fail "the documented block failed" || return
   cut -d= -f1 "$DEV_VARS"   # the names only: the file holds a password hash
   grep -qE "^AUTH_USERS='[{]\"alice\":\"pbkdf2-sha256([$][A-Za-z0-9+/=]+){3}\"[}]'$" "$DEV_VARS" || fail "no AUTH_USERS line for alice in the documented form" || return
-}
-
-restore_dev_vars() {
-  [ "$DEV_VARS_WRITTEN" = 1 ] || return 0
-  rm -f "$DEV_VARS"
-  if [ -e "$WORK/dev.vars.kept" ]; then mv "$WORK/dev.vars.kept" "$DEV_VARS"; fi
-  DEV_VARS_WRITTEN=0
 }
 
 # Waits until /v2/ answers (200, or 401 when auth is on); picks https when it speaks it.

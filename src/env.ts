@@ -39,6 +39,18 @@ export interface Env {
   UPSTREAMS?: string
   /** Secret: JSON `{"<prefix or host>": "user:password" | "token"}` for the upstreams. */
   UPSTREAM_CREDENTIALS?: string
+  /** Seconds an address or user name past a sign-in limit is refused; every 429's Retry-After (src/settings/throttle.ts). */
+  THROTTLE_RETRY_SECONDS?: string
+  /** "true": anonymous manifest GETs are limited per client address (ANONYMOUS_PULLS_BY_ADDRESS). */
+  THROTTLE_ANONYMOUS_PULLS?: string
+  /** Rate Limiting bindings (wrangler.toml [[ratelimits]]; src/auth/throttle.ts): failed sign-ins per address. */
+  SIGNIN_FAILURES_BY_ADDRESS?: RateLimit
+  /** Failed sign-ins per user name (AUTH_USERS names, and names that are not). */
+  SIGNIN_FAILURES_BY_USER?: RateLimit
+  /** Password checks (and robot lookups) per address, right or wrong: bounds a burst of parallel guesses. */
+  SIGNIN_CHECKS_BY_ADDRESS?: RateLimit
+  /** Anonymous manifest GETs per address, when THROTTLE_ANONYMOUS_PULLS is "true". */
+  ANONYMOUS_PULLS_BY_ADDRESS?: RateLimit
 }
 
 /** Parsed settings, with the defaults docs/settings.md documents. */

@@ -1,8 +1,10 @@
 /**
  * Every error code the registry answers with, once, with its HTTP status
  * (OCI distribution-spec v1.1, "Error Codes"), and the one writer of the
- * `{"errors":[…]}` envelope.
+ * `{"errors":[…]}` envelope (which puts the code on the request's log line).
  */
+import { annotate, errorFields, logEvent } from './log'
+
 const OCI = {
   BLOB_UNKNOWN: [404, 'blob unknown to registry'],
   BLOB_UPLOAD_INVALID: [400, 'blob upload invalid'],
@@ -57,10 +59,11 @@ export class RegistryError extends Error {
   }
 }
 
-/** Turns anything thrown by a route into the spec's error JSON; never leaks internals. */
+/** Turns anything thrown by a route into the spec's error JSON; never leaks internals (the log has them). */
 export function toErrorResponse(err: unknown, method = 'GET'): Response {
-  if (!(err instanceof RegistryError)) console.error(err)
+  if (!(err instanceof RegistryError)) logEvent('error', { event: 'error', ...errorFields(err) })
   const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN')
+  annotate({ code: e.code })
   const [tableStatus] = OCI[e.code]
   const status = e.options.status ?? tableStatus
   const message = e.message

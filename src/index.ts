@@ -1,5 +1,6 @@
 import { settings, type Env } from './env'
 import { startRun } from './gc/workflow'
+import { logEvent } from './log'
 import { router } from './router'
 
 export { GcWorkflow } from './gc/workflow'
@@ -11,7 +12,7 @@ export default {
    * none while READ_ONLY (a real run writes, as /admin/gc refuses then too).
    */
   scheduled: (_event, env, ctx) => {
-    if (settings(env).readOnly) return console.log('READ_ONLY = "true": the scheduled collection is skipped')
+    if (settings(env).readOnly) return logEvent('log', { event: 'gc.skipped', reason: 'READ_ONLY = "true": the scheduled collection is skipped' })
     ctx.waitUntil(startRun(env, { dryRun: false, untagged: false, repo: null }))
   },
 } satisfies ExportedHandler<Env>

@@ -4,17 +4,19 @@
  * `registry:admin:*` (from /token, granted by the same rule); else 401/403.
  * AUTH_MODE "none": nobody can prove who they are, so only a local caller is served (`openAdmin`);
  * 403 DENIED anyone else.
- * Cost: CPU only (Basic: see credentials.ts).
+ * Cost: CPU only (Basic: see credentials.ts, throttled like every sign-in).
  */
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
+import { annotate } from '../log'
 import { holds } from './access'
 import { authConfig } from './config'
 import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
 import { mayAdmin } from './rules'
 import { bearerChallenge } from './layer'
 import type { Scope } from './scopes'
+import { clientOf } from './throttle'
 import { verifyAccessToken } from './tokens'
 
 export const ADMIN_SCOPE: Readonly<Scope> = { type: 'registry', name: 'admin', actions: ['*'] }
@@ -57,12 +59,13 @@ export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   if (/^bearer /i.test(header)) {
     const claims = await verifyAccessToken(await config.key, service, header.slice(7).trim())
     if (!claims) throw challenge('invalid_token')
+    annotate({ identity: claims.sub || 'anonymous' })
     if (holds(claims.access, ADMIN_SCOPE)) return claims.sub
     if (claims.sub !== '' && !claims.sub.startsWith(OIDC_PREFIX) && mayAdmin(config.rules, claims.sub)) throw challenge('insufficient_scope')
     throw new RegistryError('DENIED')
   }
   const credentials = basicCredentials(header)
-  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
+  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, clientOf(req)))
   if (!principal) throw challenge()
   // Rules by name (`"admin": ["*"]` included) never apply to a CI identity token.
   if (!principal.oidc && mayAdmin(config.rules, principal.sub)) return principal.sub

@@ -4,8 +4,12 @@
  * identity token as password (oidc/verify.ts). Users and robots are cached in isolate memory for
  * CACHE_MS, so a client sending Basic credentials on every request pays one PBKDF2 or
  * one KV get per minute per isolate. The caches hold hashes, never a password.
+ * Every way in comes through here, so here the sign-in throttle (throttle.ts) is asked, and
+ * the attempt is put on the request's log line (the name tried, never the password).
  */
 import type { Env } from '../env'
+import { RegistryError } from '../errors'
+import { annotate } from '../log'
 import { readRobot } from '../storage/robots'
 import { toHex } from '../storage/streams'
 import type { AuthConfig } from './config'
@@ -13,6 +17,7 @@ import { PBKDF2_MAX_ITERATIONS, sha256, timingSafeEqual, verifyPassword, type Pa
 import type { OidcIdentity } from './oidc/rules'
 import { OIDC_USER, verifyIdToken } from './oidc/verify'
 import { ROBOT_PREFIX, robotName, type RobotName, type RobotRecord } from './robots'
+import { assertMayCheck, assertMaySignIn, signInFailed, type Client } from './throttle'
 
 /** Who a request is, once proven: a user name, `robot:<name>` or `oidc:<alias>:<sub>`. */
 export interface Principal {
@@ -57,18 +62,21 @@ export function basicCredentials(header: string): { user: string; password: stri
 }
 
 /**
- * The principal these credentials prove, or null. Cost: a cache hit is one SHA-256;
- * a miss is one PBKDF2 (user) or one KV get (robot, unless its record is cached);
- * an identity token is one signature check (and its issuer's keys: oidc/jwks.ts, whose
- * edge cache is under `origin`).
+ * The principal these credentials prove, or null; 429 TOOMANYREQUESTS while the client address
+ * or the user name is throttled (throttle.ts: checked before anything else, counted on failure).
+ * Cost: a cache hit is one SHA-256; a miss is one PBKDF2 (user) or one KV get (robot, unless its
+ * record is cached); an identity token is one signature check (and its issuer's keys:
+ * oidc/jwks.ts, whose edge cache is under the client's origin).
  */
 export async function verifyCredentials(
-  env: Env, config: AuthConfig, user: string, password: string, origin: string,
+  env: Env, config: AuthConfig, user: string, password: string, client: Client,
 ): Promise<Principal | null> {
   if (user.length + password.length > MAX_CREDENTIAL_LENGTH) return null
   if (user === OIDC_USER) {
-    const id = await verifyIdToken(config.oidc, origin, password)
-    return id && { sub: `${OIDC_PREFIX}${id.alias}:${id.claims.sub as string}`, proof: '', oidc: id }
+    // Not throttled: signed tokens are not guessed, and CI runners share addresses (throttle.ts).
+    const id = await verifyIdToken(config.oidc, client.origin, password)
+    const principal = id && { sub: `${OIDC_PREFIX}${id.alias}:${id.claims.sub as string}`, proof: '', oidc: id }
+    return attempted(OIDC_USER, principal)
   }
   // `robot:ci:<token>` split at the first colon (podman, skopeo, containerd read docker's
   // config.json that way) arrives as user "robot", password "ci:<token>".
@@ -78,24 +86,44 @@ export async function verifyCredentials(
     password = password.slice(colon + 1)
   }
   const robot = robotName(user)
-  if (robot) return verifyRobot(env, robot, password)
-  if (user.startsWith(ROBOT_PREFIX)) return null
+  // Robots are limited per address only (throttle.ts); anything else per user name too.
+  const name = user.startsWith(ROBOT_PREFIX) ? null : user
+  const shown = robot || config.users.has(user) ? user : '(unknown)'
+  try {
+    await assertMaySignIn(client, name)
+    // `robot:` with an invalid robot name is refused unchecked.
+    const principal = robot ? await verifyRobot(env, client, robot, password) : name === null ? null : await verifyUser(env, config, client, user, password)
+    if (!principal) await signInFailed(env, client, name)
+    return attempted(shown, principal)
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'TOOMANYREQUESTS') annotate({ signIn: { user: shown, outcome: 'throttled' } })
+    throw err
+  }
+}
 
+/** Puts the attempt on the request's log line. */
+function attempted(user: string, principal: Principal | null): Principal | null {
+  annotate(principal ? { identity: principal.sub, signIn: { user, outcome: 'ok' } } : { signIn: { user, outcome: 'refused' } })
+  return principal
+}
+
+async function verifyUser(env: Env, config: AuthConfig, client: Client, user: string, password: string): Promise<Principal | null> {
   const cacheKey = toHex(await sha256(`${user}\0${password}`))
   const hit = verified.get(cacheKey)
   const stored = config.users.get(user)
   // The proof check drops a cached entry as soon as the user's hash changes or goes.
   if (hit && hit.until > Date.now() && stored && hit.principal.proof === stored.proof) return hit.principal
-  // An unknown user costs the same PBKDF2 as a known one: timing does not tell who exists.
-  const ok = await verifyPassword(password, stored?.hash ?? decoy())
+  await assertMayCheck(env, client)
+  // An unknown user costs the same PBKDF2 as a known one (decoyFor): timing does not tell who exists.
+  const ok = await verifyPassword(password, stored?.hash ?? decoyFor(config))
   if (!ok || !stored) return null
   const principal = { sub: user, proof: stored.proof }
   remember(verified, cacheKey, { principal, until: Date.now() + CACHE_MS })
   return principal
 }
 
-async function verifyRobot(env: Env, name: RobotName, token: string): Promise<Principal | null> {
-  const record = await robotRecord(env, name)
+async function verifyRobot(env: Env, client: Client, name: RobotName, token: string): Promise<Principal | null> {
+  const record = await robotRecord(env, name, client)
   const given = await sha256(token)
   if (!record || !timingSafeEqual(given, fromHex(record.sha256))) return null
   return { sub: ROBOT_PREFIX + name, proof: robotProof(record) }
@@ -115,10 +143,11 @@ export async function stillValid(env: Env, config: AuthConfig, sub: string, proo
   return config.users.get(sub)?.proof === proof
 }
 
-/** Cached, else 1 KV get. */
-async function robotRecord(env: Env, name: RobotName): Promise<RobotRecord | null> {
+/** Cached, else 1 KV get (counted against the address's checks when signing in). */
+async function robotRecord(env: Env, name: RobotName, client?: Client): Promise<RobotRecord | null> {
   const hit = robots.get(name)
   if (hit && hit.until > Date.now()) return hit.record
+  if (client) await assertMayCheck(env, client)
   const record = await readRobot(env, name)                               // KV get
   remember(robots, name, { record, until: Date.now() + CACHE_MS })
   return record
@@ -133,12 +162,25 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
   if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!)
 }
 
-let decoyHash: PasswordHash | null = null
-const decoy = (): PasswordHash =>
-  (decoyHash ??= {
-    iterations: PBKDF2_MAX_ITERATIONS,
-    salt: crypto.getRandomValues(new Uint8Array(16)),
-    hash: crypto.getRandomValues(new Uint8Array(32)),
-  })
+const decoys = new WeakMap<AuthConfig, PasswordHash>()
+
+/**
+ * What an unknown user name is checked against: a random hash with the iteration count most
+ * configured users have (ties: the higher), so it costs what a real user's check costs and
+ * timing does not tell names apart. Without users, the maximum.
+ */
+function decoyFor(config: AuthConfig): PasswordHash {
+  let decoy = decoys.get(config)
+  if (!decoy) {
+    const counts = new Map<number, number>()
+    for (const { hash } of config.users.values()) counts.set(hash.iterations, (counts.get(hash.iterations) ?? 0) + 1)
+    let iterations = PBKDF2_MAX_ITERATIONS
+    let most = 0
+    for (const [n, times] of counts) if (times > most || (times === most && n > iterations)) [iterations, most] = [n, times]
+    decoy = { iterations, salt: crypto.getRandomValues(new Uint8Array(16)), hash: crypto.getRandomValues(new Uint8Array(32)) }
+    decoys.set(config, decoy)
+  }
+  return decoy
+}
 
 const fromHex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16))

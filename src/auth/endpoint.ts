@@ -13,7 +13,8 @@
  * the granted actions: asking for more than the rules allow is not an error, it just is not
  * granted. A CI job signs in as user `oidc` with its identity token as password (oidc/);
  * it never gets a refresh token. Malformed scopes, more than MAX_SCOPES of them or another service → 400
- * TOKEN_REQUEST_INVALID (NAME_INVALID for a bad repository name); wrong credentials → 401.
+ * TOKEN_REQUEST_INVALID (NAME_INVALID for a bad repository name); wrong credentials → 401; past the
+ * sign-in limits (throttle.ts) → 429 TOOMANYREQUESTS with Retry-After, no password checked.
  *
  * Cost: CPU only (one HMAC per token), plus the credential check (credentials.ts).
  */
@@ -26,6 +27,7 @@ import { grantedTo } from './access'
 import { authConfig, type AuthConfig } from './config'
 import { basicCredentials, stillValid, verifyCredentials, type Principal } from './credentials'
 import { formatScope, parseScopes, type Scope } from './scopes'
+import { clientOf } from './throttle'
 import { issueAccessToken, issueRefreshToken, verifyRefreshToken } from './tokens'
 
 const MAX_FORM_BYTES = 16 * 1024
@@ -40,7 +42,7 @@ export async function get(req: IRequest, env: Env): Promise<Response> {
   const header = req.headers.get('authorization')
   if (header !== null) {
     const credentials = basicCredentials(header)
-    principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
+    principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, clientOf(req)))
     if (!principal) throw unauthorized(service)
   }
   return issue(config, service, principal, scopes, url.searchParams.get('offline_token') === 'true')
@@ -54,8 +56,7 @@ export async function post(req: IRequest, env: Env): Promise<Response> {
   const scopes = localScopes(env, new URL(req.url), parseScopes(form.getAll('scope')))   // proxied names → local
   const grant = form.get('grant_type')
   if (grant === 'password') {
-    const origin = new URL(req.url).origin
-    const principal = await verifyCredentials(env, config, form.get('username') ?? '', form.get('password') ?? '', origin)
+    const principal = await verifyCredentials(env, config, form.get('username') ?? '', form.get('password') ?? '', clientOf(req))
     if (!principal) throw unauthorized(service)
     return issue(config, service, principal, scopes, form.get('access_type') === 'offline')
   }

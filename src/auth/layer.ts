@@ -24,6 +24,8 @@
  * Answers depend on the rules and credentials only, never on storage, so they cannot tell
  * whether a repository exists.
  *
+ * Basic credentials are throttled like every sign-in (throttle.ts): 429 TOOMANYREQUESTS past the limits.
+ *
  * Cost: CPU only (a JWT check is one HMAC), except Basic credentials: see credentials.ts.
  */
 import type { IRequest } from 'itty-router'
@@ -35,6 +37,7 @@ import { grantedTo, holds, principalAccess, ruleAccess, tokenAccess, type Access
 import { authConfig } from './config'
 import { basicCredentials, MAX_CREDENTIAL_LENGTH, OIDC_PREFIX, verifyCredentials } from './credentials'
 import { grantedActions } from './rules'
+import { clientOf } from './throttle'
 import { CATALOG_SCOPE, formatScope, repositoryScope, type Scope } from './scopes'
 import { verifyAccessToken } from './tokens'
 
@@ -83,7 +86,7 @@ export async function authorize(req: IRequest, env: Env, scopeName?: string): Pr
   }
 
   const credentials = basicCredentials(header)
-  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, url.origin))
+  const principal = credentials && (await verifyCredentials(env, config, credentials.user, credentials.password, clientOf(req)))
   if (!principal) throw challenge()
   if (need === null || need === CATALOG_SCOPE || grantedTo(config.rules, principal, need).length === need.actions.length) {
     return principalAccess(config.rules, principal)

@@ -17,6 +17,7 @@ import { toHex } from '../storage/streams'
 import { ruleAccess, type Access } from './access'
 import { authConfig, type AuthConfig } from './config'
 import { stillValid, verifyCredentials } from './credentials'
+import { clientOf } from './throttle'
 import { mayListCatalog } from './rules'
 import { issueRefreshToken, issueSessionToken, REFRESH_TOKEN_SECONDS, verifyRefreshToken, verifySessionToken } from './tokens'
 
@@ -70,11 +71,11 @@ export async function viewerOf(req: IRequest, env: Env): Promise<Viewer> {
   }
 }
 
-/** Checks credentials as POST /token does; the session cookie, or null when they are wrong. */
+/** Checks credentials as POST /token does (throttled alike: 429 TOOMANYREQUESTS thrown); the session cookie, or null when they are wrong. */
 export async function signIn(req: IRequest, env: Env, user: string, password: string): Promise<string | null> {
   const config = authConfig(env)
   if (!config) return null
-  const principal = await verifyCredentials(env, config, user, password, new URL(req.url).origin)
+  const principal = await verifyCredentials(env, config, user, password, clientOf(req))
   // CI identity tokens are for pushing: a session holds rules by name, which never apply to them.
   if (!principal || principal.oidc) return null
   const service = serviceOf(config, req)

@@ -5,6 +5,7 @@
  */
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
 import type { Env } from '../env'
+import { logEvent } from '../log'
 import type { GcReport } from '../storage/gc-reports'
 import { collect, type Runner } from './collector'
 import type { RunParams } from './params'
@@ -20,7 +21,9 @@ export class GcWorkflow extends WorkflowEntrypoint<Env, RunParams> {
         if (ms > 0) await step.sleep(name, ms)
       },
     }
-    return collect(this.env, event.instanceId, event.payload, runner)
+    const report = await collect(this.env, event.instanceId, event.payload, runner)
+    logEvent('log', { event: 'gc.finished', run: report.id, dryRun: report.dryRun, deleted: { ...report.totals }, kept: report.kept })
+    return report
   }
 }
 

@@ -3,11 +3,14 @@ import type { IRequest } from 'itty-router'
 import type { Access } from '../auth/access'
 import type { ProxyTarget } from '../proxy/config'
 import { settings, type Env, type Settings } from '../env'
+import { errorFields, logEvent, requestId } from '../log'
 import type { LinkContext } from '../storage/links'
 
 export interface Ctx extends LinkContext {
   env: Env
   settings: Settings
+  /** The request's id (`cf-ray`, or made up locally): its log line's and its reply's X-Request-Id (src/log.ts). */
+  requestId: string
   /** The caller's rights, set by the auth layer; absent when auth is off (everything allowed). */
   auth?: Access
   /** Set when the repository is a pull-through cache of an upstream (src/proxy/layer.ts). */
@@ -19,8 +22,9 @@ export function contextOf(req: IRequest, env: Env, exec: ExecutionContext): Ctx 
   return {
     env,
     settings: s,
+    requestId: requestId() ?? 'none',
     origin: new URL(req.url).origin,
     ttl: s.linkCacheSeconds,
-    waitUntil: (p) => exec.waitUntil(p.catch((err) => console.error('background work failed', err))),
+    waitUntil: (p) => exec.waitUntil(p.catch((err) => logEvent('error', { event: 'background.failed', ...errorFields(err) }))),
   }
 }

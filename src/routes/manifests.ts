@@ -1,6 +1,7 @@
 /** GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference> (spec "Pulling manifests", "Pushing manifests", "Deleting"). */
 import type { IRequest } from 'itty-router'
 import { RegistryError } from '../errors'
+import { countBodyBytes } from '../log'
 import { readOnlyError } from '../http/read-only'
 import type { Ctx } from '../http/context'
 import { accepts, acceptedTypes, specificType } from '../http/accept'
@@ -174,6 +175,7 @@ async function readLimited(req: IRequest, max: number): Promise<Uint8Array> {
       const { done, value } = await reader.read()
       if (done) break
       size += value.byteLength
+      countBodyBytes(value.byteLength)   // the log line's bytesIn when the body has no Content-Length
       if (size > max) {
         await reader.cancel()
         throw tooLarge()

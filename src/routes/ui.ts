@@ -10,6 +10,7 @@ import { signedOutCookie, signIn, viewerOf, type Viewer } from '../auth/session'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { contextOf, type Ctx } from '../http/context'
+import { annotate, errorFields, logEvent } from '../log'
 import { parseDigest, parseReference, parseRepo, type Repo } from '../names'
 import { readBlobLink } from '../storage/links'
 import { readBlob } from '../storage/blobs'
@@ -17,7 +18,7 @@ import { listReports } from '../storage/gc-reports'
 import { getManifest, listRepositories, repoExists } from '../storage/manifests'
 import { listReferrers } from '../storage/referrers'
 import { allTags, readTag } from '../storage/tags'
-import { APP_CSS, APP_JS } from '../ui/assets'
+import { APP_CSS, APP_ICON, APP_JS } from '../ui/assets'
 import { htmlResponse } from '../ui/layout'
 import { confirmDeletePage, messagePage, signInPage } from '../ui/pages/forms'
 import { configDescriptor, isObj, manifestPage } from '../ui/pages/manifest'
@@ -38,6 +39,7 @@ type Page = (req: IRequest, c: Ctx, viewer: Viewer) => Promise<Response>
  */
 export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
   const viewer = await viewerOf(req, env)
+  annotate({ identity: viewer.user ?? 'anonymous' })
   try {
     if (mirrorHost(env, new URL(req.url))) return mirrorHostPage(viewer)
     return await h(req, contextOf(req, env, exec), viewer)
@@ -177,12 +179,22 @@ export const signInForm: Page = async (req, _c, viewer) => {
   return htmlResponse(signInPage(viewer, safeNext(new URL(req.url).searchParams.get('next')), null), viewer)
 }
 
-/** POST /sign-in — checks credentials as POST /token does (CPU only for users; a robot: 1 KV get). */
+/**
+ * POST /sign-in — checks credentials as POST /token does (CPU only for users; a robot: 1 KV get),
+ * throttled alike: past the limits, 429 with Retry-After and the form again, no password checked.
+ */
 export const signInSubmit: Page = async (req, c, viewer) => {
   if (!viewer.authEnabled) return notFound(viewer)
   const form = await checkedForm(req, null)
   const next = safeNext(form.get('next'))
-  const cookie = await signIn(req, c.env, form.get('username') ?? '', form.get('password') ?? '')
+  let cookie: string | null
+  try {
+    cookie = await signIn(req, c.env, form.get('username') ?? '', form.get('password') ?? '')
+  } catch (err) {
+    if (!(err instanceof RegistryError && err.code === 'TOOMANYREQUESTS')) throw err
+    const text = `${err.message[0]!.toUpperCase()}${err.message.slice(1)}.`      // "Too many failed sign-ins …: try again in 60 seconds."
+    return htmlResponse(signInPage(viewer, next, text), viewer, 429, { 'Retry-After': err.headers['Retry-After']! })
+  }
   if (!cookie) return htmlResponse(signInPage(viewer, next, 'Wrong user name or password.'), viewer, 401)
   return redirect(next, cookie)
 }
@@ -193,17 +205,25 @@ export const signOut: Page = async (req, _c, viewer) => {
   return redirect('/', signedOutCookie())
 }
 
-/** GET /ui/app.css, /ui/app.js — versioned URLs, cached for a year. */
+const ASSETS: Record<string, [string, string]> = {
+  'app.css': [APP_CSS, 'text/css; charset=utf-8'],
+  'app.js': [APP_JS, 'text/javascript; charset=utf-8'],
+  'icon.svg': [APP_ICON, 'image/svg+xml'],
+}
+
+/** GET /ui/app.css, /ui/app.js, /ui/icon.svg — versioned URLs, cached for a year. */
 export function asset(req: IRequest): Response {
-  const css = req.params.file === 'app.css'
-  const js = req.params.file === 'app.js'
-  if (!css && !js) throw new RegistryError('NOT_FOUND')
-  return new Response(css ? APP_CSS : APP_JS, {
-    headers: {
-      'Content-Type': css ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8',
-      'Cache-Control': 'public, max-age=31536000, immutable',
-      'X-Content-Type-Options': 'nosniff',
-    },
+  const found = Object.hasOwn(ASSETS, req.params.file ?? '') ? ASSETS[req.params.file!] : undefined
+  if (!found) throw new RegistryError('NOT_FOUND')
+  return new Response(found[0], {
+    headers: { 'Content-Type': found[1], 'Cache-Control': 'public, max-age=31536000, immutable', 'X-Content-Type-Options': 'nosniff' },
+  })
+}
+
+/** GET /favicon.ico — the site icon (pages declare it; browsers and tools still ask here). A day's cache: its URL never changes. */
+export function favicon(): Response {
+  return new Response(APP_ICON, {
+    headers: { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'public, max-age=86400', 'X-Content-Type-Options': 'nosniff' },
   })
 }
 
@@ -253,9 +273,13 @@ async function checkedForm(req: IRequest, viewer: Viewer | null): Promise<URLSea
 
 class CsrfError extends Error {}
 
-/** A path on this site to return to after signing in; anything else goes home. */
+/**
+ * A path on this site to return to after signing in; anything else goes home. Only printable
+ * ASCII: it becomes the Location header, which cannot hold other bytes (and a browser drops tabs
+ * and newlines from a URL, which could turn `/\t/evil.example` into `//evil.example`).
+ */
 function safeNext(next: string | null): string {
-  return next && /^\/(?![/\\])/.test(next) && !/[\u0000-\u001f]/.test(next) ? next : '/'
+  return next && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : '/'
 }
 
 function redirect(location: string, cookie: string | null): Response {
@@ -286,6 +310,6 @@ function errorPage(err: unknown, viewer: Viewer): Response {
     const title = status === 400 ? 'Invalid address' : status === 403 ? 'Not allowed' : status === 405 ? 'Refused' : 'Not found'
     return htmlResponse(messagePage(viewer, title, text), viewer, status)
   }
-  console.error(err)
+  logEvent('error', { event: 'error', ...errorFields(err) })
   return htmlResponse(messagePage(viewer, 'Something went wrong', 'The registry could not show this page.'), viewer, 500)
 }

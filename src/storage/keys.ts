@@ -24,12 +24,14 @@
  *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
  *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
  *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
+ *   _registry/health                          never written: /_health heads it (src/storage/health.ts)
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key[,"gc":etag]}: the blob is visible in <name>;
  *                                             metadata {t: ms linked}; "gc": a collection marked it (gc-marks)
  *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size, platforms}
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
+ *   _registry/health                          never written: /_health gets it (src/storage/health.ts)
  * Cache API  caches.default  (per location, free)
  *   <origin>/_cache/blobs/<digest>            blob bytes (immutable); keyed by digest alone, so served only
  *                                             after the request's own link check (routes/blobs.ts)
@@ -43,6 +45,9 @@
  *                                             own path (/v2/<name as asked>/tags/list or …/referrers/<digest>)
  *                                             and query ([ns=…&]n, last or artifactType), for a short while
  *                                             (src/proxy/listings.ts)
+ *   <origin>/_cache/throttle/<kind>/<id>      an address or user name past a sign-in limit (<kind> address or
+ *                                             user, <id> a hash of it), until header X-Until (src/storage/throttle-marks.ts)
+ *   <origin>/_cache/health                    the last R2 and KV probe of /_health, for 10 s (src/storage/health.ts)
  *
  * Why "+" after a name: no repository name may contain "+" (spec name grammar: a-z 0-9 . _ - /),
  * so repos/a+tags/ never holds keys of repository "a/tags" or "a-b", and an R2 list of repos/
@@ -85,6 +90,9 @@ export const keys = {
   gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
   cachedUpstreamListing: (origin: string, upstream: string, path: string, query: string) =>
     `${origin}/_cache/upstream/${upstream}${path}?${query}`,
+  healthProbe: () => '_registry/health',
+  cachedHealth: (origin: string) => `${origin}/_cache/health`,
+  throttleMark: (origin: string, kind: 'address' | 'user', id: string) => `${origin}/_cache/throttle/${kind}/${id}`,
 }
 
 /** The upload id of a data/ key (data/<id> or data/<id>/…). */

@@ -81,9 +81,21 @@ document.querySelectorAll('time[datetime]').forEach(function (t) {
 });
 `
 
+/**
+ * The site icon (a stack of layers), declared by every page and also served at /favicon.ico,
+ * which browsers and tools ask for regardless: without it every page logs a 404.
+ */
+export const APP_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">
+<rect width="32" height="32" rx="6" fill="#0969da"/>
+<path d="M16 6 27 11.5 16 17 5 11.5Z" fill="#fff"/>
+<path d="M7.5 15.2 16 19.5l8.5-4.3L27 16.5 16 22 5 16.5Z" fill="#fff" opacity=".85"/>
+<path d="M7.5 20.2 16 24.5l8.5-4.3L27 21.5 16 27 5 21.5Z" fill="#fff" opacity=".7"/>
+</svg>
+`
+
 /** A short content hash, for URLs that can be cached for a year. */
 export function assetVersion(): string {
   let h = 0x811c9dc5
-  for (const c of APP_CSS + APP_JS) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193)
+  for (const c of APP_CSS + APP_JS + APP_ICON) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193)
   return (h >>> 0).toString(36)
 }

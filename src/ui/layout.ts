@@ -36,6 +36,7 @@ export function page({ title, viewer, path, crumbs, body }: PageOptions): Html {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>${title} · registry</title>
+<link rel="icon" href="/ui/icon.svg?v=${v}" type="image/svg+xml">
 <link rel="stylesheet" href="/ui/app.css?v=${v}">
 <script src="/ui/app.js?v=${v}" defer></script>
 </head>

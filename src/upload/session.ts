@@ -37,6 +37,7 @@ import type { Algorithm } from '../digest/native'
 import { ResumableHash } from '../digest/hasher'
 import { hashStream, NativeHash } from '../digest/native'
 import { RegistryError } from '../errors'
+import { countBodyBytes } from '../log'
 import type { Env } from '../env'
 import { algorithmOf, hexOf, type Digest, type Repo } from '../names'
 import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
@@ -217,6 +218,7 @@ async function* counted(chunks: AsyncIterable<Uint8Array>, body: Body): AsyncGen
   let received = 0
   for await (const chunk of chunks) {
     received += chunk.byteLength
+    countBodyBytes(chunk.byteLength)   // the log line's bytesIn when the body has no Content-Length
     if (body.length !== null && received > body.length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
     // A body of unknown length is refused as soon as it passes the limit; the session
     // still stands where it was (nothing is written at its offset yet).

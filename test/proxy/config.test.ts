@@ -71,7 +71,7 @@ describe('UPSTREAMS', () => {
       const { res } = await get({ UPSTREAMS: '[{"prefix":"a"}]' }, path)
       expect(res.status).toBe(500)
     }
-    expect(String(log.mock.calls[0]?.[0])).toMatch(/UPSTREAMS\[0\]\.url/)
+    expect(log.mock.calls[0]?.[0]).toMatchObject({ event: 'error', message: expect.stringMatching(/UPSTREAMS\[0\]\.url/) })
   })
 })
 

@@ -160,6 +160,19 @@ describe('web UI, open registry', () => {
     expect(css.headers.get('cache-control')).toContain('immutable')
     expect((await api('/ui/app.js')).headers.get('content-type')).toBe('text/javascript; charset=utf-8')
     expect((await api('/ui/other.js')).status).toBe(404)
+    expect((await api('/ui/constructor')).status).toBe(404)
+  })
+
+  it('declares a site icon on every page and serves it, at /favicon.ico too (no 404 in the browser console)', async () => {
+    const { text } = await page('/')
+    const href = /<link rel="icon" href="([^"]+)" type="image\/svg\+xml">/.exec(text)?.[1]
+    expect(href).toMatch(/^\/ui\/icon\.svg\?v=\w+$/)
+    for (const path of [href!, '/favicon.ico']) {
+      const res = await api(path)
+      expect(res.status, path).toBe(200)
+      expect(res.headers.get('content-type'), path).toBe('image/svg+xml')
+      expect(await res.text(), path).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+    }
   })
 
   it('deletes a tag from a form posted by its own page, and refuses one from elsewhere', async () => {
@@ -294,6 +307,20 @@ describe('web UI, token auth', () => {
       const res = await send(e, '/sign-in', form({ username: 'rita', password: PASSWORDS.rita, next }))
       expect(res.headers.get('location'), next).toBe('/')
     }
+  })
+
+  it('never puts a byte a header cannot hold into Location: anything outside printable ASCII goes home', async () => {
+    // `/\x7f` answered 502 under wrangler dev ("Invalid header value char"); a tab or newline is
+    // dropped from a URL by browsers, so `/\t/evil.example` would have become `//evil.example`.
+    for (const next of ['/\x7f', '/a\x7fb', '/\t/evil.example', '/\n/evil.example', '/ä', '/a b', '/\u2028', '/\ud800']) {
+      const res = await send(e, '/sign-in', form({ username: 'rita', password: PASSWORDS.rita, next }))
+      expect(res.status, JSON.stringify(next)).toBe(303)
+      expect(res.headers.get('location'), JSON.stringify(next)).toBe('/')
+    }
+    const kept = await send(e, '/sign-in', form({ username: 'rita', password: PASSWORDS.rita, next: '/r/team-a/x?sort=tag&q=%C3%A4' }))
+    expect(kept.headers.get('location')).toBe('/r/team-a/x?sort=tag&q=%C3%A4')
+    const shown = await send(e, `/sign-in?next=${encodeURIComponent('/\x7f')}`)
+    expect(await shown.text()).toContain('name="next" value="/"')
   })
 
   it('shows a signed-in user what the rules let them pull, without delete unless granted', async () => {

@@ -51,15 +51,18 @@ describe('storage keys', () => {
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
     ['proxied tag list (edge cache)', keys.cachedUpstreamListing(origin, '0123456789abcdef', '/v2/hub/nginx/tags/list', 'ns=docker.io&n=10'), 'https://registry.example.com/_cache/upstream/0123456789abcdef/v2/hub/nginx/tags/list?ns=docker.io&n=10'],
     ['proxied referrers (edge cache)', keys.cachedUpstreamListing(origin, '0123456789abcdef', `/v2/hub/nginx/referrers/${subject}`, ''), `https://registry.example.com/_cache/upstream/0123456789abcdef/v2/hub/nginx/referrers/${subject}?`],
+    ['health probe (R2 head and KV get; never written)', keys.healthProbe(), '_registry/health'],
+    ['health probe result (edge cache)', keys.cachedHealth(origin), 'https://registry.example.com/_cache/health'],
+    ['sign-in throttle mark (edge cache)', keys.throttleMark(origin, 'address', 'ab12'), 'https://registry.example.com/_cache/throttle/address/ab12'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
-      'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'gcBlobMark', 'gcLinkMark',
+      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags',
+      'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
 

@@ -9,6 +9,7 @@
  * Cost: CPU (one RSA or ECDSA verification) plus the key set lookup (jwks.ts).
  */
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose'
+import { logEvent } from '../../log'
 import type { Issuer, Issuers } from './config'
 import { JwksError, keySet, refreshedKeySet, type KeySet } from './jwks'
 import type { OidcIdentity } from './rules'
@@ -24,7 +25,7 @@ const SUB = /^[\x21-\x7e][\x20-\x7e]{0,511}$/
 /** The identity a token proves, or null (and a log line saying why). */
 export async function verifyIdToken(issuers: Issuers, origin: string, token: string, now = Date.now()): Promise<OidcIdentity | null> {
   const refuse = (why: string, alias?: string): null => {
-    console.warn(`oidc: token refused${alias ? ` (issuer ${alias})` : ''}: ${why}`)
+    logEvent('warn', { event: 'oidc.refused', issuer: alias ?? null, reason: why })
     return null
   }
   let iss: unknown
@@ -51,7 +52,7 @@ export async function verifyIdToken(issuers: Issuers, origin: string, token: str
       payload = await check(token, issuer, set, now)
     }
     if (typeof payload.sub !== 'string' || !SUB.test(payload.sub)) return refuse('sub is not printable text of at most 512 characters', issuer.alias)
-    console.log(`oidc: signed in oidc:${issuer.alias}:${payload.sub}`)
+    logEvent('log', { event: 'oidc.signed-in', identity: `oidc:${issuer.alias}:${payload.sub}` })
     return { alias: issuer.alias, claims: payload as Record<string, unknown> }
   } catch (err) {
     return refuse(reason(err), issuer.alias)

@@ -29,9 +29,12 @@ export class TestIssuer {
 
   private constructor(readonly url: string) {}
 
-  /** A new issuer at a new URL (so no cache of an earlier test knows it), serving one RS256 key. */
-  static async create(): Promise<TestIssuer> {
-    const issuer = new TestIssuer(`https://issuer-${Date.now().toString(36)}-${n++}.test`)
+  /**
+   * A new issuer at a new URL (so no cache of an earlier test knows it), serving one RS256 key;
+   * or at `url` (a real issuer's, as documentation names it).
+   */
+  static async create(url = `https://issuer-${Date.now().toString(36)}-${n++}.test`): Promise<TestIssuer> {
+    const issuer = new TestIssuer(url)
     issuers.set(issuer.url, issuer)
     await issuer.addKey('RS256', true)
     return issuer

@@ -54,7 +54,7 @@ describe('the key set of an issuer', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     expect(await verifyIdToken(issuers, ORIGIN, await issuer.token({ ...CLAIMS, iss: `${issuer.url}/` }))).toBeNull()
     expect(issuer.fetched).toEqual(['/.well-known/openid-configuration'])
-    expect(String(warn.mock.calls.at(-1)?.[0])).toContain('discovery of gh: "issuer" is not')
+    expect(warn.mock.calls.at(-1)?.[0]).toMatchObject({ event: 'oidc.refused', issuer: 'gh', reason: expect.stringContaining('discovery of gh: "issuer" is not') })
   })
 
   it('is retried at most every 10 s while the issuer cannot be reached', async () => {

@@ -173,7 +173,9 @@ describe('refused identity tokens', () => {
       const onV2 = await send(e, '/v2/acme/app/tags/list', { headers: { Authorization: oidc(token) } })
       expect(onV2.status).toBe(401)
       expect(onV2.headers.get('www-authenticate')).toMatch(/^Bearer realm=/)
-      expect(warn.mock.calls.map((c) => String(c[0])).join('\n')).toContain(check)
+      // The log's oidc.refused event (src/log.ts) says which check failed.
+      const refusals = warn.mock.calls.map((c) => c[0] as { event: string; issuer: string | null; reason: string }).filter((l) => l.event === 'oidc.refused')
+      expect(refusals.map((l) => l.reason).join('\n')).toContain(check)
     } finally {
       warn.mockRestore()
     }
