@@ -133,7 +133,7 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
     const { res } = await get(settings, '/v2/org/app/manifests/latest?ns=upstream.test')
     expect(res.status).toBe(500)
     expect(fetch).not.toHaveBeenCalled()
-    expect(String(log.mock.calls[0]?.[0])).toMatch(/UPSTREAM_CREDENTIALS\["upstream\.test"\] is ambiguous/)
+    expect((log.mock.calls[0]?.[0] as { message?: string })?.message).toMatch(/UPSTREAM_CREDENTIALS\["upstream\.test"\] is ambiguous/)
   })
 })
 
