@@ -2,7 +2,8 @@
 import type { IRequest } from 'itty-router'
 import type { Access } from '../auth/access'
 import type { ProxyTarget } from '../proxy/config'
-import { settings, type Env, type Settings } from '../env'
+import type { Env } from '../env'
+import { settings, type Settings } from '../settings'
 import type { LinkContext } from '../storage/links'
 
 export interface Ctx extends LinkContext {
@@ -20,7 +21,7 @@ export function contextOf(req: IRequest, env: Env, exec: ExecutionContext): Ctx 
     env,
     settings: s,
     origin: new URL(req.url).origin,
-    ttl: s.linkCacheSeconds,
+    ttl: s.LINK_CACHE_SECONDS,
     waitUntil: (p) => exec.waitUntil(p.catch((err) => console.error('background work failed', err))),
   }
 }

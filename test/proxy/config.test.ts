@@ -33,12 +33,12 @@ describe('UPSTREAMS', () => {
   })
 
   it.each([
-    ['not JSON', '[', undefined, /^UPSTREAMS is not valid JSON$/],
-    ['not a list', '{}', undefined, /^UPSTREAMS must be a JSON array/],
-    ['an unknown field', '[{"prefix":"a","url":"https://x.io","ttl":5}]', undefined, /^UPSTREAMS\[0\]: unknown field "ttl"/],
+    ['not JSON', '[', undefined, /^UPSTREAMS: not valid JSON: /],
+    ['not a list', '{}', undefined, /^UPSTREAMS: must be a JSON array/],
+    ['an unknown field', '[{"prefix":"a","url":"https://x.io","ttl":5}]', undefined, /^UPSTREAMS\[0\]\.ttl: unknown field/],
     ['no url', '[{"prefix":"a"}]', undefined, /^UPSTREAMS\[0\]\.url/],
-    ['credentials in the url', '[{"prefix":"a","url":"https://u:p@x.io"}]', undefined, /^UPSTREAMS\[0\]\.url .*UPSTREAM_CREDENTIALS/],
-    ['no way to reach it', '[{"url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\] needs a "prefix"/],
+    ['credentials in the url', '[{"prefix":"a","url":"https://u:p@x.io"}]', undefined, /^UPSTREAMS\[0\]\.url: .*UPSTREAM_CREDENTIALS/],
+    ['no way to reach it', '[{"url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\]: needs a "prefix"/],
     ['a bad prefix', '[{"prefix":"Hub","url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\]\.prefix/],
     ['a negative TTL', '[{"prefix":"a","url":"https://x.io","tagTtlSeconds":-1}]', undefined, /^UPSTREAMS\[0\]\.tagTtlSeconds/],
     ['zero cacheDays', '[{"prefix":"a","url":"https://x.io","cacheDays":0}]', undefined, /^UPSTREAMS\[0\]\.cacheDays/],
@@ -46,9 +46,9 @@ describe('UPSTREAMS', () => {
     ['a namespace used twice', '[{"prefix":"a","url":"https://x.io"},{"prefix":"a","url":"https://y.io"}]', undefined, /^UPSTREAMS\[1\]: namespace "a" is already used/],
     ['an ns used twice', '[{"prefix":"a","url":"https://x.io","ns":"docker.io"},{"prefix":"b","url":"https://y.io","ns":"docker.io"}]', undefined, /^UPSTREAMS\[1\]: ns "docker.io"/],
     ['nested namespaces', '[{"prefix":"a","url":"https://x.io"},{"prefix":"a/b","url":"https://y.io"}]', undefined, /contains another upstream's namespace/],
-    ['credentials not JSON', '[]', '{', /^UPSTREAM_CREDENTIALS is not valid JSON$/],
-    ['credentials for no upstream', '[{"prefix":"a","url":"https://x.io"}]', '{"zzz":"user:hunter2"}', /^UPSTREAM_CREDENTIALS names no configured upstream: "zzz"$/],
-    ['a credential that is not a string', '[{"prefix":"a","url":"https://x.io"}]', '{"a":5}', /^UPSTREAM_CREDENTIALS: the value for "a"/],
+    ['credentials not JSON', '[]', '{', /^UPSTREAM_CREDENTIALS: not valid JSON: /],
+    ['credentials for no upstream', '[{"prefix":"a","url":"https://x.io"}]', '{"zzz":"user:hunter2"}', /^UPSTREAM_CREDENTIALS\[key 1\]: names no upstream of UPSTREAMS/],
+    ['a credential that is not a string', '[{"prefix":"a","url":"https://x.io"}]', '{"a":5}', /^UPSTREAM_CREDENTIALS\.a: must be a non-empty string/],
   ])('refuses %s, naming the setting', (_name, json, creds, message) => {
     expect(() => parseUpstreams(json, creds)).toThrow(message)
   })
