@@ -44,10 +44,10 @@ export function flag(fallback: boolean, description: string) {
 export function wholeNumber(o: { fallback: number; min: number; description: string; message: string }) {
   return v.pipe(
     v.optional(
-      v.union([v.pipe(v.string(), v.regex(/^\s*\d*\s*$/, o.message)), v.pipe(v.number(), v.safeInteger(o.message))], o.message),
+      v.union([v.pipe(v.string(), v.regex(/^\s*\d*\s*$/, o.message)), v.pipe(v.number(), v.safeInteger(o.message), v.minValue(o.min, o.message))], o.message),
       String(o.fallback),
     ),
-    meta(o.description, { minimum: o.min }),
+    meta(o.description),
     v.transform((x): number => (typeof x === 'number' ? x : x.trim() === '' ? o.fallback : Number(x))),
     v.safeInteger(o.message),
     v.minValue(o.min, o.message),
@@ -94,6 +94,11 @@ export function jsonSetting<const S extends v.GenericSchema>(
     // `"[…]"`: the quotes became part of the value, and JSON reads it as one string.
     if (typeof parsed === 'string') {
       addIssue({ message: 'not valid JSON: it is wrapped in quotes, which became part of the value' })
+      return NEVER
+    }
+    // valibot's record takes an array as an object keyed "0", "1"…: not what an object setting means.
+    if (o.expect === '{' && !isRecord(parsed)) {
+      addIssue({ message: `must be ${what}` })
       return NEVER
     }
     return parsed
