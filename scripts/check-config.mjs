@@ -37,8 +37,9 @@ let schemas
 const settingsModule = () => (schemas ??= loadTs(join(root, 'src/settings/index.ts')))
 
 /**
- * Runs the check; returns the exit status. `io.secretList(args)` may replace the call of
- * `wrangler secret list` (tests): it returns the names set, or throws why it could not tell.
+ * Runs the check; returns the exit status. For tests, `io.settings` may hand over the settings
+ * module, and `io.secretList(args)` replace the call of `wrangler secret list`: it returns the
+ * names set, or throws why it could not tell.
  */
 export async function main(argv, io = {}) {
   const out = io.stdout ?? process.stdout
@@ -55,10 +56,12 @@ export async function main(argv, io = {}) {
     say(usage)
     return 0
   }
-  const s = await settingsModule()
+  const s = io.settings ?? (await settingsModule())
   const wrangler = await import('wrangler')
   const configPath = resolve(io.cwd ?? process.cwd(), args.config ?? 'wrangler.toml')
-  const where = args.env ? `${relative(io.cwd ?? process.cwd(), configPath) || configPath} [env.${args.env}]` : relative(io.cwd ?? process.cwd(), configPath) || configPath
+  const shown = relative(io.cwd ?? process.cwd(), configPath)
+  const file = shown.startsWith('..') ? configPath : shown
+  const where = args.env ? `${file} [env.${args.env}]` : file
   const problems = []
   const notes = []
   const report = (source, problem) => problems.push(`${source}: ${s.formatProblem(problem)}`)
@@ -67,6 +70,10 @@ export async function main(argv, io = {}) {
   try {
     if (!existsSync(configPath)) throw new Error(`${configPath} does not exist`)
     config = wrangler.unstable_readConfig({ config: configPath, env: args.env }, { hideWarnings: true })
+    // wrangler only warns about an unknown --env when the file defines no environment at all.
+    if (args.env && !Object.hasOwn(wrangler.experimental_readRawConfig({ config: configPath }).rawConfig.env ?? {}, args.env)) {
+      throw new Error(`- No environment found in configuration with name "${args.env}".`)
+    }
   } catch (e) {
     // wrangler's own words (an unknown --env, a TOML syntax error): they quote no value.
     const lines = String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('- ') || l.startsWith('Before'))

@@ -11,8 +11,8 @@ import { loadTs } from './lib/load-ts.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const file = join(root, 'docs/settings.schema.json')
-const { settingsJsonSchema } = await loadTs(join(root, 'src/settings/json-schema.ts'))
-const text = `${JSON.stringify(settingsJsonSchema(), null, 2)}\n`
+const { settingsSchemaText } = await loadTs(join(root, 'src/settings/json-schema.ts'))
+const text = settingsSchemaText()
 if (process.argv.includes('--check')) {
   let current = ''
   try {

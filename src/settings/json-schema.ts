@@ -39,6 +39,9 @@ function setting(schema: v.GenericSchema): Json {
 
 const each = (list: Record<string, v.GenericSchema>) => Object.fromEntries(Object.entries(list).map(([name, s]) => [name, setting(s)]))
 
+/** docs/settings.schema.json as `npm run settings-schema` writes it. */
+export const settingsSchemaText = (): string => `${JSON.stringify(settingsJsonSchema(), null, 2)}\n`
+
 /** The JSON Schema of wrangler.toml as far as this registry reads it. */
 export function settingsJsonSchema(): Json {
   const secrets = Object.keys(SECRETS)
