@@ -157,7 +157,8 @@ function localVarsFile(dir, env) {
 
 const withoutSecrets = (vars, s) => Object.fromEntries(Object.entries(vars).filter(([k]) => !s.isSecret(k)))
 
-const firstLine = (e) => String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, '').replace(/^\s*(✘\s*)?(\[ERROR\]\s*)?/, '').split('\n')[0].trim()
+/** The first sentence of an error (wrangler's run long), without its colours. */
+const firstLine = (e) => String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, '').replace(/^\s*(✘\s*)?(\[ERROR\]\s*)?/, '').split('\n')[0].trim().replace(/(\.) .*$/, '$1')
 
 /** The names of the deployed worker's secrets (`wrangler secret list --format json`); throws why not. */
 function secretList({ config, env }) {

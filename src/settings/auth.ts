@@ -63,10 +63,10 @@ export interface Rules {
 }
 
 const validUser = (u: string) => u === '*' || robotName(u) !== null || (USER.test(u) && u !== 'robot')
-const USERS_MESSAGE = 'must be a list of user names, robot:<name> or "*"'
-const userList = v.array(v.pipe(v.string(USERS_MESSAGE), v.check(validUser, USERS_MESSAGE)), USERS_MESSAGE)
+const USER_MESSAGE = 'must be a user name, robot:<name> or "*"'
+const userList = v.array(v.pipe(v.string(USER_MESSAGE), v.check(validUser, USER_MESSAGE)), 'must be a list of user names, robot:<name> or "*"')
 const ACTIONS_MESSAGE = `must be a non-empty list of ${ACTIONS.join(', ')}`
-const actionList = v.pipe(v.array(v.picklist(ACTIONS, ACTIONS_MESSAGE), ACTIONS_MESSAGE), v.minLength(1, ACTIONS_MESSAGE))
+const actionList = v.pipe(v.array(v.picklist(ACTIONS, `must be one of ${ACTIONS.join(', ')}`), ACTIONS_MESSAGE), v.minLength(1, ACTIONS_MESSAGE))
 
 const catalogRule = v.pipe(
   v.strictObject({ catalog: userList }, fields({ what: 'an object', unknown: 'a catalog rule has only "catalog"' })),
@@ -100,7 +100,7 @@ const repoRule = v.pipe(
 
 const LITERAL = /^[a-z0-9._\/*-]*$/
 const CLAIM = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
-const TEMPLATE_MESSAGE = 'must be a pattern or a list of patterns (a-z 0-9 . _ - / * and ${claim})'
+const TEMPLATE_MESSAGE = 'must be a pattern (a-z 0-9 . _ - / * and ${claim})'
 
 /** `gh/${repository}/*` → ['gh/', {claim: 'repository'}, '/*']. */
 const template = v.pipe(
@@ -136,7 +136,7 @@ const CLAIM_PATTERN_MESSAGE = 'must be a non-empty string pattern (* = one or mo
 const oidcRule = v.pipe(
   v.strictObject(
     {
-      repos: oneOrMore(template, TEMPLATE_MESSAGE),
+      repos: oneOrMore(template, 'must be a pattern or a non-empty list of patterns (a-z 0-9 . _ - / * and ${claim})'),
       oidc: v.strictObject(
         {
           issuer: v.pipe(v.string('must name an issuer of AUTH_OIDC (its alias)'), v.minLength(1, 'must name an issuer of AUTH_OIDC (its alias)')),

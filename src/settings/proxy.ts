@@ -52,14 +52,14 @@ function upstreamUrl(s: string): boolean {
   }
 }
 
-const NS_MESSAGE = 'must be a source host name or a list of them (e.g. "docker.io")'
+const NS_MESSAGE = 'must be a source host name or a non-empty list of them (e.g. "docker.io")'
 
 const upstream = v.pipe(
   v.strictObject(
     {
       prefix: v.optional(matching(NAMESPACE, 'must be a repository namespace (a-z 0-9 . _ - /)')),
       host: v.optional(matching(HOSTNAME, 'must be a lowercase host name (optionally :port)')),
-      ns: v.optional(oneOrMore(matching(HOSTNAME, NS_MESSAGE), NS_MESSAGE)),
+      ns: v.optional(oneOrMore(matching(HOSTNAME, 'must be a lowercase host name (e.g. "docker.io")'), NS_MESSAGE)),
       url: v.pipe(v.string(URL_MESSAGE), v.check(upstreamUrl, URL_MESSAGE)),
       dockerHubLibrary: v.optional(v.boolean('must be true or false'), false),
       tagTtlSeconds: v.optional(count(0, 'must be a whole number of seconds ≥ 0'), DEFAULT_TAG_TTL_SECONDS),

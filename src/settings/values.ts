@@ -160,13 +160,13 @@ export const matching = (re: RegExp, message: string) => v.pipe(v.string(message
 
 /** A repository pattern (AUTH_RULES syntax, src/glob.ts): `*` is one or more characters, `/` included. */
 export const REPO_PATTERN = /^[a-z0-9._\/*-]{1,255}$/
-export const repoPatterns = (message = 'must be a pattern or a list of patterns (a-z 0-9 . _ - / *)') =>
-  oneOrMore(matching(REPO_PATTERN, message), message)
+export const repoPatterns = () =>
+  oneOrMore(matching(REPO_PATTERN, 'must be a pattern (a-z 0-9 . _ - / *)'), 'must be a pattern or a non-empty list of patterns (a-z 0-9 . _ - / *)')
 
 /** A tag pattern: the tag grammar plus `*`. */
 export const TAG_PATTERN = /^[A-Za-z0-9_.*-]{1,128}$/
-export const tagPatterns = (message = 'must be a tag pattern or a list of them (A-Z a-z 0-9 _ . - *)') =>
-  oneOrMore(matching(TAG_PATTERN, message), message)
+export const tagPatterns = () =>
+  oneOrMore(matching(TAG_PATTERN, 'must be a tag pattern (A-Z a-z 0-9 _ . - *)'), 'must be a tag pattern or a non-empty list of them (A-Z a-z 0-9 _ . - *)')
 
 /** A whole number ≥ min inside a JSON setting (JSON numbers only). */
 export const count = (min: number, message: string) => v.pipe(v.number(message), v.safeInteger(message), v.minValue(min, message))
