@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot'
 import { ROBOT_PREFIX, robotName } from '../names'
-import { type CrossCheck, fields, jsonSetting, oneOrMore, repoPatterns, text } from './values'
+import { type CrossCheck, eachEntry, fields, jsonSetting, oneOrMore, repoPatterns, text } from './values'
 
 /** What the rules can grant on a repository. */
 export type Action = 'pull' | 'push' | 'delete'
@@ -247,15 +247,10 @@ const issuerEntry = v.strictObject(
 export const AUTH_OIDC = jsonSetting(
   v.pipe(
     v.array(issuerEntry, 'must be a JSON array of issuers'),
-    v.rawCheck(({ dataset, addIssue }) => {
-      if (!dataset.typed) return
-      const list = dataset.value
-      list.forEach((e, i) => {
-        const path: [v.ArrayPathItem] = [{ type: 'array', origin: 'value', input: list, key: i, value: e }]
-        if (list.findIndex((o) => o.alias === e.alias) < i) addIssue({ message: `alias "${e.alias}" is used twice`, path })
-        if (list.findIndex((o) => o.issuer === e.issuer) < i) addIssue({ message: `issuer ${e.issuer.slice(0, 128)} is listed twice`, path })
-      })
-    }),
+    eachEntry<v.InferOutput<typeof issuerEntry>>((e, i, list) => [
+      ...(list.findIndex((o) => o.alias === e.alias) < i ? [`alias "${e.alias}" is used twice`] : []),
+      ...(list.findIndex((o) => o.issuer === e.issuer) < i ? [`issuer ${e.issuer.slice(0, 128)} is listed twice`] : []),
+    ]),
     v.transform((list): Issuers => {
       const issuers: Issuers = { byAlias: new Map(), byIssuer: new Map() }
       for (const e of list) {

@@ -13,7 +13,7 @@
  * its first `ns`.
  */
 import * as v from 'valibot'
-import { count, type CrossCheck, fields, jsonSetting, oneOrMore, matching, repoPatterns } from './values'
+import { count, type CrossCheck, eachEntry, fields, jsonSetting, matching, oneOrMore, repoPatterns } from './values'
 
 /** An upstream as UPSTREAMS describes it (src/proxy/config.ts adds its credentials). */
 export interface UpstreamSpec {
@@ -104,26 +104,14 @@ export const UPSTREAMS = jsonSetting(
   v.pipe(
     v.array(upstream, 'must be a JSON array of upstreams'),
     // One namespace, host or ns per upstream: a request must name exactly one upstream.
-    v.rawCheck(({ dataset, addIssue }) => {
-      if (!dataset.typed) return
-      const list = dataset.value
-      const seen = new Map<string, number>()
-      list.forEach((u, i) => {
-        const path: [v.ArrayPathItem] = [{ type: 'array', origin: 'value', input: list, key: i, value: u }]
-        const claim = (what: string) => {
-          const other = seen.get(what)
-          if (other !== undefined) addIssue({ message: `${what} is already used by UPSTREAMS[${other}]`, path })
-          else seen.set(what, i)
-        }
-        claim(`namespace "${u.namespace}"`)
-        if (u.host) claim(`host "${u.host}"`)
-        for (const n of u.ns) claim(`ns "${n}"`)
-        for (const other of list) {
-          if (other !== u && other.namespace.startsWith(`${u.namespace}/`)) {
-            addIssue({ message: `namespace "${u.namespace}" contains another upstream's namespace "${other.namespace}"`, path })
-          }
-        }
+    eachEntry<UpstreamSpec>((u, i, list) => {
+      const claims = (o: UpstreamSpec) => [`namespace "${o.namespace}"`, ...(o.host ? [`host "${o.host}"`] : []), ...o.ns.map((n) => `ns "${n}"`)]
+      const taken = claims(u).flatMap((what) => {
+        const other = list.findIndex((o, j) => j < i && claims(o).includes(what))
+        return other < 0 ? [] : [`${what} is already used by UPSTREAMS[${other}]`]
       })
+      const nested = list.filter((o) => o !== u && o.namespace.startsWith(`${u.namespace}/`))
+      return [...taken, ...nested.map((o) => `namespace "${u.namespace}" contains another upstream's namespace "${o.namespace}"`)]
     }),
   ),
   { expect: '[', description: 'Registries mirrored as pull-through caches: url plus a prefix, a host and/or ns' },

@@ -155,6 +155,16 @@ export function oneOrMore<const S extends v.GenericSchema>(item: S, message: str
   return v.lazy((input: unknown) => (input === undefined ? v.union([one, list]) : typeof input === 'string' ? one : Array.isArray(input) ? list : neither))
 }
 
+/** A check across a list's entries: each message `problems` gives for entry i is reported at `[i]`. */
+export const eachEntry = <T>(problems: (entry: T, i: number, list: T[]) => string[]) =>
+  v.rawCheck<T[]>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return
+    const list = dataset.value
+    list.forEach((entry, i) => {
+      for (const message of problems(entry, i, list)) addIssue({ message, path: [{ type: 'array', origin: 'value', input: list, key: i, value: entry }] })
+    })
+  })
+
 /** A string matching `re` (one message for a wrong type or a mismatch). */
 export const matching = (re: RegExp, message: string) => v.pipe(v.string(message), v.regex(re, message))
 
