@@ -124,13 +124,17 @@ const NAMES = SETTING_NAMES
 /** The last raw values parsed: a new env object with the same values (a new isolate's request) reuses them. */
 let last: { raw: unknown[]; result: SettingsResult } | null = null
 
+/** Strings by value; TOML arrays and tables (JSON vars) may be new objects for the same value. */
+const sameValue = (a: unknown, b: unknown): boolean =>
+  a === b || (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b))
+
 /** The settings of this env, or every problem with them. Parsed once per env object. CPU only. */
 export function readSettings(env: Env): SettingsResult {
   const cached = byEnv.get(env)
   if (cached) return cached
   const values = env as unknown as Record<string, unknown>
   const raw = NAMES.map((n) => values[n])
-  const result = last && last.raw.every((r, i) => r === raw[i]) ? last.result : parseSettings(values)
+  const result = last && last.raw.every((r, i) => sameValue(r, raw[i])) ? last.result : parseSettings(values)
   last = { raw, result }
   byEnv.set(env, result)
   return result

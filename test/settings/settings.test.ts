@@ -103,6 +103,13 @@ describe('parsed once per env', () => {
     expect(b.RETENTION[0]!.keepLast).toBe(2)
   })
 
+  it('TOML values (new objects for the same value) reuse the last parse too', () => {
+    const upstreams = () => [{ prefix: 'hub', url: 'https://registry-1.docker.io' }]
+    const a = settings({ ...bindings, UPSTREAMS: upstreams() })
+    expect(settings({ ...bindings, UPSTREAMS: upstreams() })).toBe(a)
+    expect(settings({ ...bindings, UPSTREAMS: [{ prefix: 'hub2', url: 'https://registry-1.docker.io' }] })).not.toBe(a)
+  })
+
   it('a failure is kept too, and reported the same way', () => {
     const env = { ...bindings, READ_ONLY: 'maybe' }
     expect(readSettings(env)).toBe(readSettings(env))
