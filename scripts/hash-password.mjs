@@ -20,7 +20,7 @@
 import { webcrypto as crypto } from 'node:crypto'
 
 const MAX_ITERATIONS = 100_000
-// User names as src/auth/config.ts accepts them.
+// User names as AUTH_USERS takes them (src/settings/auth.ts): "robot" and "oidc" are reserved.
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
 const args = process.argv.slice(2)
 const at = args.indexOf('--iterations')
@@ -30,8 +30,8 @@ if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_ITER
   process.exit(2)
 }
 const user = args.filter((a, i) => !a.startsWith('--') && !(at >= 0 && i === at + 1))[0] ?? null
-if (user !== null && (!USER.test(user) || user === 'robot')) {
-  console.error('a user name is 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit (robots live in KV)')
+if (user !== null && (!USER.test(user) || user === 'robot' || user === 'oidc')) {
+  console.error('a user name is 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit (robots live in KV; "oidc" is how CI jobs sign in)')
   process.exit(2)
 }
 

@@ -70,6 +70,7 @@ export type LogEvent =
   | { event: 'background.failed'; message: string; stack: string | null }
   | { event: 'health.failed'; check: 'r2' | 'kv' | 'cache'; message: string }
   | { event: 'settings.invalid'; setting: string; message: string }
+  | { event: 'misconfigured'; settings: string[]; problems: string[]; [context: string]: unknown }
   | { event: 'throttle.unbound'; binding: string }
   | { event: 'gc.skipped'; reason: string }
   | { event: 'gc.finished'; run: string; dryRun: boolean; deleted: Record<string, number>; kept: { blobs: number; bytes: number } }

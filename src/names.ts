@@ -63,3 +63,17 @@ export async function digestOf(bytes: Uint8Array, algorithm: Algorithm = 'sha256
   const hash = new Uint8Array(await crypto.subtle.digest(name, bytes))
   return `${algorithm}:${[...hash].map((b) => b.toString(16).padStart(2, '0')).join('')}` as Digest
 }
+
+/** A robot account's name: what `robot:<name>` user names carry (auth/robots.ts says what robots are). */
+export type RobotName = string & { readonly __robot: unique symbol }
+
+/** The user name prefix that marks a robot. */
+export const ROBOT_PREFIX = 'robot:'
+const ROBOT = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/
+
+/** The robot a user name names (`robot:<name>`), or null. */
+export function robotName(user: string): RobotName | null {
+  if (!user.startsWith(ROBOT_PREFIX)) return null
+  const name = user.slice(ROBOT_PREFIX.length)
+  return name.length <= 64 && ROBOT.test(name) ? (name as RobotName) : null
+}

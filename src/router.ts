@@ -1,5 +1,6 @@
 /**
- * Every route, on one screen. Handlers get the request and a per-request context;
+ * Every route, on one screen. A registry whose settings do not parse answers every path with
+ * 500 naming them (src/http/configured.ts). Handlers get the request and a per-request context;
  * every /v2/ route checks its repository name (names.ts `parseRepo`), then passes the proxy
  * layer (src/proxy/layer.ts: local content or a pull-through cache of an upstream; a no-op without
  * UPSTREAMS), the READ_ONLY layer (src/http/read-only.ts), the auth layer (src/auth/layer.ts;
@@ -11,6 +12,7 @@
  */
 import { Router, type IRequest } from 'itty-router'
 import * as token from './auth/endpoint'
+import { assertConfigured } from './http/configured'
 import { assertWritable } from './http/read-only'
 import * as admin from './routes/admin'
 import { authorize } from './auth/layer'
@@ -49,6 +51,7 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
 }
 
 const routes = Router<IRequest, [Env, ExecutionContext]>({
+  before: [assertConfigured],                                             // 500 naming a bad setting, on every path but /_health
   catch: (err, req) => toErrorResponse(err, req.method),
   finally: [withApiVersion],
 })

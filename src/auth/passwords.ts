@@ -4,29 +4,13 @@
  * makes them). Workers cap PBKDF2 at 100,000 iterations; at that count one check
  * costs tens of milliseconds of CPU, so verified credentials are cached (credentials.ts).
  */
+import { PBKDF2_MAX_ITERATIONS, type PasswordHash } from '../settings/auth'
 
-export const PBKDF2_MAX_ITERATIONS = 100_000
+/** The stored form's grammar is a setting's (AUTH_USERS), so it lives with the schema. */
+export { parsePasswordHash, PBKDF2_MAX_ITERATIONS, type PasswordHash } from '../settings/auth'
+
 const PREFIX = 'pbkdf2-sha256'
 const HASH_BYTES = 32
-const MIN_SALT_BYTES = 8
-
-export interface PasswordHash {
-  iterations: number
-  salt: Uint8Array
-  hash: Uint8Array
-}
-
-/** A stored hash, or null when `s` is not one we can check. */
-export function parsePasswordHash(s: string): PasswordHash | null {
-  const [prefix, count, salt64, hash64, extra] = s.split('$')
-  const iterations = Number(count)
-  if (prefix !== PREFIX || extra !== undefined || !salt64 || !hash64) return null
-  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > PBKDF2_MAX_ITERATIONS) return null
-  const salt = fromBase64(salt64)
-  const hash = fromBase64(hash64)
-  if (!salt || !hash || salt.length < MIN_SALT_BYTES || hash.length !== HASH_BYTES) return null
-  return { iterations, salt, hash }
-}
 
 /** The stored form of a password (tests and tools; the worker only verifies). */
 export async function hashPassword(password: string, iterations = PBKDF2_MAX_ITERATIONS): Promise<string> {
@@ -54,14 +38,6 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
 /** SHA-256 of a string, as bytes. */
 export async function sha256(s: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)))
-}
-
-function fromBase64(s: string): Uint8Array | null {
-  try {
-    return Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
-  } catch {
-    return null
-  }
 }
 
 const toBase64 = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes))

@@ -22,92 +22,19 @@
  * - `admin`: who may run and read garbage collections (`/admin/gc`). Never anonymous.
  *
  * Rules only add: a caller's actions on a repository are the union over every matching rule.
- * Nothing is granted that no rule names.
+ * Nothing is granted that no rule names. What a valid rule is: src/settings/auth.ts.
  */
-import { isOidcRule, parseOidcRule, type OidcRule } from './oidc/rules'
-import { robotName } from './robots'
-import { ACTIONS, isAction, type Action, type Scope } from './scopes'
-import { notJsonError } from './shape'
+import { globMatch } from '../glob'
+import { parseSetting } from '../settings'
+import type { Action, Rules } from '../settings/auth'
+import type { Scope } from './scopes'
 
-interface RepoRule {
-  patterns: string[]
-  users: Set<string>
-  actions: Action[]
-  anonymous: Action[]
-}
+export type { RepoRule, Rules } from '../settings/auth'
+/** The pattern matcher (src/glob.ts), still reachable where it was. */
+export { globMatch } from '../glob'
 
-export interface Rules {
-  repos: RepoRule[]
-  catalog: Set<string>
-  /** Rules for OIDC callers (oidc/rules.ts). */
-  oidc: OidcRule[]
-  /** Who may run and read garbage collections. */
-  admin: Set<string>
-}
-
-/** User names (as config.ts accepts them for AUTH_USERS). */
-const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
-const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
-const REPO_KEYS = new Set(['repos', 'users', 'actions', 'anonymous'])
-
-/** Parses and checks AUTH_RULES; throws an Error naming the first problem (no secrets in it). */
-export function parseRules(json: string | undefined): Rules {
-  let input: unknown
-  try {
-    input = JSON.parse(json?.trim() || '[]')
-  } catch {
-    throw notJsonError('AUTH_RULES', json ?? '', '[')
-  }
-  if (!Array.isArray(input)) throw new Error('AUTH_RULES must be a JSON array of rules')
-  const rules: Rules = { repos: [], catalog: new Set(), oidc: [], admin: new Set() }
-  input.forEach((rule: unknown, i) => {
-    const where = `AUTH_RULES[${i}]`
-    if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new Error(`${where} must be an object`)
-    const r = rule as Record<string, unknown>
-    if ('catalog' in r) {
-      if (Object.keys(r).length !== 1) throw new Error(`${where}: a catalog rule has only "catalog"`)
-      for (const u of userList(r.catalog, `${where}.catalog`)) rules.catalog.add(u)
-      return
-    }
-    if ('admin' in r) {
-      if (Object.keys(r).length !== 1) throw new Error(`${where}: an admin rule has only "admin"`)
-      for (const u of userList(r.admin, `${where}.admin`)) rules.admin.add(u)
-      return
-    }
-    if (isOidcRule(r)) {
-      rules.oidc.push(parseOidcRule(r, where))
-      return
-    }
-    for (const k of Object.keys(r)) if (!REPO_KEYS.has(k)) throw new Error(`${where}: unknown field "${k}"`)
-    const patterns = typeof r.repos === 'string' ? [r.repos] : r.repos
-    if (!Array.isArray(patterns) || patterns.length === 0 || !patterns.every((p) => typeof p === 'string' && PATTERN.test(p))) {
-      throw new Error(`${where}.repos must be a pattern or a list of patterns (a-z 0-9 . _ - / *)`)
-    }
-    const users = r.users === undefined ? [] : userList(r.users, `${where}.users`)
-    const actions = r.actions === undefined ? [] : actionList(r.actions, `${where}.actions`)
-    const anonymous = r.anonymous === undefined ? [] : actionList(r.anonymous, `${where}.anonymous`)
-    if ((users.length > 0) !== (actions.length > 0)) throw new Error(`${where}: "users" and "actions" go together`)
-    if (anonymous.some((a) => a !== 'pull')) throw new Error(`${where}.anonymous: anonymous callers may only pull`)
-    if (users.length === 0 && anonymous.length === 0) throw new Error(`${where} grants nothing`)
-    rules.repos.push({ patterns: patterns as string[], users: new Set(users), actions, anonymous })
-  })
-  return rules
-}
-
-function userList(value: unknown, where: string): string[] {
-  const valid = (u: unknown) => typeof u === 'string' && (u === '*' || robotName(u) !== null || (USER.test(u) && u !== 'robot'))
-  if (!Array.isArray(value) || !value.every(valid)) {
-    throw new Error(`${where} must be a list of user names, robot:<name> or "*"`)
-  }
-  return value as string[]
-}
-
-function actionList(value: unknown, where: string): Action[] {
-  if (!Array.isArray(value) || value.length === 0 || !value.every((a) => typeof a === 'string' && isAction(a))) {
-    throw new Error(`${where} must be a non-empty list of ${ACTIONS.join(', ')}`)
-  }
-  return value as Action[]
-}
+/** Parses and checks AUTH_RULES alone (src/settings/auth.ts); throws a SettingsError naming each problem. */
+export const parseRules = (json: string | undefined): Rules => parseSetting('AUTH_RULES', json)
 
 /** The actions `sub` ('' = anonymous) has on repository `repo`. CPU only. */
 export function actionsOn(rules: Rules, sub: string, repo: string): Set<Action> {
@@ -140,31 +67,4 @@ export function grantedActions(rules: Rules, sub: string, scope: Scope): string[
     return scope.actions.filter((a) => a === '*')
   }
   return []
-}
-
-/**
- * Whether `name` matches `pattern`, where each `*` stands for one or more characters.
- * The classic two-pointer wildcard walk (backtracking only to the last `*`): O(n·m), no regex.
- */
-export function globMatch(pattern: string, name: string): boolean {
-  let p = 0
-  let s = 0
-  let star = -1
-  let resume = 0
-  while (s < name.length) {
-    if (pattern[p] === '*') {
-      // `*` takes one character now (it may not be empty), more on backtracking.
-      star = p++
-      resume = ++s
-    } else if (p < pattern.length && pattern[p] === name[s]) {
-      p++
-      s++
-    } else if (star >= 0) {
-      p = star + 1
-      s = ++resume
-    } else {
-      return false
-    }
-  }
-  return p === pattern.length
 }

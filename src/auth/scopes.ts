@@ -5,10 +5,10 @@
  */
 import { RegistryError } from '../errors'
 import { parseRepo } from '../names'
+import { ACTIONS, type Action } from '../settings/auth'
 
-/** What the rules can grant on a repository. */
-export type Action = 'pull' | 'push' | 'delete'
-export const ACTIONS: readonly Action[] = ['pull', 'push', 'delete']
+/** What the rules can grant on a repository (AUTH_RULES' vocabulary, src/settings/auth.ts). */
+export { ACTIONS, type Action } from '../settings/auth'
 export const isAction = (s: string): s is Action => (ACTIONS as readonly string[]).includes(s)
 
 /** A resource and the actions asked for, or granted, on it (the JWT `access` claim's entries). */

@@ -35,7 +35,8 @@ import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { annotate, errorFields, logEvent, type RequestLine } from '../log'
-import { throttleSettings } from '../settings/throttle'
+import { settings } from '../settings'
+import { SIGNIN_BINDINGS } from '../settings/throttle'
 import { readMark, writeMark } from '../storage/throttle-marks'
 import { toHex } from '../storage/streams'
 import type { Access } from './access'
@@ -48,8 +49,6 @@ export interface Client {
 
 export const clientOf = (req: Request): Client => ({ origin: new URL(req.url).origin, address: req.headers.get('cf-connecting-ip') })
 
-/** The sign-in bindings; /_health names a missing one. */
-export const SIGNIN_BINDINGS = ['SIGNIN_FAILURES_BY_ADDRESS', 'SIGNIN_FAILURES_BY_USER', 'SIGNIN_CHECKS_BY_ADDRESS'] as const
 type Binding = (typeof SIGNIN_BINDINGS)[number] | 'ANONYMOUS_PULLS_BY_ADDRESS'
 
 /** 429 when the address or (null for a robot) the user name is marked. Memory, else 1-2 Cache API matches. */
@@ -66,7 +65,7 @@ export async function assertMaySignIn(client: Client, user: string | null): Prom
 /** Counts one password hash or robot lookup from this address; 429 past SIGNIN_CHECKS_BY_ADDRESS. */
 export async function assertMayCheck(env: Env, client: Client): Promise<void> {
   if (await allowed(env, 'SIGNIN_CHECKS_BY_ADDRESS', addressKey(client.address))) return
-  throw tooMany('signin-checks', throttleSettings(env).retrySeconds * 1000)
+  throw tooMany('signin-checks', settings(env).THROTTLE_RETRY_SECONDS * 1000)
 }
 
 /** Counts a failed sign-in; past a limit, marks the address or name and throws 429. */
@@ -78,7 +77,7 @@ export async function signInFailed(env: Env, client: Client, user: string | null
     userId === null || allowed(env, 'SIGNIN_FAILURES_BY_USER', userId),
   ])
   if (byAddress && byUser) return
-  const ms = throttleSettings(env).retrySeconds * 1000
+  const ms = settings(env).THROTTLE_RETRY_SECONDS * 1000
   const now = Date.now()
   await Promise.all([
     byAddress || writeMark(client.origin, 'address', await idOf(address), now + ms, now),
@@ -90,13 +89,13 @@ export async function signInFailed(env: Env, client: Client, user: string | null
 /** 429 for an anonymous manifest GET past ANONYMOUS_PULLS_BY_ADDRESS, when THROTTLE_ANONYMOUS_PULLS is on. */
 export async function assertMayPullAnonymously(req: IRequest, env: Env, auth: Access | undefined): Promise<void> {
   if (req.method !== 'GET' || !req.route?.includes('/manifests/') || (auth && auth.sub !== '')) return
-  const s = throttleSettings(env)
-  if (!s.anonymousPulls) return
+  const s = settings(env)
+  if (!s.THROTTLE_ANONYMOUS_PULLS) return
   if (!env.ANONYMOUS_PULLS_BY_ADDRESS) {
     throw new Error('THROTTLE_ANONYMOUS_PULLS: "true" needs the ANONYMOUS_PULLS_BY_ADDRESS [[ratelimits]] binding in wrangler.toml')
   }
   if (await allowed(env, 'ANONYMOUS_PULLS_BY_ADDRESS', addressKey(req.headers.get('cf-connecting-ip')))) return
-  throw tooMany('anonymous-pulls', s.retrySeconds * 1000)
+  throw tooMany('anonymous-pulls', s.THROTTLE_RETRY_SECONDS * 1000)
 }
 
 const MESSAGES: Record<NonNullable<RequestLine['throttled']>, string> = {

@@ -4,7 +4,7 @@
  * hashes natively what its first request receives; a session that spans requests keeps a
  * resumable hash (hasher.ts) instead (upload/session.ts).
  */
-import { toHex } from '../storage/streams'
+import { toHex } from './hex'
 
 /** The digest algorithms the registry verifies. */
 export type Algorithm = 'sha256' | 'sha512'

@@ -1,8 +1,9 @@
 /**
- * The collector's settings: GC_GRACE_SECONDS, GC_SETTLE_SECONDS, GC_TEST_SHORT_GRACE.
- * A bad value fails closed with an Error naming the setting.
+ * The collector's timing: GC_GRACE_SECONDS, GC_SETTLE_SECONDS (and GC_TEST_SHORT_GRACE, which
+ * lifts their floors), parsed and checked by src/settings/gc.ts.
  */
 import type { Env } from '../env'
+import { settings } from '../settings'
 
 export interface GcConfig {
   /** Nothing younger than this is collected. */
@@ -11,22 +12,8 @@ export interface GcConfig {
   settleMs: number
 }
 
-const HOUR = 3600
-/** KV propagation (about 60 s) + the link cache (LINK_CACHE_SECONDS) + the longest manifest PUT, with margin. */
-const SETTLE_FLOOR = 300
-
+/** CPU only; throws a SettingsError when a setting is bad. */
 export function gcConfig(env: Env): GcConfig {
-  const short = env.GC_TEST_SHORT_GRACE === 'true'
-  const grace = seconds(env.GC_GRACE_SECONDS, 86400, 'GC_GRACE_SECONDS')
-  if (grace < HOUR && !short) throw new Error(`GC_GRACE_SECONDS must be at least ${HOUR} (below only with GC_TEST_SHORT_GRACE = "true")`)
-  const settle = seconds(env.GC_SETTLE_SECONDS, SETTLE_FLOOR, 'GC_SETTLE_SECONDS')
-  if (settle < SETTLE_FLOOR && !short) throw new Error(`GC_SETTLE_SECONDS must be at least ${SETTLE_FLOOR} (below only with GC_TEST_SHORT_GRACE = "true")`)
-  return { graceMs: grace * 1000, settleMs: settle * 1000 }
-}
-
-function seconds(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value.trim() === '') return fallback
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of seconds`)
-  return n
+  const s = settings(env)
+  return { graceMs: s.GC_GRACE_SECONDS * 1000, settleMs: s.GC_SETTLE_SECONDS * 1000 }
 }

@@ -2,7 +2,7 @@
  * What a collection deletes, computed from what the scan listed (CPU only, no storage call):
  * the dry run reports it, the real run marks, re-checks and sweeps it.
  */
-import { globMatch } from '../auth/rules'
+import { globMatch } from '../glob'
 import type { BlobEntry, LinkEntry, ManifestEntry, ReferrerEntry, TagEntry, UploadObject } from '../storage/gc-scan'
 import type { GcReport, RepoReport } from '../storage/gc-reports'
 import { keys } from '../storage/keys'

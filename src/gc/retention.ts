@@ -13,31 +13,23 @@
  * IMMUTABLE_TAGS are never dropped either: immutable means nobody moves or deletes them.
  */
 import type { Env } from '../env'
-import { globMatch } from '../auth/rules'
+import { globMatch } from '../glob'
 import { cacheRetention } from '../proxy/config'
+import { parseSetting, settings, type Settings } from '../settings'
+import type { RetentionRule } from '../settings/gc'
 
-export interface RetentionRule {
-  /** `RETENTION[i]`, named in reports. */
-  name: string
-  repos: string[]
-  keepLast?: number
-  keep?: string[]
-  olderThanDays?: number
-  untaggedDays?: number
-}
+export type { RetentionRule } from '../settings/gc'
 
-const FIELDS = new Set(['repos', 'keepLast', 'keep', 'olderThanDays', 'untaggedDays'])
-const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
-const TAG_PATTERN = /^[A-Za-z0-9_.*-]{1,128}$/
-
-let memo: { input: string | undefined; upstreams: string | undefined; rules: RetentionRule[] } | null = null
+const joined = new WeakMap<Settings, RetentionRule[]>()
 
 /**
  * Every retention rule the collector applies (RETENTION; the proxy cache's `cacheRetention`
- * joins here, CONTRACTS.md 4). Throws an Error naming the setting when it is malformed.
+ * joins here, CONTRACTS.md 4). Throws a SettingsError when a setting is bad.
  */
 export function retentionRules(env: Env): RetentionRule[] {
-  if (memo && memo.input === env.RETENTION && memo.upstreams === env.UPSTREAMS) return memo.rules
+  const s = settings(env)
+  let rules = joined.get(s)
+  if (rules) return rules
   // A pull-through cache's `cacheDays`: its tags are dropped once not validated with the upstream
   // for that long, and so are its untagged manifests. After RETENTION (the first matching rule
   // applies): an operator's explicit rule for a proxied namespace wins over the implicit one.
@@ -47,48 +39,13 @@ export function retentionRules(env: Env): RetentionRule[] {
     olderThanDays: days,
     untaggedDays: days,
   }))
-  const rules = [...parseRetention(env.RETENTION), ...cache]
-  memo = { input: env.RETENTION, upstreams: env.UPSTREAMS, rules }
+  rules = [...s.RETENTION, ...cache]
+  joined.set(s, rules)
   return rules
 }
 
-export function parseRetention(json: string | undefined): RetentionRule[] {
-  let input: unknown
-  try {
-    input = JSON.parse(json?.trim() || '[]')
-  } catch {
-    throw new Error('RETENTION is not valid JSON')
-  }
-  if (!Array.isArray(input)) throw new Error('RETENTION must be a JSON array of rules')
-  return input.map((rule: unknown, i) => {
-    const name = `RETENTION[${i}]`
-    if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) throw new Error(`${name} must be an object`)
-    const r = rule as Record<string, unknown>
-    for (const k of Object.keys(r)) if (!FIELDS.has(k)) throw new Error(`${name}: unknown field "${k}"`)
-    const repos = typeof r.repos === 'string' ? [r.repos] : r.repos
-    if (!Array.isArray(repos) || repos.length === 0 || !repos.every((p) => typeof p === 'string' && PATTERN.test(p))) {
-      throw new Error(`${name}.repos must be a pattern or a list of patterns (a-z 0-9 . _ - / *)`)
-    }
-    const out: RetentionRule = { name, repos: repos as string[] }
-    for (const k of ['keepLast', 'olderThanDays', 'untaggedDays'] as const) {
-      if (r[k] === undefined) continue
-      const n = r[k]
-      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${name}.${k} must be a whole number ≥ 0`)
-      out[k] = n
-    }
-    if (r.keep !== undefined) {
-      const keep = typeof r.keep === 'string' ? [r.keep] : r.keep
-      if (!Array.isArray(keep) || !keep.every((p) => typeof p === 'string' && TAG_PATTERN.test(p))) {
-        throw new Error(`${name}.keep must be a tag pattern or a list of them`)
-      }
-      out.keep = keep as string[]
-    }
-    if (out.keepLast === undefined && out.olderThanDays === undefined && out.untaggedDays === undefined) {
-      throw new Error(`${name} removes nothing (give keepLast, olderThanDays or untaggedDays)`)
-    }
-    return out
-  })
-}
+/** Parses RETENTION alone (src/settings/gc.ts); throws a SettingsError naming each problem. */
+export const parseRetention = (json: string | undefined): RetentionRule[] => parseSetting('RETENTION', json)
 
 /** The rule for a repository (the first that matches), or null. */
 export function ruleFor(rules: RetentionRule[], repo: string): RetentionRule | null {

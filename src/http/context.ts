@@ -2,8 +2,9 @@
 import type { IRequest } from 'itty-router'
 import type { Access } from '../auth/access'
 import type { ProxyTarget } from '../proxy/config'
-import { settings, type Env, type Settings } from '../env'
+import type { Env } from '../env'
 import { errorFields, logEvent, requestId } from '../log'
+import { settings, type Settings } from '../settings'
 import type { LinkContext } from '../storage/links'
 
 export interface Ctx extends LinkContext {
@@ -24,7 +25,7 @@ export function contextOf(req: IRequest, env: Env, exec: ExecutionContext): Ctx 
     settings: s,
     requestId: requestId() ?? 'none',
     origin: new URL(req.url).origin,
-    ttl: s.linkCacheSeconds,
+    ttl: s.LINK_CACHE_SECONDS,
     waitUntil: (p) => exec.waitUntil(p.catch((err) => logEvent('error', { event: 'background.failed', ...errorFields(err) }))),
   }
 }

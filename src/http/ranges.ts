@@ -1,10 +1,8 @@
 /** Byte ranges: the blob GET `Range` header (RFC 9110 §14) and the upload PATCH `Content-Range`. */
 import { RegistryError } from '../errors'
+import type { ByteRange } from '../storage/edge-cache'
 
-export interface ByteRange {
-  offset: number
-  length: number
-}
+export type { ByteRange } from '../storage/edge-cache'
 
 /**
  * A single range of a `size`-byte blob: `bytes=a-b`, `bytes=a-`, `bytes=-n`.

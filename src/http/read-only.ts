@@ -3,13 +3,14 @@
  * write with 405 UNSUPPORTED and says why; reads and token requests pass. CPU only.
  */
 import type { IRequest } from 'itty-router'
-import { settings, type Env } from '../env'
+import type { Env } from '../env'
 import { RegistryError } from '../errors'
+import { settings } from '../settings'
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function assertWritable(req: IRequest, env: Env): void {
-  if (!settings(env).readOnly || READS.has(req.method)) return
+  if (!settings(env).READ_ONLY || READS.has(req.method)) return
   throw readOnlyError()
 }
 

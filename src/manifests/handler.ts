@@ -53,7 +53,7 @@ export interface ManifestHandler {
   /** The content the digest covers, when not the exact bytes (schema 1: the JWS payload). */
   digestedBytes?(doc: Record<string, unknown>, bytes: Uint8Array): Uint8Array
   /** Whether the type is gated by a setting (schema 1). */
-  readonly setting?: 'schema1Enabled'
+  readonly setting?: 'SCHEMA1_ENABLED'
 }
 
 /** A MANIFEST_INVALID with a reason. */

@@ -1,5 +1,5 @@
 /**
- * Docker image manifest v2, schema 1 (deprecated since 2015; gated by `schema1Enabled`).
+ * Docker image manifest v2, schema 1 (deprecated since 2015; gated by `SCHEMA1_ENABLED`).
  *
  * The signed form is libtrust's "pretty JWS": the manifest JSON with a `signatures`
  * array spliced in before its closing brace. Each signature's protected header says
@@ -29,7 +29,7 @@ const MAX_SIGNATURES = 8
 
 export const schema1 = {
   mediaTypes: [SIGNED, UNSIGNED],
-  setting: 'schema1Enabled',
+  setting: 'SCHEMA1_ENABLED',
   parse,
   digestedBytes,
 } satisfies ManifestHandler

@@ -9,7 +9,7 @@
  *   UPSTREAM_CREDENTIALS (secret) = {"hub": "user:access-token", "ghcr": "ghp_…"}
  *
  * A credentials key names exactly one upstream, by its namespace or its url's host
- * (src/proxy/credentials.ts); what an upstream answers to an entry's credentials is kept under
+ * (src/settings/upstream-credentials.ts); what an upstream answers to an entry's credentials is kept under
  * that entry (its namespace) and, where it is cached outside the repository, its credentials too.
  *
  * Each upstream owns one namespace of local repositories: its `prefix`, else its `host`, else
@@ -20,32 +20,19 @@
  * - ns: any `/v2/<upstream name>/…?ns=<source host>` (distribution-spec "Registry Proxying";
  *   containerd adds it to every mirror request). An `ns` no upstream lists is ignored.
  *
- * Parsed once per isolate (again only when the settings change). A bad setting fails closed:
- * every request answers 500 and the log names the setting, never a credential.
+ * What a valid value is: src/settings/proxy.ts. A bad setting fails closed: every request
+ * answers 500 and the log names the setting, never a credential.
  */
 import type { Env } from '../env'
-import { globMatch } from '../auth/rules'
+import { globMatch } from '../glob'
 import type { Repo } from '../names'
-import { credentialsByUpstream } from './credentials'
+import { parseSettings, settings, SettingsError, type Settings } from '../settings'
+import type { UpstreamSpec } from '../settings/proxy'
+import { credentialsByUpstream } from '../settings/upstream-credentials'
 
-export interface Upstream {
-  /** The local namespace its repositories live under (prefix, else host, else first ns). */
-  namespace: string
-  host: string | null
-  /** Source hosts it answers `?ns=` for. */
-  ns: string[]
-  /** Origin of the upstream registry, e.g. `https://registry-1.docker.io` (no trailing slash). */
-  url: string
-  /** A one-component name `nginx` is `library/nginx` upstream (Docker Hub's official images). */
-  dockerHubLibrary: boolean
-  /** How long a tag is served without asking the upstream again. */
-  tagTtlSeconds: number
-  /** Repository patterns (upstream names, AUTH_RULES' glob) that may be pulled; null = any. */
-  repositories: string[] | null
-  /** Cached content not validated for this many days is collected (null: kept). */
-  cacheDays: number | null
-  /** Seconds to wait for the upstream's answer (headers) before treating it as down. */
-  timeoutSeconds: number
+export { DEFAULT_TAG_TTL_SECONDS } from '../settings/proxy'
+
+export interface Upstream extends UpstreamSpec {
   /** From UPSTREAM_CREDENTIALS: `user:password` (Basic, or for the token flow) or a bare token. */
   credentials: string | null
 }
@@ -68,24 +55,27 @@ export interface ProxyTarget {
   warning?: string
 }
 
-export const DEFAULT_TAG_TTL_SECONDS = 300
-const DEFAULT_TIMEOUT_SECONDS = 20
-const FIELDS = new Set(['prefix', 'host', 'ns', 'url', 'dockerHubLibrary', 'tagTtlSeconds', 'repositories', 'cacheDays', 'timeoutSeconds'])
-/** A namespace: one or more repository path components (spec name grammar). */
-const NAMESPACE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$/
-const PATTERN = /^[a-z0-9._\/*-]{1,255}$/
+const joined = new WeakMap<Settings, Upstream[]>()
 
-/** Per isolate, keyed by both settings' raw text: new credentials are new entries (and new `upstreamIdentity`s). */
-let memo: { inputs: (string | undefined)[]; upstreams: Upstream[] } | null = null
-
-/** The configured upstreams (empty when UPSTREAMS is unset). CPU only; throws on a bad setting. */
+/** The configured upstreams (empty when UPSTREAMS is unset), with their credentials. CPU only; throws on a bad setting. */
 export function upstreams(env: Env): Upstream[] {
-  const inputs = [env.UPSTREAMS, env.UPSTREAM_CREDENTIALS]
-  if (memo && memo.inputs.every((v, i) => v === inputs[i])) return memo.upstreams
-  const parsed = parseUpstreams(env.UPSTREAMS, env.UPSTREAM_CREDENTIALS)
-  memo = { inputs, upstreams: parsed }
-  return parsed
+  const s = settings(env)
+  let list = joined.get(s)
+  if (!list) {
+    list = withCredentials(s.UPSTREAMS, s.UPSTREAM_CREDENTIALS)
+    joined.set(s, list)
+  }
+  return list
+}
+
+/**
+ * Each upstream's credentials: the one key naming it (src/settings/upstream-credentials.ts; the
+ * settings' cross-check has already refused a key naming two entries, or two keys one entry).
+ * Per parse of the settings: new credentials are new entries (and new `upstreamIdentity`s).
+ */
+const withCredentials = (list: UpstreamSpec[], credentials: Map<string, string>): Upstream[] => {
+  const found = credentialsByUpstream(list, credentials)
+  return list.map((u, i) => ({ ...u, credentials: found.credentials[i] ?? null }))
 }
 
 /**
@@ -145,104 +135,9 @@ export function cachingUpstream(env: Env, repo: string): Upstream | null {
 export const allowed = (u: Upstream, remote: string): boolean =>
   u.repositories === null || u.repositories.some((p) => globMatch(p, remote))
 
-/** Parses both settings; throws an Error naming the first problem (never a credential). */
+/** Parses both settings alone (src/settings/proxy.ts); throws a SettingsError naming each problem (never a credential). */
 export function parseUpstreams(json: string | undefined, credentialsJson: string | undefined): Upstream[] {
-  let input: unknown
-  try {
-    input = JSON.parse(json?.trim() || '[]')
-  } catch {
-    throw new Error('UPSTREAMS is not valid JSON')
-  }
-  if (!Array.isArray(input)) throw new Error('UPSTREAMS must be a JSON array of upstreams')
-  const credentials = parseCredentials(credentialsJson)
-  const out = input.map((entry: unknown, i) => parseOne(entry, `UPSTREAMS[${i}]`))
-  const seen = new Map<string, string>()
-  const claim = (what: string, where: string) => {
-    const other = seen.get(what)
-    if (other) throw new Error(`${where}: ${what} is already used by ${other}`)
-    seen.set(what, where)
-  }
-  out.forEach((u, i) => {
-    const where = `UPSTREAMS[${i}]`
-    claim(`namespace "${u.namespace}"`, where)
-    if (u.host) claim(`host "${u.host}"`, where)
-    for (const n of u.ns) claim(`ns "${n}"`, where)
-    for (const other of out) {
-      if (other !== u && other.namespace.startsWith(`${u.namespace}/`)) {
-        throw new Error(`${where}: namespace "${u.namespace}" contains another upstream's namespace "${other.namespace}"`)
-      }
-    }
-  })
-  credentialsByUpstream(out, credentials).forEach((c, i) => (out[i]!.credentials = c))
-  return out
-}
-
-function parseCredentials(json: string | undefined): Record<string, string> {
-  let input: unknown
-  try {
-    input = JSON.parse(json?.trim() || '{}')
-  } catch {
-    throw new Error('UPSTREAM_CREDENTIALS is not valid JSON')
-  }
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new Error('UPSTREAM_CREDENTIALS must be a JSON object of upstream (prefix or host) to "user:password" or a token')
-  }
-  for (const [k, v] of Object.entries(input)) {
-    if (typeof v !== 'string' || v === '') throw new Error(`UPSTREAM_CREDENTIALS: the value for "${k.slice(0, 64)}" must be a non-empty string`)
-  }
-  return input as Record<string, string>
-}
-
-/** One entry; its credentials are filled in by `credentialsByUpstream` once every entry is known. */
-function parseOne(entry: unknown, where: string): Upstream {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new Error(`${where} must be an object`)
-  const e = entry as Record<string, unknown>
-  for (const k of Object.keys(e)) if (!FIELDS.has(k)) throw new Error(`${where}: unknown field "${k.slice(0, 64)}"`)
-  let url: URL
-  try {
-    url = new URL(String(e.url))
-  } catch {
-    throw new Error(`${where}.url must be an absolute http(s) URL`)
-  }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash) {
-    throw new Error(`${where}.url must be an http(s) URL without credentials, query or fragment (credentials go in UPSTREAM_CREDENTIALS)`)
-  }
-  const prefix = optional<string>(e.prefix, (v) => typeof v === 'string' && NAMESPACE.test(v), `${where}.prefix must be a repository namespace (a-z 0-9 . _ - /)`)
-  const host = optional<string>(e.host, (v) => typeof v === 'string' && HOSTNAME.test(v), `${where}.host must be a lowercase host name (optionally :port)`)
-  const nsRaw = e.ns === undefined ? [] : typeof e.ns === 'string' ? [e.ns] : e.ns
-  if (!Array.isArray(nsRaw) || !nsRaw.every((v) => typeof v === 'string' && HOSTNAME.test(v))) {
-    throw new Error(`${where}.ns must be a source host name or a list of them (e.g. "docker.io")`)
-  }
-  const ns = nsRaw as string[]
-  const namespace = prefix ?? host ?? ns[0]
-  if (!namespace) throw new Error(`${where} needs a "prefix", a "host" or an "ns" to be reached by`)
-  if (!NAMESPACE.test(namespace)) throw new Error(`${where}: "${namespace}" cannot name a local namespace; give a "prefix"`)
-  const dockerHubLibrary = optional<boolean>(e.dockerHubLibrary, (v) => typeof v === 'boolean', `${where}.dockerHubLibrary must be true or false`) ?? false
-  const isCount = (min: number) => (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min
-  const tagTtlSeconds = optional<number>(e.tagTtlSeconds, isCount(0), `${where}.tagTtlSeconds must be a whole number of seconds ≥ 0`) ?? DEFAULT_TAG_TTL_SECONDS
-  const cacheDays = optional<number>(e.cacheDays, isCount(1), `${where}.cacheDays must be a whole number of days ≥ 1`) ?? null
-  const timeoutSeconds = optional<number>(e.timeoutSeconds, isCount(1), `${where}.timeoutSeconds must be a whole number of seconds ≥ 1`) ?? DEFAULT_TIMEOUT_SECONDS
-  const patterns = e.repositories === undefined ? null : typeof e.repositories === 'string' ? [e.repositories] : e.repositories
-  if (patterns !== null && (!Array.isArray(patterns) || patterns.length === 0 || !patterns.every((p) => typeof p === 'string' && PATTERN.test(p)))) {
-    throw new Error(`${where}.repositories must be a pattern or a list of patterns (a-z 0-9 . _ - / *)`)
-  }
-  const origin = url.origin
-  return {
-    namespace,
-    host: host ?? null,
-    ns,
-    url: origin + url.pathname.replace(/\/+$/, ''),
-    dockerHubLibrary,
-    tagTtlSeconds,
-    repositories: patterns as string[] | null,
-    cacheDays,
-    timeoutSeconds,
-    credentials: null,
-  }
-}
-
-function optional<T>(value: unknown, valid: (v: unknown) => boolean, message: string): T | undefined {
-  if (value === undefined) return undefined
-  if (!valid(value)) throw new Error(message)
-  return value as T
+  const parsed = parseSettings({ UPSTREAMS: json, UPSTREAM_CREDENTIALS: credentialsJson })
+  if (!parsed.ok) throw new SettingsError(parsed.problems)
+  return withCredentials(parsed.settings.UPSTREAMS, parsed.settings.UPSTREAM_CREDENTIALS)
 }

@@ -20,7 +20,7 @@ import { allowed, cachingUpstream, resolveTarget, upstreams, type ProxyTarget, t
  * after the auth layer.
  */
 export function proxyTarget(req: IRequest, env: Env): ProxyTarget | null {
-  if (upstreams(env).length === 0) return null // parsed on every request: a bad setting fails closed
+  if (upstreams(env).length === 0) return null // CPU only: the settings are parsed once per env
   const name = req.params?.name
   if (name === undefined) return null
   const target = resolveTarget(env, new URL(req.url), name)

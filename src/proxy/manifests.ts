@@ -105,7 +105,7 @@ async function fetchTag(c: Ctx, t: ProxyTarget, tag: Tag): Promise<CachedManifes
 
 /** Reads an upstream manifest (bounded), checks its digest and type; an UpstreamFailure when it is not right. */
 async function verified(c: Ctx, res: Response, expected: Digest | null): Promise<CachedManifest> {
-  const max = c.settings.manifestMaxBytes
+  const max = c.settings.MANIFEST_MAX_BYTES
   if (Number(res.headers.get('content-length') ?? 0) > max) {
     await res.body?.cancel()
     throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)

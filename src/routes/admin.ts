@@ -7,18 +7,17 @@
  */
 import type { IRequest } from 'itty-router'
 import { authorizeAdmin } from '../auth/admin'
-import { settings, type Env } from '../env'
+import type { Env } from '../env'
 import { RegistryError } from '../errors'
-import { gcConfig } from '../gc/config'
 import type { RunParams } from '../gc/params'
-import { retentionRules } from '../gc/retention'
 import { startRun } from '../gc/workflow'
+import { settings } from '../settings'
+import { REPO_PATTERN } from '../settings/values'
 import { getReport, listReports } from '../storage/gc-reports'
 
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body, null, 2), { status, headers: { 'Content-Type': 'application/json' } })
 const RUN_ID = /^gc-[0-9TZ]{16}-[0-9a-f]{8}$/
-const REPO_PATTERN = /^[a-z0-9._\/*-]{1,255}$/
 
 /** 1 Workflow create. */
 export async function start(req: IRequest, env: Env): Promise<Response> {
@@ -27,9 +26,7 @@ export async function start(req: IRequest, env: Env): Promise<Response> {
   const repo = q.get('repo')
   if (repo !== null && !REPO_PATTERN.test(repo)) throw new RegistryError('NAME_INVALID', 'repo: a repository pattern (a-z 0-9 . _ - / *)')
   const params: RunParams = { dryRun: q.get('dry-run') === 'true', untagged: q.get('untagged') === 'true', repo }
-  if (!params.dryRun && settings(env).readOnly) throw new RegistryError('UNSUPPORTED', null, {}, { message: 'the registry is read-only (READ_ONLY = "true"): only dry runs' })
-  gcConfig(env) // a bad setting fails here, before a run starts
-  retentionRules(env)
+  if (!params.dryRun && settings(env).READ_ONLY) throw new RegistryError('UNSUPPORTED', null, {}, { message: 'the registry is read-only (READ_ONLY = "true"): only dry runs' })
   const id = await startRun(env, params)
   return json({ id, ...params }, 202)
 }

@@ -50,7 +50,7 @@ export async function get(req: IRequest, c: Ctx): Promise<Response> {
 export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const digest = parseDigest(req.params.digest)
-  if (!c.settings.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  if (!c.settings.DELETE_ENABLED) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
   if (!(await deleteBlobLink(c.env, c, repo, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest })
   await forgetBlobBytes(c, digest)
   return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })

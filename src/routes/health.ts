@@ -6,15 +6,9 @@
  * the settings are checked each time, CPU only.
  */
 import type { IRequest } from 'itty-router'
-import { authConfig } from '../auth/config'
-import { SIGNIN_BINDINGS } from '../auth/throttle'
-import { settings, type Env } from '../env'
-import { gcConfig } from '../gc/config'
-import { immutableRules } from '../gc/immutable'
-import { retentionRules } from '../gc/retention'
-import { errorFields, logEvent } from '../log'
-import { upstreams } from '../proxy/config'
-import { throttleSettings } from '../settings/throttle'
+import type { Env } from '../env'
+import { logEvent } from '../log'
+import { formatProblem, logMisconfiguration, missingBindings, readSettings } from '../settings'
 import { storageHealth } from '../storage/health'
 
 export async function get(req: IRequest, env: Env): Promise<Response> {
@@ -27,48 +21,16 @@ export async function get(req: IRequest, env: Env): Promise<Response> {
 }
 
 /**
- * The settings that do not parse, by name. Each reader throws an Error whose message starts with
- * the setting's name and never holds its value. (When src/settings/ has its one aggregate, this
- * asks it instead.)
+ * The settings that do not parse, by name (src/settings: never their values; the log says what is
+ * wrong), and Rate Limiting bindings the settings need but wrangler.toml lacks.
  */
 function settingsProblems(env: Env): string[] {
-  const readers: [string, () => unknown][] = [
-    ['settings', () => settings(env)],
-    ['AUTH_*', () => authConfig(env)],
-    ['UPSTREAMS', () => upstreams(env)],
-    ['GC_*', () => gcConfig(env)],
-    ['RETENTION', () => retentionRules(env)],
-    ['IMMUTABLE_TAGS', () => immutableRules(env)],
-    ['THROTTLE_*', () => throttleSettings(env)],
-    ['bindings', () => assertBindings(env)],
-  ]
-  const failed: string[] = []
-  for (const [fallback, read] of readers) {
-    try {
-      read()
-    } catch (err) {
-      const { message } = errorFields(err)
-      const setting = /^[A-Z][A-Z0-9_]*/.exec(message)?.[0] ?? fallback
-      logEvent('error', { event: 'settings.invalid', setting, message })
-      failed.push(setting)
-    }
+  const s = readSettings(env)
+  if (!s.ok) {
+    logMisconfiguration(s.problems, { route: '/_health' })
+    return [...new Set(s.problems.map((p) => p.setting))]
   }
-  return [...new Set(failed)]
-}
-
-/** The Rate Limiting bindings the settings rely on (wrangler.toml [[ratelimits]]). */
-function assertBindings(env: Env): void {
-  // A setting that does not parse is reported on its own above.
-  const parsed = <T>(read: () => T): T | null => {
-    try {
-      return read()
-    } catch {
-      return null
-    }
-  }
-  const missing = [
-    ...(parsed(() => authConfig(env)) ? SIGNIN_BINDINGS.filter((b) => !env[b]) : []),
-    ...(parsed(() => throttleSettings(env))?.anonymousPulls && !env.ANONYMOUS_PULLS_BY_ADDRESS ? ['ANONYMOUS_PULLS_BY_ADDRESS'] : []),
-  ]
-  if (missing.length) throw new Error(`${missing[0]}: missing from wrangler.toml [[ratelimits]]${missing.length > 1 ? ` (and ${missing.slice(1).join(', ')})` : ''}`)
+  const missing = missingBindings(s.settings, (b) => Boolean((env as unknown as Record<string, unknown>)[b]))
+  for (const p of missing) logEvent('error', { event: 'settings.invalid', setting: p.setting, message: formatProblem(p) })
+  return missing.map((p) => p.setting)
 }

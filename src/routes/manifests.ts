@@ -112,7 +112,7 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const ref = parseReference(req.params.reference ?? '')
   const tags = tagsOf(req, ref)
-  const bytes = await readLimited(req, c.settings.manifestMaxBytes)
+  const bytes = await readLimited(req, c.settings.MANIFEST_MAX_BYTES)
   const doc = parseJson(bytes)
   const mediaType = mediaTypeOf(req, doc)
   const handler = handlerFor(mediaType)
@@ -262,7 +262,7 @@ function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed
 export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const ref = parseReference(req.params.reference ?? '')
-  if (!c.settings.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  if (!c.settings.DELETE_ENABLED) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
   if (!(await deleteReference(c, repo, ref))) {
     throw new RegistryError('MANIFEST_UNKNOWN', ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest })
   }
@@ -275,7 +275,7 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
  * are checked here, for both callers.
  */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
-  if (c.settings.readOnly) throw readOnlyError()
+  if (c.settings.READ_ONLY) throw readOnlyError()
   assertNotCached(c.env, repo) // a pull-through cache's repositories take no writes (the UI's delete does not pass its layer)
   await guardImmutable(c, repo, ref, null)
   if (ref.kind === 'tag') {

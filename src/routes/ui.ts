@@ -233,7 +233,7 @@ export function favicon(): Response {
 const pullable = (viewer: Viewer) => (repo: string): boolean => !viewer.access || viewer.access.can(repo, 'pull')
 
 const mayDelete = (c: Ctx, viewer: Viewer, repo: Repo): boolean =>
-  c.settings.deleteEnabled && (!viewer.access || viewer.access.can(repo, 'delete'))
+  c.settings.DELETE_ENABLED && (!viewer.access || viewer.access.can(repo, 'delete'))
 
 /** Whether a page offers delete: a pull-through cache's repositories take none (deleteReference refuses it). */
 const offersDelete = (c: Ctx, viewer: Viewer, repo: Repo): boolean => mayDelete(c, viewer, repo) && !cachingUpstream(c.env, repo)

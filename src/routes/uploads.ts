@@ -43,7 +43,7 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   }
   const opened = await progress(c, open(repo, c.auth?.sub, alg), 202)
   // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
-  opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.maxChunkBytes))
+  opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.MAX_CHUNK_BYTES))
   return opened
 }
 
@@ -57,12 +57,12 @@ function digestAlgorithm(value: string | null): Algorithm {
 
 /** A declared body length, refused with 413 before any byte is read when over MAX_CHUNK_BYTES. */
 function withinLimit(c: Ctx, length: number | null): number | null {
-  if (length !== null && length > c.settings.maxChunkBytes) throw chunkTooLarge(c.settings.maxChunkBytes)
+  if (length !== null && length > c.settings.MAX_CHUNK_BYTES) throw chunkTooLarge(c.settings.MAX_CHUNK_BYTES)
   return length
 }
 
 function bodyOf(req: IRequest, c: Ctx, length: number | null, chunked = false): Body {
-  return { stream: req.body, length, chunked, limit: c.settings.maxChunkBytes }
+  return { stream: req.body, length, chunked, limit: c.settings.MAX_CHUNK_BYTES }
 }
 /**
  * Mount from `from`, or (no `from`) any blob the registry holds; null: fall back to an upload.
@@ -150,7 +150,7 @@ export function noSession(req: IRequest): Response {
 async function session(req: IRequest, c: Ctx): Promise<UploadState> {
   const repo = parseRepo(req.params.name)
   const token = new URL(req.url).searchParams.get('_state')
-  return verifyState(await uploadSecret(c.env, c.settings.uploadSecret), repo, req.params.uuid ?? '', token, c.auth?.sub)
+  return verifyState(await uploadSecret(c.env, c.settings.UPLOAD_SECRET), repo, req.params.uuid ?? '', token, c.auth?.sub)
 }
 
 /**
@@ -171,7 +171,7 @@ async function chunkLength(req: IRequest, c: Ctx, state: UploadState): Promise<n
 /** 416 with the session's true Range and latest Location (spec: "the client SHOULD resume from the last valid range"). */
 async function outOfOrder(c: Ctx, truth: UploadState, detail: string): Promise<RegistryError> {
   return new RegistryError('RANGE_INVALID', detail, {
-    Location: await uploadLocation(await uploadSecret(c.env, c.settings.uploadSecret), truth),
+    Location: await uploadLocation(await uploadSecret(c.env, c.settings.UPLOAD_SECRET), truth),
     Range: progressRange(truth.offset),
     'Docker-Upload-UUID': truth.id,
   })
@@ -181,7 +181,7 @@ async function progress(c: Ctx, state: UploadState, status: 202 | 204): Promise<
   return new Response(null, {
     status,
     headers: {
-      Location: await uploadLocation(await uploadSecret(c.env, c.settings.uploadSecret), state),
+      Location: await uploadLocation(await uploadSecret(c.env, c.settings.UPLOAD_SECRET), state),
       Range: progressRange(state.offset),
       'Docker-Upload-UUID': state.id,
       'Content-Length': '0',

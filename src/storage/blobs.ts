@@ -3,8 +3,8 @@
  * Storage returns null for absent things and never picks an error code.
  */
 import type { Env } from '../env'
-import { gcConfig } from '../gc/config'
 import type { Digest, Repo } from '../names'
+import { settings } from '../settings'
 import { blobMarkKey, keepMarked } from './gc-marks'
 import { keys } from './keys'
 
@@ -46,7 +46,7 @@ export async function headBlobOrSlot(env: Env, digest: Digest): Promise<{ blob: 
 /** Whether an index object is a blob a push may use: not a tombstone, and not swept by a collection. */
 async function live(env: Env, digest: Digest, object: R2Object): Promise<boolean> {
   if (isTombstone(object)) return false
-  if (Date.now() - object.uploaded.getTime() < gcConfig(env).graceMs) return true
+  if (Date.now() - object.uploaded.getTime() < settings(env).GC_GRACE_SECONDS * 1000) return true
   return keepMarked(env, blobMarkKey(digest), null)
 }
 

@@ -3,11 +3,16 @@
  * warm pull at a location costs no R2 read. Ranges are served from cached bytes.
  */
 import type { Env } from '../env'
-import type { ByteRange } from '../http/ranges'
 import type { Digest } from '../names'
 import { readBlob, type BlobLocation } from './blobs'
 import { keys } from './keys'
 import type { LinkContext } from './links'
+
+/** A single range of a blob's bytes (http/ranges.ts parses it from a request's Range header). */
+export interface ByteRange {
+  offset: number
+  length: number
+}
 
 /** Cloudflare caches objects up to 512 MB (non-Enterprise); larger ones stream from R2 every time. */
 export const CACHE_MAX_BYTES = 512 * 1024 * 1024

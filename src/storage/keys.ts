@@ -57,8 +57,7 @@
  * and bytes are never copied, so the blob index points at where they were written.
  * No two-hex fan-out under blobs/: that exists for filesystems, not R2.
  */
-import type { RobotName } from '../auth/robots'
-import type { Digest, Repo, Tag } from '../names'
+import type { Digest, Repo, RobotName, Tag } from '../names'
 
 export const REPOS_PREFIX = 'repos/'
 /** Ends a repository name in every key under repos/ (see above). */

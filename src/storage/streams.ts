@@ -1,5 +1,8 @@
 /** Small stream helpers: bounded buffering and byte counting. */
 
+/** Hex of bytes (its home is digest/hex.ts; re-exported for the stream code that hashes). */
+export { toHex } from '../digest/hex'
+
 /** Reads a stream in chunks as they come (async iteration of a reader). */
 export async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader()
@@ -84,5 +87,3 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out
 }
 
-/** Hex of bytes. */
-export const toHex = (bytes: Uint8Array): string => [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')

@@ -16,10 +16,53 @@
  * would free their offset again); the collector removes those no blob uses after the
  * upload expiry. Each function makes the one call its name says.
  */
+import type { Algorithm } from '../digest/native'
 import type { Env } from '../env'
-import type { Progress, UploadState } from '../upload/state'
 import { keys, offsetOfUploadKey, uploadIdOf } from './keys'
 import { chunksOf, readAtMost, type Carry } from './streams'
+
+/**
+ * Where the session's bytes are; also kept with each write (customMetadata), to be read back.
+ * Defined here, not in upload/ (which signs the state into every Location): storage knows no session logic.
+ */
+export interface Progress {
+  /** Bytes received so far. */
+  offset: number
+  /** The algorithm the session hashes (POST `?digest-algorithm=`, sha256 by default). */
+  alg: Algorithm
+  /** Hex digest (`alg`) of all bytes so far, while one request has sent them all; else absent. */
+  sum?: string
+  /**
+   * The resumable hash (`alg`) of all bytes so far, saved (base64url, 152 characters for
+   * SHA-256, 280 for SHA-512): kept once the session spans requests, or from a first write
+   * that announced more (Content-Range). Absent when a close must read the bytes back.
+   */
+  hs?: string
+  /** Offset of the write holding the tail (bytes not yet in a part), -1 when none. */
+  at: number
+  /** Upload bytes in that tail, after `skip` bytes of part etags (a JSON list). */
+  size: number
+  skip: number
+  /** R2 multipart upload id ('' when none) and the parts it holds. */
+  mp: string
+  parts: number
+  /**
+   * Writes after the tail, each its own object, in order ([offset, size]): once there are
+   * parts, a chunk that fills none is written once as a piece instead of re-written with
+   * the whole tail. Absent when none.
+   */
+  more?: [number, number][]
+}
+
+export interface UploadState extends Progress {
+  /** Random session id (the `<uuid>` of the spec's URLs). */
+  id: string
+  repo: string
+  /** Start time, ms since epoch: abandoned sessions are purged by age. */
+  started: number
+  /** Who opened the session ('' = anonymous, or auth off); only they may continue it. */
+  sub?: string
+}
 
 /** What every object of a session carries (the collector reads `started`; `mp` lets it abort the parts). */
 function metadata(state: UploadState, extra: Record<string, string>): Record<string, string> {

@@ -1,5 +1,5 @@
 /**
- * src/auth/config.ts: a broken auth setting fails closed with an error that says what is
+ * src/settings/auth.ts: a broken auth setting fails closed with an error that says what is
  * wrong with the value's shape (how it was written), never a character of its content.
  */
 import { describe, expect, it } from 'vitest'
@@ -23,10 +23,10 @@ async function errorFor(overrides: Record<string, string>): Promise<string | nul
 describe('auth settings that do not parse', () => {
   it.each([
     // The README's old .dev.vars form: single quotes keep every backslash (dotenv, no expansion).
-    ['each $ written as \\$', `{"alice":"pbkdf2-sha256\\$${iterations}\\$${salt}\\$${hash}"}`, /AUTH_USERS is not valid JSON: it contains \\\$ \(a backslash before a \$\)/],
-    ['the quotes kept in the value', `'{"alice":"${HASH}"}'`, /AUTH_USERS is not valid JSON: it is wrapped in quotes/],
-    ['not an object', `alice=${HASH}`, /AUTH_USERS is not valid JSON: it does not start with \{/],
-    ['cut short', `{"alice":"${HASH}"`, /AUTH_USERS is not valid JSON: parsing stops at character \d+ of \d+/],
+    ['each $ written as \\$', `{"alice":"pbkdf2-sha256\\$${iterations}\\$${salt}\\$${hash}"}`, /AUTH_USERS: not valid JSON: it contains \\\$ \(a backslash before a \$\)/],
+    ['the quotes kept in the value', `'{"alice":"${HASH}"}'`, /AUTH_USERS: not valid JSON: it is wrapped in quotes/],
+    ['not an object', `alice=${HASH}`, /AUTH_USERS: not valid JSON: it does not start with \{/],
+    ['cut short', `{"alice":"${HASH}"`, /AUTH_USERS: not valid JSON: parsing stops at character \d+ of \d+/],
   ])('AUTH_USERS with %s: names the shape, not the content', async (_, value, message) => {
     const error = await errorFor({ AUTH_USERS: value })
     expect(error).toMatch(message)
@@ -36,13 +36,13 @@ describe('auth settings that do not parse', () => {
   it('a hash whose $-fields were expanded away (an .env file, a double-quoted shell string): says how many are left', async () => {
     // `$salt` and `$hash` expand to nothing when they start with a letter; the digits stay.
     const error = await errorFor({ AUTH_USERS: JSON.stringify({ alice: `pbkdf2-sha256${iterations}` }) })
-    expect(error).toMatch(/the hash of "alice" is not a password hash: it has 1 \$-separated field, not 4/)
+    expect(error).toMatch(/AUTH_USERS\.alice: not a password hash: it has 1 \$-separated field, not 4/)
     expect(await errorFor({ AUTH_USERS: JSON.stringify({ alice: 'plaintext' }) })).not.toContain('plaintext')
   })
 
   it('AUTH_RULES likewise', async () => {
-    expect(await errorFor({ AUTH_RULES: `'[{"catalog":["alice"]}]'` })).toMatch(/AUTH_RULES is not valid JSON: it is wrapped in quotes/)
-    expect(await errorFor({ AUTH_RULES: '[{"catalog":["alice"]}' })).toMatch(/AUTH_RULES is not valid JSON: parsing stops at character/)
+    expect(await errorFor({ AUTH_RULES: `'[{"catalog":["alice"]}]'` })).toMatch(/AUTH_RULES: not valid JSON: it is wrapped in quotes/)
+    expect(await errorFor({ AUTH_RULES: '[{"catalog":["alice"]}' })).toMatch(/AUTH_RULES: not valid JSON: parsing stops at character/)
   })
 
   it('the form the README documents parses: plain $ in the value', async () => {

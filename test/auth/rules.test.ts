@@ -83,9 +83,9 @@ describe('parseRules', () => {
 
   it.each([
     ['not json', 'not valid JSON'],
-    ['{}', 'JSON array'],
+    ['{}', 'AUTH_RULES: must be a JSON array of rules'],
     ['[1]', 'must be an object'],
-    ['[{"repos":"a/*","user":["x"],"actions":["pull"]}]', 'unknown field "user"'],
+    ['[{"repos":"a/*","user":["x"],"actions":["pull"]}]', 'AUTH_RULES[0].user: unknown field'],
     ['[{"repos":"A/*","users":["x"],"actions":["pull"]}]', 'repos'],
     ['[{"repos":[],"users":["x"],"actions":["pull"]}]', 'repos'],
     ['[{"repos":"a/*","users":["x"]}]', '"users" and "actions" go together'],

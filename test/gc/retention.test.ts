@@ -31,12 +31,12 @@ describe('RETENTION rules', () => {
   })
 
   it.each([
-    ['not json', /RETENTION is not valid JSON/],
-    ['{}', /RETENTION must be a JSON array/],
-    ['[{"repos": "a"}]', /RETENTION\[0\] removes nothing/],
+    ['not json', /RETENTION: not valid JSON/],
+    ['{}', /RETENTION: must be a JSON array/],
+    ['[{"repos": "a"}]', /RETENTION\[0\]: removes nothing/],
     ['[{"repos": "A B", "keepLast": 1}]', /RETENTION\[0\]\.repos/],
     ['[{"repos": "a", "keepLast": -1}]', /RETENTION\[0\]\.keepLast/],
-    ['[{"repos": "a", "keepLast": 1, "color": 1}]', /unknown field "color"/],
+    ['[{"repos": "a", "keepLast": 1, "color": 1}]', /RETENTION\[0\]\.color: unknown field/],
   ])('rejects %s, naming the setting', (json, message) => {
     expect(() => parseRetention(json)).toThrow(message)
   })
@@ -110,7 +110,7 @@ describe('IMMUTABLE_TAGS', () => {
   })
 
   it('rejects malformed settings, naming them', () => {
-    expect(() => parseImmutable('[v*]')).toThrow(/IMMUTABLE_TAGS is not valid JSON/)
+    expect(() => parseImmutable('[v*]')).toThrow(/IMMUTABLE_TAGS: not valid JSON/)
     expect(parseImmutable('v*, stable').map((r) => r.tags)).toEqual([['v*'], ['stable']])
     expect(() => parseImmutable('[{"tags": "v*"}]')).toThrow(/IMMUTABLE_TAGS\[0\]\.repos/)
     expect(() => parseImmutable('["v 1"]')).toThrow(/IMMUTABLE_TAGS\[0\]/)

@@ -65,9 +65,9 @@ async function withSignature(edit: (sig: Record<string, any>) => void, m = manif
 const b64url = (s: string) => btoa(s).replace(/=+$/, '').replaceAll('+', '-').replaceAll('/', '_')
 
 describe('schema 1 handler', () => {
-  it('serves both schema 1 media types behind the schema1Enabled setting', () => {
+  it('serves both schema 1 media types behind the SCHEMA1_ENABLED setting', () => {
     expect(schema1.mediaTypes).toEqual([SIGNED, UNSIGNED])
-    expect(schema1.setting).toBe('schema1Enabled')
+    expect(schema1.setting).toBe('SCHEMA1_ENABLED')
   })
 
   it('accepts a docker-signed manifest put by its tag, referencing each layer once in order', async () => {

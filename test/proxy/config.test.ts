@@ -1,7 +1,7 @@
 /** UPSTREAMS and UPSTREAM_CREDENTIALS (src/proxy/config.ts). */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { cacheRetention, parseUpstreams, resolveTarget } from '../../src/proxy/config'
-import { credentialsByUpstream } from '../../src/proxy/credentials'
+import { credentialsByUpstream } from '../../src/settings/upstream-credentials'
 import type { Env } from '../../src/env'
 import { get, UPSTREAM, upstreams } from './fake-upstream'
 
@@ -34,12 +34,12 @@ describe('UPSTREAMS', () => {
   })
 
   it.each([
-    ['not JSON', '[', undefined, /^UPSTREAMS is not valid JSON$/],
-    ['not a list', '{}', undefined, /^UPSTREAMS must be a JSON array/],
-    ['an unknown field', '[{"prefix":"a","url":"https://x.io","ttl":5}]', undefined, /^UPSTREAMS\[0\]: unknown field "ttl"/],
+    ['not JSON', '[', undefined, /^UPSTREAMS: not valid JSON: /],
+    ['not a list', '{}', undefined, /^UPSTREAMS: must be a JSON array/],
+    ['an unknown field', '[{"prefix":"a","url":"https://x.io","ttl":5}]', undefined, /^UPSTREAMS\[0\]\.ttl: unknown field/],
     ['no url', '[{"prefix":"a"}]', undefined, /^UPSTREAMS\[0\]\.url/],
-    ['credentials in the url', '[{"prefix":"a","url":"https://u:p@x.io"}]', undefined, /^UPSTREAMS\[0\]\.url .*UPSTREAM_CREDENTIALS/],
-    ['no way to reach it', '[{"url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\] needs a "prefix"/],
+    ['credentials in the url', '[{"prefix":"a","url":"https://u:p@x.io"}]', undefined, /^UPSTREAMS\[0\]\.url: .*UPSTREAM_CREDENTIALS/],
+    ['no way to reach it', '[{"url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\]: needs a "prefix"/],
     ['a bad prefix', '[{"prefix":"Hub","url":"https://x.io"}]', undefined, /^UPSTREAMS\[0\]\.prefix/],
     ['a negative TTL', '[{"prefix":"a","url":"https://x.io","tagTtlSeconds":-1}]', undefined, /^UPSTREAMS\[0\]\.tagTtlSeconds/],
     ['zero cacheDays', '[{"prefix":"a","url":"https://x.io","cacheDays":0}]', undefined, /^UPSTREAMS\[0\]\.cacheDays/],
@@ -47,9 +47,9 @@ describe('UPSTREAMS', () => {
     ['a namespace used twice', '[{"prefix":"a","url":"https://x.io"},{"prefix":"a","url":"https://y.io"}]', undefined, /^UPSTREAMS\[1\]: namespace "a" is already used/],
     ['an ns used twice', '[{"prefix":"a","url":"https://x.io","ns":"docker.io"},{"prefix":"b","url":"https://y.io","ns":"docker.io"}]', undefined, /^UPSTREAMS\[1\]: ns "docker.io"/],
     ['nested namespaces', '[{"prefix":"a","url":"https://x.io"},{"prefix":"a/b","url":"https://y.io"}]', undefined, /contains another upstream's namespace/],
-    ['credentials not JSON', '[]', '{', /^UPSTREAM_CREDENTIALS is not valid JSON$/],
-    ['credentials for no upstream', '[{"prefix":"a","url":"https://x.io"}]', '{"zzz":"user:hunter2"}', /^UPSTREAM_CREDENTIALS names no configured upstream: "zzz"$/],
-    ['a credential that is not a string', '[{"prefix":"a","url":"https://x.io"}]', '{"a":5}', /^UPSTREAM_CREDENTIALS: the value for "a"/],
+    ['credentials not JSON', '[]', '{', /^UPSTREAM_CREDENTIALS: not valid JSON: /],
+    ['credentials for no upstream', '[{"prefix":"a","url":"https://x.io"}]', '{"zzz":"user:hunter2"}', /^UPSTREAM_CREDENTIALS\[key 1\]: names no upstream of UPSTREAMS/],
+    ['a credential that is not a string', '[{"prefix":"a","url":"https://x.io"}]', '{"a":5}', /^UPSTREAM_CREDENTIALS\.a: must be a non-empty string/],
   ])('refuses %s, naming the setting', (_name, json, creds, message) => {
     expect(() => parseUpstreams(json, creds)).toThrow(message)
   })
@@ -71,7 +71,7 @@ describe('UPSTREAMS', () => {
       const { res } = await get({ UPSTREAMS: '[{"prefix":"a"}]' }, path)
       expect(res.status).toBe(500)
     }
-    expect(log.mock.calls[0]?.[0]).toMatchObject({ event: 'error', message: expect.stringMatching(/UPSTREAMS\[0\]\.url/) })
+    expect(log.mock.calls[0]?.[0]).toMatchObject({ event: 'misconfigured', problems: [expect.stringMatching(/^UPSTREAMS\[0\]\.url/)] })
   })
 })
 
@@ -82,7 +82,7 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
     // The issue: ghcr's credentials went to the ns-only entry's http://127.0.0.1:5073.
     const list = [{ prefix: 'gh2', url: 'https://ghcr.io' }, { ns: ['ghcr.io'], url: 'http://127.0.0.1:5073' }]
     expect(() => parse(list, { 'ghcr.io': 'ghuser:ghp_secret' })).toThrow(
-      'UPSTREAM_CREDENTIALS["ghcr.io"] is ambiguous: it names UPSTREAMS[0] (its url\'s host) and UPSTREAMS[1] (its namespace); key each upstream\'s credentials by its prefix',
+      'UPSTREAM_CREDENTIALS["ghcr.io"]: is ambiguous: it names UPSTREAMS[0] (its url\'s host) and UPSTREAMS[1] (its namespace); key each upstream\'s credentials by its prefix',
     )
     // Keyed by prefix, each gets what is meant for it.
     const [gh2, nsOnly] = parse(list, { gh2: 'ghuser:ghp_secret' })
@@ -92,7 +92,7 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
 
   it('refuses a url host that two entries share (two entries on one upstream)', () => {
     const list = [{ prefix: 'tk', url: 'http://127.0.0.1:8791' }, { prefix: 'anon', url: 'http://127.0.0.1:8791' }]
-    expect(() => parse(list, { '127.0.0.1:8791': 'admin:admin-pw' })).toThrow(/^UPSTREAM_CREDENTIALS\["127\.0\.0\.1:8791"\] is ambiguous: it names UPSTREAMS\[0\] \(its url's host\) and UPSTREAMS\[1\]/)
+    expect(() => parse(list, { '127.0.0.1:8791': 'admin:admin-pw' })).toThrow(/^UPSTREAM_CREDENTIALS\["127\.0\.0\.1:8791"\]: is ambiguous: it names UPSTREAMS\[0\] \(its url's host\) and UPSTREAMS\[1\]/)
     const [tk, anon] = parse(list, { tk: 'admin:admin-pw' })
     expect(tk!.credentials).toBe('admin:admin-pw')
     expect(anon!.credentials).toBeNull()
@@ -100,7 +100,7 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
 
   it('refuses two keys naming one entry (its prefix and its url host)', () => {
     expect(() => parse([{ prefix: 'hub', url: 'https://registry-1.docker.io' }], { hub: 'a:b', 'registry-1.docker.io': 'c:d' }))
-      .toThrow('UPSTREAM_CREDENTIALS["registry-1.docker.io"] and ["hub"] both name UPSTREAMS[0]: keep one')
+      .toThrow('UPSTREAM_CREDENTIALS["registry-1.docker.io"]: names UPSTREAMS[0], as ["hub"] does: keep one')
   })
 
   it('never names a value in its messages', () => {
@@ -116,11 +116,13 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
     }
   })
 
-  it('credentialsByUpstream works on parsed settings alone (for the settings schema\'s cross-field check)', () => {
+  it('credentialsByUpstream works on parsed settings alone (the settings schema\'s cross-field check)', () => {
     const entries = [{ namespace: 'hub', url: 'https://registry-1.docker.io' }, { namespace: 'ghcr.io', url: 'https://ghcr.io' }]
-    expect(credentialsByUpstream(entries, { hub: 'u:p', 'ghcr.io': 'tok' })).toEqual(['u:p', 'tok'])
-    expect(credentialsByUpstream(entries, {})).toEqual([null, null])
-    expect(() => credentialsByUpstream(entries, { 'example.com': 'x' })).toThrow('UPSTREAM_CREDENTIALS names no configured upstream: "example.com"')
+    expect(credentialsByUpstream(entries, new Map([['hub', 'u:p'], ['ghcr.io', 'tok']]))).toEqual({ credentials: ['u:p', 'tok'], problems: [] })
+    expect(credentialsByUpstream(entries, new Map())).toEqual({ credentials: [null, null], problems: [] })
+    expect(credentialsByUpstream(entries, new Map([['example.com', 'x']])).problems).toEqual([
+      { setting: 'UPSTREAM_CREDENTIALS', path: '[key 1]', message: expect.stringMatching(/^names no upstream of UPSTREAMS/) },
+    ])
   })
 
   it('an ambiguous key fails closed: every request answers 500, and no credential is sent anywhere', async () => {
@@ -133,7 +135,7 @@ describe('UPSTREAM_CREDENTIALS keys name exactly one upstream', () => {
     const { res } = await get(settings, '/v2/org/app/manifests/latest?ns=upstream.test')
     expect(res.status).toBe(500)
     expect(fetch).not.toHaveBeenCalled()
-    expect((log.mock.calls[0]?.[0] as { message?: string })?.message).toMatch(/UPSTREAM_CREDENTIALS\["upstream\.test"\] is ambiguous/)
+    expect(log.mock.calls[0]?.[0]).toMatchObject({ event: 'misconfigured', problems: [expect.stringMatching(/^UPSTREAM_CREDENTIALS\["upstream\.test"\]: is ambiguous/)] })
   })
 })
 

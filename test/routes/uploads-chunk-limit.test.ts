@@ -4,7 +4,9 @@
  * says the limit and how to push big layers, leaving the session where it was.
  */
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_MAX_CHUNK_BYTES, settings, type Env } from '../../src/env'
+import type { Env } from '../../src/env'
+import { settings } from '../../src/settings'
+import { DEFAULT_MAX_CHUNK_BYTES } from '../../src/settings/uploads'
 import { bytesOf, callWith, MiB, randomBlob, repoName, sha256, streamOf, withDigest } from '../helpers'
 
 const limit: Partial<Env> = { MAX_CHUNK_BYTES: String(2 * MiB) }
@@ -93,6 +95,6 @@ describe('chunk size limit (MAX_CHUNK_BYTES)', () => {
     for (const bad of ['abc', '-5', '1.5', '1000']) {
       expect(() => settings({ MAX_CHUNK_BYTES: bad } as Env), bad).toThrow(/MAX_CHUNK_BYTES/)
     }
-    expect(settings({ MAX_CHUNK_BYTES: '52428800' } as Env).maxChunkBytes).toBe(50 * 1024 * 1024)
+    expect(settings({ MAX_CHUNK_BYTES: '52428800' } as Env).MAX_CHUNK_BYTES).toBe(50 * 1024 * 1024)
   })
 })

@@ -21,9 +21,13 @@
  * - OIDC callers are not "signed-in users": `"users": ["*"]` and `"catalog": ["*"]` do not
  *   include them. They get what OIDC rules and `anonymous` grant, nothing else.
  */
+import { globMatch } from '../../glob'
 import { parseRepo } from '../../names'
-import { ACTIONS, isAction, type Action, type Scope } from '../scopes'
-import { actionsOn, globMatch, type Rules } from '../rules'
+import type { Action, Rules, Template } from '../../settings/auth'
+import { actionsOn } from '../rules'
+import type { Scope } from '../scopes'
+
+export type { OidcRule } from '../../settings/auth'
 
 /** A verified identity token's caller. */
 export interface OidcIdentity {
@@ -33,88 +37,8 @@ export interface OidcIdentity {
   claims: Record<string, unknown>
 }
 
-/** A `repos` pattern, split at each `${claim}`. */
-type Template = (string | { claim: string })[]
-
-export interface OidcRule {
-  patterns: Template[]
-  issuer: string
-  claims: [name: string, pattern: string][]
-  actions: Action[]
-}
-
-const KEYS = new Set(['repos', 'oidc', 'actions'])
-const OIDC_KEYS = new Set(['issuer', 'claims'])
-const LITERAL = /^[a-z0-9._\/*-]*$/
-const CLAIM = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
-const MAX_PATTERN = 255
-const MAX_CLAIM_PATTERN = 512
 /** A mapped claim value may hold printable ASCII only (anything else: the rule does not apply). */
 const ASCII = /^[\x20-\x7e]*$/
-
-/** Whether an AUTH_RULES entry is an OIDC rule (it has `oidc`). */
-export const isOidcRule = (rule: Record<string, unknown>): boolean => 'oidc' in rule
-
-/** Parses one OIDC rule of AUTH_RULES (`where` names it in errors). */
-export function parseOidcRule(r: Record<string, unknown>, where: string): OidcRule {
-  for (const k of Object.keys(r)) {
-    if (!KEYS.has(k)) throw new Error(`${where}: unknown field "${k.slice(0, 64)}" (an "oidc" rule has repos, oidc, actions)`)
-  }
-  const list = typeof r.repos === 'string' ? [r.repos] : r.repos
-  if (!Array.isArray(list) || list.length === 0) throw new Error(`${where}.repos must be a pattern or a list of patterns`)
-  const patterns = list.map((p) => template(p, `${where}.repos`))
-  const o = r.oidc
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${where}.oidc must be {"issuer": <alias>, "claims": {…}}`)
-  const oidc = o as Record<string, unknown>
-  for (const k of Object.keys(oidc)) if (!OIDC_KEYS.has(k)) throw new Error(`${where}.oidc: unknown field "${k.slice(0, 64)}"`)
-  if (typeof oidc.issuer !== 'string' || oidc.issuer === '') throw new Error(`${where}.oidc.issuer must name an issuer of AUTH_OIDC`)
-  const c = oidc.claims
-  if (typeof c !== 'object' || c === null || Array.isArray(c) || Object.keys(c).length === 0) {
-    throw new Error(`${where}.oidc.claims must name at least one claim (whose jobs the rule means)`)
-  }
-  const claims = Object.entries(c as Record<string, unknown>).map(([name, pattern]): [string, string] => {
-    if (!CLAIM.test(name)) throw new Error(`${where}.oidc.claims: "${name.slice(0, 64)}" is not a claim name`)
-    if (typeof pattern !== 'string' || pattern === '' || pattern.length > MAX_CLAIM_PATTERN) {
-      throw new Error(`${where}.oidc.claims.${name} must be a non-empty string pattern`)
-    }
-    return [name, pattern]
-  })
-  const actions = r.actions
-  if (!Array.isArray(actions) || actions.length === 0 || !actions.every((a) => typeof a === 'string' && isAction(a))) {
-    throw new Error(`${where}.actions must be a non-empty list of ${ACTIONS.join(', ')}`)
-  }
-  return { patterns, issuer: oidc.issuer, claims, actions: actions as Action[] }
-}
-
-/** `gh/${repository}/*` → ['gh/', {claim: 'repository'}, '/*']. */
-function template(pattern: unknown, where: string): Template {
-  const problem = `${where} must be a pattern or a list of patterns (a-z 0-9 . _ - / * and \${claim})`
-  if (typeof pattern !== 'string' || pattern === '' || pattern.length > MAX_PATTERN) throw new Error(problem)
-  const out: Template = []
-  let rest = pattern
-  while (rest !== '') {
-    const open = rest.indexOf('${')
-    const literal = open < 0 ? rest : rest.slice(0, open)
-    if (!LITERAL.test(literal)) throw new Error(problem)
-    if (literal) out.push(literal)
-    if (open < 0) break
-    const close = rest.indexOf('}', open)
-    const claim = close < 0 ? '' : rest.slice(open + 2, close)
-    if (!CLAIM.test(claim)) throw new Error(`${where}: "${pattern.slice(0, 100)}" has a malformed \${claim}`)
-    out.push({ claim })
-    rest = rest.slice(close + 1)
-  }
-  return out
-}
-
-/** Every rule's issuer is an alias of AUTH_OIDC (a typo must not silently grant nothing, nor something else). */
-export function checkIssuers(rules: OidcRule[], aliases: ReadonlySet<string>): void {
-  rules.forEach((rule) => {
-    if (!aliases.has(rule.issuer)) {
-      throw new Error(`AUTH_RULES: an "oidc" rule names issuer "${rule.issuer.slice(0, 64)}", which AUTH_OIDC does not list`)
-    }
-  })
-}
 
 /** What an OIDC caller may do on `repo`: the anonymous grants plus every OIDC rule its claims satisfy. CPU only. */
 export function oidcActionsOn(rules: Rules, id: OidcIdentity, repo: string): Set<Action> {

@@ -14,8 +14,8 @@ import type { Issuer, Issuers } from './config'
 import { JwksError, keySet, refreshedKeySet, type KeySet } from './jwks'
 import type { OidcIdentity } from './rules'
 
-/** The user name CI jobs sign in as, their identity token as password. */
-export const OIDC_USER = 'oidc'
+/** The user name CI jobs sign in as, their identity token as password (reserved in AUTH_USERS). */
+export { OIDC_USER } from '../../settings/auth'
 export const ALGORITHMS = ['RS256', 'ES256']
 export const LEEWAY_SECONDS = 60
 /** Older tokens are refused whatever their `exp` (CI tokens live minutes to hours). */

@@ -104,15 +104,15 @@ describe('OIDC rules: ${claim} in repos', () => {
 describe('parseRules with oidc rules', () => {
   const ok = { repos: 'acme/*', oidc: { issuer: 'github', claims: { repository_owner: 'acme' } }, actions: ['push'] }
   it.each([
-    ['no claims', { ...ok, oidc: { issuer: 'github', claims: {} } }, 'AUTH_RULES[0].oidc.claims must name at least one claim'],
+    ['no claims', { ...ok, oidc: { issuer: 'github', claims: {} } }, 'AUTH_RULES[0].oidc.claims: must name at least one claim'],
     ['no issuer', { ...ok, oidc: { claims: { a: 'b' } } }, 'AUTH_RULES[0].oidc.issuer'],
-    ['users beside oidc', { ...ok, users: ['alice'] }, 'unknown field "users"'],
-    ['anonymous beside oidc', { ...ok, anonymous: ['pull'] }, 'unknown field "anonymous"'],
-    ['an unknown oidc field', { ...ok, oidc: { ...ok.oidc, audience: 'x' } }, 'AUTH_RULES[0].oidc: unknown field "audience"'],
+    ['users beside oidc', { ...ok, users: ['alice'] }, 'AUTH_RULES[0].users: unknown field'],
+    ['anonymous beside oidc', { ...ok, anonymous: ['pull'] }, 'AUTH_RULES[0].anonymous: unknown field'],
+    ['an unknown oidc field', { ...ok, oidc: { ...ok.oidc, audience: 'x' } }, 'AUTH_RULES[0].oidc.audience: unknown field'],
     ['a non-string claim pattern', { ...ok, oidc: { issuer: 'github', claims: { ref: true } } }, 'AUTH_RULES[0].oidc.claims.ref'],
     ['a bad claim name', { ...ok, oidc: { issuer: 'github', claims: { 'a b': 'x' } } }, 'is not a claim name'],
-    ['an unterminated ${', { ...ok, repos: 'gh/${repository' }, 'malformed ${claim}'],
-    ['an empty ${}', { ...ok, repos: 'gh/${}' }, 'malformed ${claim}'],
+    ['an unterminated ${', { ...ok, repos: 'gh/${repository' }, 'AUTH_RULES[0].repos: has a malformed ${claim}'],
+    ['an empty ${}', { ...ok, repos: 'gh/${}' }, 'AUTH_RULES[0].repos: has a malformed ${claim}'],
     ['upper case in repos', { ...ok, repos: 'Acme/*' }, 'AUTH_RULES[0].repos'],
     ['no actions', { ...ok, actions: [] }, 'AUTH_RULES[0].actions'],
     ['an unknown action', { ...ok, actions: ['own'] }, 'AUTH_RULES[0].actions'],
@@ -138,16 +138,16 @@ describe('AUTH_OIDC', () => {
   })
 
   it.each([
-    ['not JSON', '[{', 'AUTH_OIDC is not valid JSON'],
-    ['an object', '{}', 'AUTH_OIDC must be a JSON array'],
-    ['no audience', JSON.stringify([{ ...gh, audience: undefined }]), 'AUTH_OIDC[0].audience is required'],
-    ['an empty audience', JSON.stringify([{ ...gh, audience: ' ' }]), 'AUTH_OIDC[0].audience is required'],
-    ['an http issuer', JSON.stringify([{ ...gh, issuer: 'http://issuer.example' }]), 'AUTH_OIDC[0].issuer must be an https URL'],
-    ['an http jwks_uri', JSON.stringify([{ ...gh, jwks_uri: 'http://issuer.example/keys' }]), 'AUTH_OIDC[0].jwks_uri must be an https URL'],
+    ['not JSON', '[{', 'AUTH_OIDC: not valid JSON'],
+    ['an object', '{}', 'AUTH_OIDC: must be a JSON array'],
+    ['no audience', JSON.stringify([{ ...gh, audience: undefined }]), 'AUTH_OIDC[0].audience: is required'],
+    ['an empty audience', JSON.stringify([{ ...gh, audience: ' ' }]), 'AUTH_OIDC[0].audience: is required'],
+    ['an http issuer', JSON.stringify([{ ...gh, issuer: 'http://issuer.example' }]), 'AUTH_OIDC[0].issuer: must be an https URL'],
+    ['an http jwks_uri', JSON.stringify([{ ...gh, jwks_uri: 'http://issuer.example/keys' }]), 'AUTH_OIDC[0].jwks_uri: must be an https URL'],
     ['a bad alias', JSON.stringify([{ ...gh, alias: 'Git Hub' }]), 'AUTH_OIDC[0].alias'],
     ['a repeated alias', JSON.stringify([gh, { ...gh, issuer: 'https://b.example' }]), 'AUTH_OIDC[1]: alias "github" is used twice'],
     ['a repeated issuer', JSON.stringify([gh, { ...gh, alias: 'gh2' }]), 'AUTH_OIDC[1]: issuer'],
-    ['an unknown field', JSON.stringify([{ ...gh, audiences: ['x'] }]), 'AUTH_OIDC[0]: unknown field "audiences"'],
+    ['an unknown field', JSON.stringify([{ ...gh, audiences: ['x'] }]), 'AUTH_OIDC[0].audiences: unknown field'],
   ])('refuses %s, naming the setting', (_name, json, message) => {
     expect(() => parseIssuers(json)).toThrow(message)
   })
@@ -156,9 +156,9 @@ describe('AUTH_OIDC', () => {
     const rules = JSON.stringify([{ repos: 'a/*', oidc: { issuer: 'gitlab', claims: { sub: '*' } }, actions: ['pull'] }])
     const base = await authEnv()
     expect(() => authConfig({ ...base, AUTH_RULES: rules, AUTH_OIDC: JSON.stringify([gh]) }))
-      .toThrow('AUTH_RULES: an "oidc" rule names issuer "gitlab", which AUTH_OIDC does not list')
+      .toThrow('AUTH_RULES[0].oidc.issuer: names "gitlab", which AUTH_OIDC does not list')
     expect(() => authConfig({ ...base, AUTH_USERS: '{"oidc":"pbkdf2-sha256$1000$AAAAAAAAAAA=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}' }))
-      .toThrow('"oidc" is reserved')
+      .toThrow('AUTH_USERS[key 1]: is not a valid user name (robots live in KV; "oidc" and "robot" are reserved)')
     for (const broken of [{ AUTH_OIDC: '[{"alias":"x"' }, { AUTH_OIDC: JSON.stringify([{ ...gh, audience: '' }]) }]) {
       const res = await send(await authEnv(broken), '/v2/')
       expect(res.status).toBe(500)
