@@ -79,9 +79,10 @@ grep -q 'npx edge-registry push' "$BODY" && ok "the 413 says how to push big lay
 req PATCH "$L1" -T - -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/octet-stream' <"$WORK/big"
 check "chunked PATCH over the limit: 413" "413 DENIED" "$STATUS $CODE"
 P1=${L1#"$BASE"}
-stalled "PATCH $P1 HTTP/1.1"$'\r\n'"Host: localhost:$PORT"$'\r\n'"Content-Length: $((3 * LIMIT))" 65536
+# Accept-Encoding as Go clients (docker, skopeo, podman) send it: wrangler dev gzips error answers.
+stalled "PATCH $P1 HTTP/1.1"$'\r\n'"Host: localhost:$PORT"$'\r\n'"Accept-Encoding: gzip"$'\r\n'"Content-Length: $((3 * LIMIT))" 65536
 check "PATCH declaring 3× the limit, then silent: answered ($TOOK s), not left waiting" "413 DENIED" "$STATUS $CODE"
-stalled "PATCH $P1 HTTP/1.1"$'\r\n'"Host: localhost:$PORT"$'\r\n'"Transfer-Encoding: chunked" $((LIMIT + 1)) chunked
+stalled "PATCH $P1 HTTP/1.1"$'\r\n'"Host: localhost:$PORT"$'\r\n'"Accept-Encoding: gzip"$'\r\n'"Transfer-Encoding: chunked" $((LIMIT + 1)) chunked
 check "chunked PATCH one byte past the limit, then silent: answered ($TOOK s)" "413 DENIED" "$STATUS $CODE"
 req GET "$L1"
 check "the session stays where it was" "204 0-999999" "$STATUS $RANGE"

@@ -68,7 +68,7 @@ const toWrangler = new http.Agent({ keepAlive: true, timeout: 2000 })
 const RETRY_BODY_LIMIT = 4 * 1024 * 1024
 const RETRY_BUDGET = 64 * 1024 * 1024
 let heldForRetry = 0
-// Connections served at once; more are closed as they come.
+// Connections served at once (see route).
 const MAX_CONNECTIONS = 1000
 // A connection's first byte, a TLS handshake, and each request head must come within this.
 const HEADERS_TIMEOUT_MS = 15_000
@@ -80,6 +80,8 @@ const IDLE_TIMEOUT_MS = 60_000
 const LINGER_MS = 2000
 let connections = 0
 let refusedLogged = 0
+// Connections that have not sent a byte yet, oldest first.
+const silentSockets = new Set()
 const UPLOAD_PATH = /^\/v2\/.+\/blobs\/uploads\//
 const UPLOAD_METHODS = new Set(['POST', 'PATCH', 'PUT'])
 // MAX_CHUNK_BYTES as the worker states it (OCI-Chunk-Max-Length on its upload replies); null until it has.
@@ -201,24 +203,36 @@ async function listen() {
 }
 
 /**
- * Sniff the first byte and hand the connection to the HTTPS or the HTTP server; past
- * MAX_CONNECTIONS, or without a byte within HEADERS_TIMEOUT_MS, the connection is closed.
+ * Sniff the first byte and hand the connection to the HTTPS or the HTTP server. A connection
+ * that sends nothing within HEADERS_TIMEOUT_MS is closed; at MAX_CONNECTIONS, a new one takes
+ * the place of the oldest that has sent nothing yet (clients speak as soon as they connect; a
+ * flood of silent connections cannot lock them out), and is closed when there is none.
  */
 function route(socket) {
   socket.on('error', () => socket.destroy())
   if (connections >= MAX_CONNECTIONS) {
-    if (Date.now() - refusedLogged > 60_000) {
-      refusedLogged = Date.now()
-      log(`${connections} connections open (the most served at once): new ones are closed until some end`)
+    const oldest = silentSockets.values().next().value
+    if (oldest) {
+      oldest.destroy()
+    } else {
+      if (Date.now() - refusedLogged > 60_000) {
+        refusedLogged = Date.now()
+        log(`${connections} connections open (the most served at once): new ones are closed until some end`)
+      }
+      socket.destroy()
+      return
     }
-    socket.destroy()
-    return
   }
   connections++
-  socket.once('close', () => connections--)
+  silentSockets.add(socket)
+  socket.once('close', () => {
+    connections--
+    silentSockets.delete(socket)
+  })
   const silent = () => socket.destroy()
   socket.setTimeout(HEADERS_TIMEOUT_MS, silent)
   socket.once('data', (first) => {
+    silentSockets.delete(socket)
     socket.setTimeout(0)
     socket.removeListener('timeout', silent)
     socket.pause()
@@ -262,48 +276,59 @@ async function forward(req, res) {
     if (!HOP_BY_HOP.has(name) && name !== 'x-forwarded-proto') headers.push(req.rawHeaders[i], req.rawHeaders[i + 1])
   }
   if (req.socket.encrypted) headers.push('X-Forwarded-Proto', 'https')
-  if (chunkLimit === null && isUpload(req) && hasBody(req)) await askChunkLimit(req, headers)
+  // An upload's answers have no body but errors, and wrangler dev gzips those (Cloudflare does
+  // not compress a 413) and holds the gzip's last bytes until the request body has ended: the
+  // answer to a body the worker refuses unread would never end. Uncompressed, it comes whole.
+  const sent = isUpload(req) ? withoutHeaders(headers, /^accept-encoding$/i) : headers
+  if (chunkLimit === null && isUpload(req) && hasBody(req)) await askChunkLimit(req, sent)
   // The client may be silent only while wrangler works on a request it has sent whole.
   let answered = false
   const idle = () => req.socket.setTimeout(body.done && !answered ? 0 : IDLE_TIMEOUT_MS)
   const body = new ClientBody(req, bodyCap(req), idle)
   idle()
-  try {
-    for (let attempt = 1; ; attempt++) {
-      const retryable = attempt < 4
-      let answer
-      try {
-        answer = await send(req, headers, body, res)
-      } catch (err) {
-        if (res.destroyed) return
-        if (retryable && err.reusedSocket && body.resendable) continue
-        res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
-        return
-      }
-      const lost = await lostByWrangler(answer)
-      if (lost?.retry && retryable && body.resendable) continue
-      answered = true
-      idle()
-      if (UPLOAD_PATH.test(req.url)) learnChunkLimit(answer)
-      if (!body.done) closeAfterAnswer(req, res)
-      const back = []
-      for (let i = 0; i < answer.rawHeaders.length; i += 2) {
-        if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) back.push(answer.rawHeaders[i], answer.rawHeaders[i + 1])
-      }
-      res.writeHead(answer.statusCode, answer.statusMessage, back)
-      if (lost) return res.end(lost.bytes)
-      answer.on('error', () => res.destroy())
-      answer.pipe(res)
+  res.once('close', () => body.release())
+  for (let attempt = 1; ; attempt++) {
+    const retryable = attempt < 4
+    let answer
+    try {
+      answer = await send(req, sent, body, res)
+    } catch (err) {
+      if (res.destroyed) return
+      if (retryable && err.reusedSocket && body.resendable) continue
+      res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
       return
     }
-  } finally {
+    const lost = await lostByWrangler(answer)
+    if (lost?.retry && retryable && body.resendable) continue
     body.release()
+    answered = true
+    idle()
+    if (isUpload(req)) learnChunkLimit(answer)
+    if (!body.done) closeAfterAnswer(req, res)
+    const back = []
+    for (let i = 0; i < answer.rawHeaders.length; i += 2) {
+      if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) back.push(answer.rawHeaders[i], answer.rawHeaders[i + 1])
+    }
+    res.writeHead(answer.statusCode, answer.statusMessage, back)
+    if (lost) return res.end(lost.bytes)
+    answer.on('error', () => res.destroy())
+    answer.pipe(res)
+    return
   }
 }
 
 function learnChunkLimit(answer) {
   const n = Number(answer.headers['oci-chunk-max-length'])
   if (Number.isSafeInteger(n) && n > 0) chunkLimit = n
+}
+
+/** Raw headers (name, value, …) without those whose name matches. */
+function withoutHeaders(headers, names) {
+  const kept = []
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!names.test(headers[i])) kept.push(headers[i], headers[i + 1])
+  }
+  return kept
 }
 
 const isUpload = (req) => UPLOAD_METHODS.has(req.method) && UPLOAD_PATH.test(req.url)
@@ -318,13 +343,10 @@ const hasBody = (req) => req.headers['transfer-encoding'] !== undefined || Numbe
  */
 function askChunkLimit(req, headers) {
   const sessions = UPLOAD_PATH.exec(req.url)[0]
-  const probe = []
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!/^(content-|transfer-encoding$)/i.test(headers[i])) probe.push(headers[i], headers[i + 1])
-  }
   return new Promise((resolve) => {
     const ask = http.request({
-      host: '127.0.0.1', port: innerPort, method: 'POST', path: literalPath(sessions), headers: probe, agent: toWrangler,
+      host: '127.0.0.1', port: innerPort, method: 'POST', path: literalPath(sessions), agent: toWrangler,
+      headers: withoutHeaders(headers, /^(content-|transfer-encoding$)/i),
     }, (answer) => {
       learnChunkLimit(answer)
       answer.resume().on('end', resolve).on('error', resolve)
