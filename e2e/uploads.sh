@@ -50,6 +50,12 @@ stalled() {
 { npm_start "$PORT" "$WORK/state" --var "MAX_CHUNK_BYTES:$LIMIT" && wait_answer "$BASE/v2/" 200; } >"$WORK/start.log" \
   || { cat "$WORK/start.log"; echo "npm start did not answer"; exit 1; }
 
+# Two connections that never complete a request head, one silent, one stopping mid-head: the
+# front closes both (15 s for a head); checked at the end, when that time has passed.
+exec 4<>"/dev/tcp/127.0.0.1/$PORT"
+exec 5<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /v2/ HTTP/1.1\r\nHost: localhost\r\n' >&5
+OPENED_AT=$(date +%s)
+
 head -c 3000000 /dev/urandom >"$WORK/blob"
 head -c 1000000 "$WORK/blob" >"$WORK/first"
 tail -c 2000000 "$WORK/blob" >"$WORK/rest"
@@ -114,6 +120,14 @@ check "an unsupported algorithm" "400 DIGEST_INVALID" "$STATUS $CODE"
 echo "— an upload id that cannot be one"
 STATUS=$(curl -s --path-as-is -o "$WORK/body" -w '%{http_code}' "$BASE/v2/$REPO/blobs/uploads/..")
 check "GET …/uploads/.." "404 BLOB_UPLOAD_UNKNOWN" "$STATUS $(jq -r '.errors[0].code' "$WORK/body")"
+
+echo "— connections that never complete a request head"
+left=$((OPENED_AT + 20 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+# closed FD: the front has closed the connection (cat reads to its end; 124: still open).
+closed() { timeout 2 cat <&"$1" >/dev/null; [ $? -ne 124 ]; }
+closed 4 && ok "a connection that says nothing is closed" || bad "a silent connection is still open after 20 s"
+closed 5 && ok "a connection that stops mid-head is closed" || bad "a connection with half a request head is still open after 20 s"
 
 [ $FAILED = 0 ] && echo "e2e/uploads.sh: all passed" || { echo "e2e/uploads.sh: FAILED"; tail -5 "$WORK/registry.log"; }
 exit $FAILED
