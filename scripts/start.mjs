@@ -281,9 +281,10 @@ async function forward(req, res) {
   // answer to a body the worker refuses unread would never end. Uncompressed, it comes whole.
   const sent = isUpload(req) ? withoutHeaders(headers, /^accept-encoding$/i) : headers
   if (chunkLimit === null && isUpload(req) && hasBody(req)) await askChunkLimit(req, sent)
-  // The client may be silent only while wrangler works on a request it has sent whole.
+  // Before the answer, the client may be silent only when it is not its turn: its body is
+  // all sent, or wrangler is not taking more of it yet.
   let answered = false
-  const idle = () => req.socket.setTimeout(body.done && !answered ? 0 : IDLE_TIMEOUT_MS)
+  const idle = () => req.socket.setTimeout((body.done || body.held) && !answered ? 0 : IDLE_TIMEOUT_MS)
   const body = new ClientBody(req, bodyCap(req), idle)
   idle()
   res.once('close', () => body.release())
@@ -295,6 +296,7 @@ async function forward(req, res) {
     } catch (err) {
       if (res.destroyed) return
       if (retryable && err.reusedSocket && body.resendable) continue
+      if (!body.done) closeAfterAnswer(req, res)
       res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
       return
     }
@@ -375,13 +377,15 @@ function bodyCap(req) {
  * more than `cap` bytes (see bodyCap; a chunked body ends there, so the worker sees it is over
  * its limit without waiting for more), and copied while it stays within RETRY_BODY_LIMIT and
  * the shared RETRY_BUDGET, so it can be sent again (`resendable`: the copy holds every byte
- * received so far). `onDone` is called once the client has sent it all.
+ * received so far). `onChange` is called when `done` (the client has sent it all) or `held`
+ * (wrangler takes no more for now) changes.
  */
 class ClientBody {
   done = false
+  held = false
   #req
   #cap
-  #onDone
+  #onChange
   #target = null
   #sent = 0
   #received = 0
@@ -389,16 +393,16 @@ class ClientBody {
   #keptBytes = 0
   #keeping = true
 
-  constructor(req, cap, onDone) {
+  constructor(req, cap, onChange) {
     this.#req = req
     this.#cap = cap
-    this.#onDone = onDone
+    this.#onChange = onChange
     req.pause()
     req.on('data', (chunk) => this.#take(chunk))
     req.on('end', () => {
       this.done = true
       if (this.#target && !this.#target.writableEnded && this.#sent === this.#received) this.#target.end()
-      onDone()
+      onChange()
     })
   }
 
@@ -410,6 +414,7 @@ class ClientBody {
   sendTo(upstream) {
     this.#target = upstream
     this.#sent = 0
+    this.held = false
     if (!hasBody(this.#req)) {
       upstream.end()
       this.#req.resume()
@@ -452,12 +457,19 @@ class ClientBody {
     if (!target) return
     if (!this.#forward(chunk)) {
       this.#req.pause()
+      this.#hold(true)
       target.once('drain', () => {
+        this.#hold(false)
         if (this.#target === target && this.#sent < this.#cap) this.#req.resume()
       })
     }
     // Past the cap, the client waits: the worker refuses what it has, and the rest is dropped then.
     if (this.#sent >= this.#cap) this.#req.pause()
+  }
+
+  #hold(held) {
+    this.held = held
+    this.#onChange()
   }
 
   /** Writes what of `chunk` fits under the cap (ending a chunked body there); false when the upstream wants a pause. */
