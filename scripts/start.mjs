@@ -21,6 +21,14 @@
  * with no, several or an invalid Host header gets 400 here (RFC 9112 3.2), as wrangler dev
  * cannot route it.
  *
+ * People run this on a LAN, so every connection is bounded (issue 20): at most MAX_CONNECTIONS
+ * at once, a request head within HEADERS_TIMEOUT_MS, no more than IDLE_TIMEOUT_MS without a
+ * byte while the client sends its body or reads the answer, and no body held in memory beyond
+ * the small copies kept for a retry (RETRY_BUDGET in all). An answer that leaves before the
+ * client has sent its whole body (the 413 over MAX_CHUNK_BYTES) closes the connection after
+ * it, and of a body the worker refuses no more goes to wrangler than it needs to refuse it
+ * (see bodyCap).
+ *
  * Env: PORT (public port, default 8787), WRANGLER_PORT (internal, default: a free loopback port).
  * Arguments go to `wrangler dev`, except `--port`/`--ip`, which apply to the public port.
  * SIGINT/SIGTERM/SIGHUP stop wrangler's whole process group, then this process.
@@ -56,10 +64,43 @@ process.on('uncaughtException', (err) => {
 const certificate = loadCertificate()
 // Idle connections are dropped before workerd's own 5 s keep-alive timeout can race a request.
 const toWrangler = new http.Agent({ keepAlive: true, timeout: 2000 })
+// A body of at most RETRY_BODY_LIMIT bytes (every manifest) is copied as it streams on, so that a
+// request wrangler lost can be sent again; the copies of all requests together stay under
+// RETRY_BUDGET (past it, a request streams without one and is not retried).
 const RETRY_BODY_LIMIT = 4 * 1024 * 1024
-// No request timeout: a big layer may take minutes to upload.
-const plain = http.createServer({ requestTimeout: 0 }, handle)
-const secure = certificate && https.createServer({ ...certificate, requestTimeout: 0, ALPNProtocols: ['http/1.1'] }, handle)
+const RETRY_BUDGET = 64 * 1024 * 1024
+let heldForRetry = 0
+// Connections served at once (see route).
+const MAX_CONNECTIONS = 1000
+// A connection's first byte, a TLS handshake, and each request head must come within this.
+const HEADERS_TIMEOUT_MS = 15_000
+// While the client sends its body or reads the answer, at most this long without a byte. No
+// request timeout: a big layer may take minutes to upload.
+const IDLE_TIMEOUT_MS = 60_000
+// After an answer given before the whole body arrived: how long the client's remaining bytes are
+// read (and dropped) before the connection is closed (see closeAfterAnswer).
+const LINGER_MS = 2000
+let connections = 0
+let refusedLogged = 0
+// Connections that have not sent a byte yet, oldest first.
+const silentSockets = new Set()
+const UPLOAD_PATH = /^\/v2\/.+\/blobs\/uploads\//
+const UPLOAD_METHODS = new Set(['POST', 'PATCH', 'PUT'])
+// MAX_CHUNK_BYTES as the worker states it (OCI-Chunk-Max-Length on its upload replies); null until it has.
+let chunkLimit = null
+const serverOptions = {
+  requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000,
+}
+const plain = http.createServer(serverOptions, handle)
+const secure = certificate && https.createServer({
+  ...certificate, ...serverOptions, handshakeTimeout: HEADERS_TIMEOUT_MS, ALPNProtocols: ['http/1.1'],
+}, handle)
+for (const server of [plain, secure].filter(Boolean)) {
+  server.on('checkContinue', continueUnlessRefused)
+  // Node times request heads (headersTimeout) only on a server that has emitted 'listening'
+  // (setupConnectionsTracking); these two never listen: the sniffing front hands them connections.
+  server.emit('listening')
+}
 let announced
 const wranglerAnnounced = new Promise((resolve) => (announced = resolve))
 wrangler = startWrangler()
@@ -131,6 +172,8 @@ function startWrangler() {
   const inner = new RegExp(`(127\\.0\\.0\\.1|localhost):${innerPort}`, 'g')
   createInterface({ input: child.stdout }).on('line', (line) => {
     if (line.includes('Ready on ') && line.includes(`:${innerPort}`)) announced()
+    // A reload may bring another MAX_CHUNK_BYTES: the next POST's reply says.
+    if (line.includes('Reloading local server')) chunkLimit = null
     console.log(line.replace(inner, `localhost:${publicPort}`))
   })
   child.on('exit', (code, signal) => {
@@ -161,10 +204,39 @@ async function listen() {
   }
 }
 
-/** Sniff the first byte and hand the connection to the HTTPS or the HTTP server. */
+/**
+ * Sniff the first byte and hand the connection to the HTTPS or the HTTP server. A connection
+ * that sends nothing within HEADERS_TIMEOUT_MS is closed; at MAX_CONNECTIONS, a new one takes
+ * the place of the oldest that has sent nothing yet (clients speak as soon as they connect; a
+ * flood of silent connections cannot lock them out), and is closed when there is none.
+ */
 function route(socket) {
   socket.on('error', () => socket.destroy())
+  if (connections >= MAX_CONNECTIONS) {
+    const oldest = silentSockets.values().next().value
+    if (oldest) {
+      oldest.destroy()
+    } else {
+      if (Date.now() - refusedLogged > 60_000) {
+        refusedLogged = Date.now()
+        log(`${connections} connections open (the most served at once): new ones are closed until some end`)
+      }
+      socket.destroy()
+      return
+    }
+  }
+  connections++
+  silentSockets.add(socket)
+  socket.once('close', () => {
+    connections--
+    silentSockets.delete(socket)
+  })
+  const silent = () => socket.destroy()
+  socket.setTimeout(HEADERS_TIMEOUT_MS, silent)
   socket.once('data', (first) => {
+    silentSockets.delete(socket)
+    socket.setTimeout(0)
+    socket.removeListener('timeout', silent)
     socket.pause()
     socket.unshift(first)
     if (first[0] === TLS_HANDSHAKE) {
@@ -184,10 +256,19 @@ function handle(req, res) {
 }
 
 /**
- * One request to wrangler and its answer back, streamed. A request whose whole body is small
- * (at most RETRY_BODY_LIMIT bytes: every bodiless request, manifests) is held so it can be sent
- * again when wrangler's proxy lost its connection to the worker before any answer (see
- * lostByWrangler); large bodies are streamed once.
+ * `Expect: 100-continue`: a body the worker will refuse unread (see bodyCap) is not asked for;
+ * the refusal comes instead (RFC 9110 10.1.1), so the client never sends it.
+ */
+function continueUnlessRefused(req, res) {
+  if (bodyCap(req) > 0) res.writeContinue()
+  handle(req, res)
+}
+
+/**
+ * One request to wrangler and its answer back, both streamed. The body's first bytes are kept
+ * (ClientBody) so that a request wrangler's proxy lost before any answer is sent again (see
+ * lostByWrangler). An answer that comes before the client has sent its whole body is passed on
+ * at once, and the connection closed after it.
  */
 async function forward(req, res) {
   const invalid = badHost(req.rawHeaders)
@@ -198,20 +279,37 @@ async function forward(req, res) {
   }
   await wranglerReady
   const headers = forwardedHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress, encrypted: !!req.socket.encrypted })
-  const body = await smallBody(req)
+  // An upload's answers have no body but errors, and wrangler dev gzips those (Cloudflare does
+  // not compress a 413) and holds the gzip's last bytes until the request body has ended: the
+  // answer to a body the worker refuses unread would never end. Uncompressed, it comes whole.
+  const sent = isUpload(req) ? withoutHeaders(headers, /^accept-encoding$/i) : headers
+  if (chunkLimit === null && isUpload(req) && hasBody(req)) await askChunkLimit(req, sent)
+  // Before the answer, the client may be silent only when it is not its turn: its body is
+  // all sent, or wrangler is not taking more of it yet.
+  let answered = false
+  const idle = () => req.socket.setTimeout((body.done || body.held) && !answered ? 0 : IDLE_TIMEOUT_MS)
+  const body = new ClientBody(req, bodyCap(req), idle)
+  idle()
+  res.once('close', () => body.release())
   for (let attempt = 1; ; attempt++) {
-    const retryable = body !== null && attempt < 4
+    const retryable = attempt < 4
     let answer
     try {
-      answer = await send(req, headers, body, res)
+      answer = await send(req, sent, body, res)
     } catch (err) {
       if (res.destroyed) return
-      if (retryable && err.reusedSocket) continue
+      if (retryable && err.reusedSocket && body.resendable) continue
+      if (!body.done) closeAfterAnswer(req, res)
       res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
       return
     }
     const lost = await lostByWrangler(answer)
-    if (lost?.retry && retryable) continue
+    if (lost?.retry && retryable && body.resendable) continue
+    body.release()
+    answered = true
+    idle()
+    if (isUpload(req)) learnChunkLimit(answer)
+    if (!body.done) closeAfterAnswer(req, res)
     const back = []
     for (let i = 0; i < answer.rawHeaders.length; i += 2) {
       if (!HOP_BY_HOP.has(answer.rawHeaders[i].toLowerCase())) back.push(answer.rawHeaders[i], answer.rawHeaders[i + 1])
@@ -224,14 +322,187 @@ async function forward(req, res) {
   }
 }
 
-/** The body when it is known to be at most RETRY_BODY_LIMIT bytes (empty: none), else null. */
-async function smallBody(req) {
-  const chunked = req.headers['transfer-encoding'] !== undefined
-  const length = Number(req.headers['content-length'] ?? (chunked ? NaN : 0))
-  if (!(length <= RETRY_BODY_LIMIT)) return null
-  const chunks = []
-  for await (const chunk of req) chunks.push(chunk)
-  return Buffer.concat(chunks)
+function learnChunkLimit(answer) {
+  const n = Number(answer.headers['oci-chunk-max-length'])
+  if (Number.isSafeInteger(n) && n > 0) chunkLimit = n
+}
+
+/** Raw headers (name, value, …) without those whose name matches. */
+function withoutHeaders(headers, names) {
+  const kept = []
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!names.test(headers[i])) kept.push(headers[i], headers[i + 1])
+  }
+  return kept
+}
+
+const isUpload = (req) => UPLOAD_METHODS.has(req.method) && UPLOAD_PATH.test(req.url)
+const hasBody = (req) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0
+
+/**
+ * Learns MAX_CHUNK_BYTES before an upload body goes on while it is unknown (a monolithic
+ * `POST ?digest=` as the first upload since start): the worker states it on every POST that
+ * opens a session, so one is opened on the request's repository with the request's headers
+ * (credentials, Host). Opening one costs no storage call, and the session is never used.
+ * When the worker answers otherwise (no access, read-only), the request goes on uncapped.
+ */
+function askChunkLimit(req, headers) {
+  const sessions = UPLOAD_PATH.exec(req.url)[0]
+  return new Promise((resolve) => {
+    const ask = http.request({
+      host: '127.0.0.1', port: innerPort, method: 'POST', path: literalPath(sessions), agent: toWrangler,
+      headers: withoutHeaders(headers, /^(content-|transfer-encoding$)/i),
+    }, (answer) => {
+      learnChunkLimit(answer)
+      answer.resume().on('end', resolve).on('error', resolve)
+    })
+    ask.on('error', resolve)
+    ask.end()
+  })
+}
+
+/**
+ * How many body bytes of a request go on to wrangler: all of them, except for an upload (POST,
+ * PATCH, PUT under …/blobs/uploads/) once the worker has stated its MAX_CHUNK_BYTES (every POST
+ * that opens a session does): a declared length over it sends none, and a chunked body ends one
+ * byte past it (ClientBody). The worker refuses either at once (413), and no bytes it would
+ * leave unread pile up on the way: wrangler dev resets a connection with unread bytes, and the
+ * answer on it can be lost.
+ */
+function bodyCap(req) {
+  if (chunkLimit === null || !isUpload(req)) return Infinity
+  const declared = req.headers['transfer-encoding'] === undefined ? Number(req.headers['content-length']) : NaN
+  return declared > chunkLimit ? 0 : chunkLimit + 1
+}
+
+/**
+ * A request's body on its way to wrangler: streamed at the client's pace (backpressure), no
+ * more than `cap` bytes (see bodyCap; a chunked body ends there, so the worker sees it is over
+ * its limit without waiting for more), and copied while it stays within RETRY_BODY_LIMIT and
+ * the shared RETRY_BUDGET, so it can be sent again (`resendable`: the copy holds every byte
+ * received so far). `onChange` is called when `done` (the client has sent it all) or `held`
+ * (wrangler takes no more for now) changes.
+ */
+class ClientBody {
+  done = false
+  held = false
+  #req
+  #cap
+  #onChange
+  #target = null
+  #sent = 0
+  #received = 0
+  #kept = []
+  #keptBytes = 0
+  #keeping = true
+
+  constructor(req, cap, onChange) {
+    this.#req = req
+    this.#cap = cap
+    this.#onChange = onChange
+    req.pause()
+    req.on('data', (chunk) => this.#take(chunk))
+    req.on('end', () => {
+      this.done = true
+      if (this.#target && !this.#target.writableEnded && this.#sent === this.#received) this.#target.end()
+      onChange()
+    })
+  }
+
+  get resendable() {
+    return this.#keeping
+  }
+
+  /** Sends the body (what is kept of it, then the rest as it comes) as the body of `upstream`. */
+  sendTo(upstream) {
+    this.#target = upstream
+    this.#sent = 0
+    this.held = false
+    if (!hasBody(this.#req)) {
+      upstream.end()
+      this.#req.resume()
+      return
+    }
+    // The head goes at once: the worker may answer it (a declared length over the limit) alone.
+    upstream.flushHeaders()
+    for (const chunk of this.#kept) this.#forward(chunk)
+    if (this.done && this.#sent === this.#received) upstream.end()
+    else if (this.#sent < this.#cap) this.#req.resume()
+  }
+
+  /** Sends nothing more to `upstream` (it answered); what the client still sends is dropped. */
+  stop(upstream) {
+    if (this.#target !== upstream) return
+    this.#target = null
+    this.#req.pause()
+  }
+
+  /** Frees the copy (the request is answered: it will not be sent again). */
+  release() {
+    heldForRetry -= this.#keptBytes
+    this.#kept = []
+    this.#keptBytes = 0
+    this.#keeping = false
+  }
+
+  #take(chunk) {
+    this.#received += chunk.byteLength
+    if (this.#keeping) {
+      if (this.#keptBytes + chunk.byteLength > RETRY_BODY_LIMIT || heldForRetry + chunk.byteLength > RETRY_BUDGET) {
+        this.release()
+      } else {
+        this.#kept.push(chunk)
+        this.#keptBytes += chunk.byteLength
+        heldForRetry += chunk.byteLength
+      }
+    }
+    const target = this.#target
+    if (!target) return
+    if (!this.#forward(chunk)) {
+      this.#req.pause()
+      this.#hold(true)
+      target.once('drain', () => {
+        this.#hold(false)
+        if (this.#target === target && this.#sent < this.#cap) this.#req.resume()
+      })
+    }
+    // Past the cap, the client waits: the worker refuses what it has, and the rest is dropped then.
+    if (this.#sent >= this.#cap) this.#req.pause()
+  }
+
+  #hold(held) {
+    this.held = held
+    this.#onChange()
+  }
+
+  /** Writes what of `chunk` fits under the cap (ending a chunked body there); false when the upstream wants a pause. */
+  #forward(chunk) {
+    const room = this.#cap - this.#sent
+    if (room <= 0) return true
+    const part = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
+    this.#sent += part.byteLength
+    const more = this.#target.write(part)
+    if (this.#sent === this.#cap) this.#target.end()
+    return more
+  }
+}
+
+/**
+ * An answer that leaves before the client has sent its whole body (a refusal, such as the 413
+ * over MAX_CHUNK_BYTES) ends the connection, in stages (RFC 9112 9.6, "Tear-down"): the answer
+ * with `Connection: close`, then FIN, then whatever the client still sends is read and dropped
+ * for LINGER_MS, then the socket is closed. Closing at once, with the client's bytes unread,
+ * would reset the connection, and a reset can wipe the answer out of the client's buffers
+ * before it reads it. The client is not waited for: it has its answer, and most stop sending.
+ */
+function closeAfterAnswer(req, res) {
+  res.shouldKeepAlive = false
+  // Node's server calls destroySoon() on the socket once the last answer is written.
+  req.socket.destroySoon = function lingeringClose() {
+    this.end()
+    req.resume()
+    setTimeout(() => this.destroy(), LINGER_MS).unref()
+  }
 }
 
 /**
@@ -245,18 +516,27 @@ function literalPath(target) {
   return path.replaceAll('\\', '%5C') + (q < 0 ? '' : target.slice(q))
 }
 
-/** Sends the request (the held body, or the client's streamed); resolves with wrangler's answer. */
+/**
+ * Sends the request with its body (see ClientBody); resolves with wrangler's answer, once it
+ * begins. A request whose body was not sent whole is not reused: it ends with the answer.
+ */
 function send(req, headers, body, res) {
   return new Promise((resolve, reject) => {
     const upstream = http.request({
       host: '127.0.0.1', port: innerPort, method: req.method, path: literalPath(req.url), headers, agent: toWrangler,
-    }, resolve)
-    upstream.on('error', (err) => reject(Object.assign(err, { reusedSocket: upstream.reusedSocket })))
+    }, (answer) => {
+      body.stop(upstream)
+      if (!upstream.writableFinished) answer.once('end', () => upstream.destroy())
+      resolve(answer)
+    })
+    upstream.on('error', (err) => {
+      body.stop(upstream)
+      reject(Object.assign(err, { reusedSocket: upstream.reusedSocket }))
+    })
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy()
     })
-    if (body) upstream.end(body)
-    else req.pipe(upstream)
+    body.sendTo(upstream)
   })
 }
 

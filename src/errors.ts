@@ -25,7 +25,6 @@ const OCI = {
   RANGE_INVALID: [416, 'requested range not satisfiable'],
   MANIFEST_TOO_LARGE: [413, 'manifest exceeds the size limit'],
   TOO_MANY_TAGS: [414, 'too many tags in one request'],
-  CHUNK_TOO_LARGE: [413, 'upload request body exceeds the size limit'],
   PAGINATION_NUMBER_INVALID: [400, 'invalid number of results requested'],
   TOKEN_REQUEST_INVALID: [400, 'invalid token request'],
   NOT_FOUND: [404, 'no such route'],
@@ -42,7 +41,8 @@ export type OciCode = keyof typeof OCI
  * A failure that maps to one OCI error code; `headers` ride along on the reply. `options.message`
  * replaces the table's only where the client must read more than the code (clients such as
  * skopeo and docker print the message of a code they do not know, never the detail);
- * `options.status` overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE).
+ * `options.status` overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE)
+ * or where the code is chosen for how clients react to it (a body over MAX_CHUNK_BYTES: 413 DENIED).
  */
 export class RegistryError extends Error {
   constructor(
@@ -51,7 +51,8 @@ export class RegistryError extends Error {
     readonly headers: Record<string, string> = {},
     /**
      * `message` replaces the code's stock message where the client must read why (docker prints
-     * it); `status` overrides the table's where the code spans several (an upstream's 502/503/504).
+     * it); `status` overrides the table's where the code spans several (an upstream's 502/503/504,
+     * the chunk limit's 413 DENIED).
      */
     readonly options: { message?: string; status?: number } = {},
   ) {

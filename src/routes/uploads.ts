@@ -35,7 +35,7 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const digestParam = url.searchParams.get('digest')
   if (digestParam !== null) {
     const digest = parseDigest(digestParam)
-    const length = withinLimit(c, contentLength(req.headers))
+    const length = withinLimit(req, c, contentLength(req.headers))
     if (length !== null) return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
     const state = open(repo, c.auth?.sub, algorithmOf(digest))
     const received = await append(c.env, state, bodyOf(req, c, null))
@@ -55,10 +55,15 @@ function digestAlgorithm(value: string | null): Algorithm {
   throw new RegistryError('DIGEST_INVALID', { 'digest-algorithm': value.slice(0, 100), supported: ['sha256', 'sha512'] })
 }
 
-/** A declared body length, refused with 413 before any byte is read when over MAX_CHUNK_BYTES. */
-function withinLimit(c: Ctx, length: number | null): number | null {
-  if (length !== null && length > c.settings.MAX_CHUNK_BYTES) throw chunkTooLarge(c.settings.MAX_CHUNK_BYTES)
-  return length
+/**
+ * A declared body length, refused with 413 before any byte is read when over MAX_CHUNK_BYTES.
+ * The body is cancelled first: the runtime then stops taking it, and wrangler dev, which reads
+ * an unread body to its end before answering, answers at once.
+ */
+function withinLimit(req: IRequest, c: Ctx, length: number | null): number | null {
+  if (length === null || length <= c.settings.MAX_CHUNK_BYTES) return length
+  req.body?.cancel().catch(() => {})
+  throw chunkTooLarge(c.settings.MAX_CHUNK_BYTES)
 }
 
 function bodyOf(req: IRequest, c: Ctx, length: number | null, chunked = false): Body {
@@ -99,7 +104,7 @@ export async function status(req: IRequest, c: Ctx): Promise<Response> {
 export async function patch(req: IRequest, c: Ctx): Promise<Response> {
   return answer(c, async () => {
     const state = await session(req, c)
-    const length = withinLimit(c, await chunkLength(req, c, state))
+    const length = withinLimit(req, c, await chunkLength(req, c, state))
     const chunked = req.headers.has('content-range')
     return progress(c, await append(c.env, state, bodyOf(req, c, length, chunked)), 202)
   })
@@ -110,7 +115,7 @@ export async function finish(req: IRequest, c: Ctx): Promise<Response> {
   return answer(c, async () => {
     const state = await session(req, c)
     const digest = parseDigest(new URL(req.url).searchParams.get('digest'))
-    const length = withinLimit(c, await chunkLength(req, c, state))
+    const length = withinLimit(req, c, await chunkLength(req, c, state))
     const repo = state.repo as Repo
     if (state.offset === 0 && length !== null && length > 0 && req.body) {
       return linked(c, repo, digest, await closeWhole(c.env, state, digest, bodyOf(req, c, length)))

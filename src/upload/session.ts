@@ -80,15 +80,19 @@ export class Moved extends Error {
 /**
  * 413 for a request body over MAX_CHUNK_BYTES. The message (which clients print) says the
  * limit and how to push a bigger blob: in chunks no larger, as `npx edge-registry push` does.
+ * The code is DENIED, one both docker (moby `retryOnError`) and podman/buildah
+ * (containers/common `retry`) take as final: with a code of our own they sent the same layer
+ * again, up to five times. The push tool reads the status and OCI-Chunk-Max-Length.
  */
 export function chunkTooLarge(limit: number): RegistryError {
   return new RegistryError(
-    'CHUNK_TOO_LARGE',
+    'DENIED',
     { limit, push: 'npx edge-registry push <source> <destination>' },
     { 'OCI-Chunk-Max-Length': String(limit) },
     {
       message: `request body over this registry's limit of ${limit} bytes (MAX_CHUNK_BYTES): send blobs in chunks ` +
       `of at most ${limit} bytes (OCI-Chunk-Max-Length); to push layers this large, use \`npx edge-registry push\``,
+      status: 413,
     },
   )
 }

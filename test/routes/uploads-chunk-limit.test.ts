@@ -1,7 +1,8 @@
 /**
- * MAX_CHUNK_BYTES (issue 10): the POST that opens a session advertises it as
+ * MAX_CHUNK_BYTES (issues 10, 18): the POST that opens a session advertises it as
  * OCI-Chunk-Max-Length, and a PATCH or PUT body over it answers 413 with a message that
- * says the limit and how to push big layers, leaving the session where it was.
+ * says the limit and how to push big layers, leaving the session where it was. The code is
+ * DENIED, which docker and podman take as final (they do not send the layer again).
  */
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../src/env'
@@ -18,13 +19,13 @@ async function open(repo: string): Promise<string> {
   return res.headers.get('Location')!
 }
 
-/** Asserts a 413 CHUNK_TOO_LARGE whose message names the limit and the push tool. */
+/** Asserts a 413 DENIED whose message names the limit and the push tool. */
 async function expectTooLarge(res: Response, what: string): Promise<void> {
   expect(res.status, what).toBe(413)
   expect(res.headers.get('OCI-Chunk-Max-Length'), what).toBe(String(2 * MiB))
   const body = JSON.parse(new TextDecoder().decode(await bytesOf(res))) as { errors: { code: string; message: string; detail: { limit: number } }[] }
   const [error] = body.errors
-  expect(error!.code, what).toBe('CHUNK_TOO_LARGE')
+  expect(error!.code, what).toBe('DENIED')
   expect(error!.message, what).toContain(String(2 * MiB))
   expect(error!.message, what).toContain('npx edge-registry push')
   expect(error!.detail.limit, what).toBe(2 * MiB)
@@ -59,6 +60,28 @@ describe('chunk size limit (MAX_CHUNK_BYTES)', () => {
     expect(next.status).toBe(202)
     const put = await via(withDigest(next.headers.get('Location')!, await sha256(bytes)), { method: 'PUT' })
     expect(put.status).toBe(201)
+  })
+
+  it('answers a declared length over the limit without waiting for the body, and stops taking it', async () => {
+    const repo = repoName('limit')
+    let pulled = 0
+    let cancelled = false
+    // A client that declares 3 MiB, then sends nothing more.
+    const stalled = new ReadableStream<Uint8Array>({
+      pull: () => {
+        pulled++
+        return new Promise(() => {})
+      },
+      cancel: () => {
+        cancelled = true
+      },
+    }, { highWaterMark: 0 })
+    const init = { method: 'PATCH', body: stalled, headers: { 'Content-Length': String(3 * MiB) }, duplex: 'half' }
+    await expectTooLarge(await via(await open(repo), init as RequestInit), 'stalled PATCH')
+    expect(pulled).toBe(0)
+    // wrangler dev reads an unread request body to its end before the answer leaves; a
+    // cancelled one it leaves alone, so the 413 reaches a stalled client at once.
+    expect(cancelled).toBe(true)
   })
 
   it('answers 413 to a chunked PATCH (no Content-Length) once it passes the limit; the session carries on', async () => {
