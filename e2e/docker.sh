@@ -164,6 +164,13 @@ docker_push_oversized() {
   grep -q "denied: request body over this registry's limit of $CHUNK bytes" <<<"$out" || fail "docker did not print the limit: $(tail -n 1 <<<"$out")" || return
   grep -q 'npx edge-registry push' <<<"$out" || fail "docker's error does not name the push tool" || return
   ! grep -q 'Retrying' "$WORK/tmp/over.out" || fail "docker retried: $(grep -c Retrying "$WORK/tmp/over.out") countdown lines" || return
+  # wrangler writes its request line when the answer has ended: under load that can trail docker's exit.
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    grep -qE "PATCH /v2/$NS/over/blobs/uploads/[0-9a-f]+ 413 " "$WORK/registry.log" && break
+    sleep 1
+  done
+  sleep 1   # and a second more, so a second (retried) PATCH would be in the log too
   grep -E "(PATCH|PUT) /v2/$NS/over/blobs/uploads/" "$WORK/registry.log" | sed 's/_state=[^ ]*/_state=…/'
   after=$(grep -cE "PATCH /v2/$NS/over/blobs/uploads/[0-9a-f]+ 413 " "$WORK/registry.log")
   [ "$after" = 1 ] || fail "the registry saw $after refused PATCHes of the layer, not 1" || return
