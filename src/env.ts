@@ -39,6 +39,18 @@ export interface Env {
   UPSTREAMS?: string
   /** Secret: JSON `{"<prefix or host>": "user:password" | "token"}` for the upstreams. */
   UPSTREAM_CREDENTIALS?: string
+  /** JSON list of webhook endpoints told about pushes, pulls, mounts and deletes (src/settings/events.ts). */
+  NOTIFICATIONS?: string
+  /** Secret: JSON `{"<endpoint name>": "whsec_<base64 key>"}`: each endpoint's Standard Webhooks key. */
+  NOTIFICATION_SECRETS?: string
+  /** "true": manifest GETs are counted per manifest (pulls, last pull); default "false". */
+  PULL_STATS?: string
+  /** Events to deliver, one message per (change, endpoint) (src/events/; docs/events.md). */
+  EVENTS?: Queue<import('./events/messages').Delivery>
+  /** Deliveries that used up their endpoint's maxRetries. */
+  EVENTS_DLQ?: Queue<import('./events/messages').Delivery>
+  /** Counted pulls (PULL_STATS), aggregated by the consumer into per-repository statistics. */
+  PULLS?: Queue<import('./events/messages').Pull>
 }
 
 /** Parsed settings, with the defaults docs/settings.md documents. */

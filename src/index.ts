@@ -1,5 +1,6 @@
 import { settings, type Env } from './env'
 import { startRun } from './gc/workflow'
+import { consume } from './events/queue'
 import { router } from './router'
 
 export { GcWorkflow } from './gc/workflow'
@@ -14,4 +15,6 @@ export default {
     if (settings(env).readOnly) return console.log('READ_ONLY = "true": the scheduled collection is skipped')
     ctx.waitUntil(startRun(env, { dryRun: false, untagged: false, repo: null }))
   },
+  /** Deliveries of events and counted pulls (src/events/queue.ts; docs/events.md). */
+  queue: (batch, env) => consume(batch, env),
 } satisfies ExportedHandler<Env>

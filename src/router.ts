@@ -14,7 +14,8 @@ import * as admin from './routes/admin'
 import { authorize } from './auth/layer'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
-import { contextOf, type Ctx } from './http/context'
+import { actorOf, contextOf, type Ctx } from './http/context'
+import { countedPulls } from './events/layer'
 import { parseRepo } from './names'
 import { proxiedReply, proxyTarget } from './proxy/layer'
 import * as base from './routes/base'
@@ -34,7 +35,7 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   const proxy = proxyTarget(req, env)                                     // names a proxied repository locally; 405 on writes
   assertWritable(req, env)                                                // 405 when READ_ONLY
   const auth = await authorize(req, env, proxy?.scopeName)               // 401/403 thrown here
-  const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
+  const res = await h(req, { ...contextOf(req, env, exec, actorOf(auth)), auth, ...(proxy ? { proxy } : {}) })
   return proxy ? proxiedReply(res, proxy) : res
 }
 
@@ -54,7 +55,7 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .get('/v2/:name+/blobs/:digest', route(blobs.get))
   .head('/v2/:name+/blobs/:digest', route(blobs.get))
   .delete('/v2/:name+/blobs/:digest', route(blobs.remove))
-  .get('/v2/:name+/manifests/:reference', route(manifests.get))
+  .get('/v2/:name+/manifests/:reference', route(countedPulls(manifests.get)))
   .head('/v2/:name+/manifests/:reference', route(manifests.get))
   .put('/v2/:name+/manifests/:reference', route(manifests.put))
   .delete('/v2/:name+/manifests/:reference', route(manifests.remove))
@@ -76,6 +77,8 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .post('/admin/gc', admin.start)
   .get('/admin/gc', admin.list)
   .get('/admin/gc/:id', admin.status)
+  .get('/admin/events', admin.events)
+  .get('/admin/stats/:name+', admin.stats)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

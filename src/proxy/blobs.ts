@@ -20,7 +20,6 @@ import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { algorithmOf, hexOf, type Digest } from '../names'
 import { headBlob, headBlobOrSlot, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
-import { writeBlobLink } from '../storage/links'
 import { batched, toHex } from '../storage/streams'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, upstreamFetch, UpstreamFailure } from './upstream'
@@ -46,7 +45,7 @@ export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method
   // A collected blob leaves a tombstone: the fill below replaces it (and only it).
   const { blob: indexed, onlyIf } = await headBlobOrSlot(c.env, digest)             // R2 head
   if (indexed) {
-    await writeBlobLink(c.env, c, t.local, digest, indexed)                          // KV put
+    await c.store.as('proxy').linkBlob(t.local, digest, indexed, null)               // KV put
     return { link: indexed, body: null }
   }
   try {
@@ -123,7 +122,7 @@ function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStre
       if (!r2Settled) await r2.close()
       const blob: IndexedBlob | null = (await put.catch(() => null)) ?? (await headBlob(c.env, digest))   // R2 head when another writer won
       if (!blob) throw new UpstreamFailure(502, 'the blob could not be stored')
-      await writeBlobLink(c.env, c, t.local, digest, blob)                           // KV put
+      await c.store.as('proxy').linkBlob(t.local, digest, blob, null)                // KV put
       if (held && !userGone) await user!.write(held).catch(() => (userGone = true))
       if (!userGone) await user!.close().catch(() => {})
       return blob

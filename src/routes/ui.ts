@@ -35,7 +35,7 @@ type Page = (req: IRequest, c: Ctx, viewer: Viewer) => Promise<Response>
 export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
   const viewer = await viewerOf(req, env)
   try {
-    return await h(req, contextOf(req, env, exec), viewer)
+    return await h(req, contextOf(req, env, exec, viewer.user ?? 'anonymous'), viewer)
   } catch (err) {
     return errorPage(err, viewer)
   }

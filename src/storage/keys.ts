@@ -24,6 +24,11 @@
  *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
  *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
  *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
+ *   _registry/pulls/<name>.json               a repository's pull statistics (PULL_STATS): per manifest digest
+ *                                             its pulls and last pull, written once per consumer batch
+ *                                             (src/storage/pull-stats.ts)
+ *   _registry/events/<endpoint>.json          a NOTIFICATIONS endpoint's last 100 deliveries and dead-letter
+ *                                             count (src/storage/deliveries.ts)
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key[,"gc":etag]}: the blob is visible in <name>;
  *                                             metadata {t: ms linked}; "gc": a collection marked it (gc-marks)
@@ -62,6 +67,7 @@ export const keys = {
   upload: (id: string) => `data/${id}/`,
   uploadWrite: (id: string, offset: number) => `data/${id}/${String(offset).padStart(16, '0')}`,
   uploadParts: (id: string) => `data/${id}/parts`,
+  manifests: (r: Repo) => `repos/${r}+manifests/`,
   manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
   referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
   referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
@@ -78,6 +84,8 @@ export const keys = {
   gcMarks: () => '_registry/gc-marks/',
   gcLinkMark: (r: Repo, d: Digest) => `_registry/gc-marks/links/${r}+${d}`,
   gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
+  pullStats: (r: Repo) => `_registry/pulls/${r}.json`,
+  deliveryLog: (endpoint: string) => `_registry/events/${endpoint}.json`,
   cachedTagList: (origin: string, r: Repo, query: string) => `${origin}/_cache/upstream/${r}/tags?${query}`,
   cachedReferrers: (origin: string, r: Repo, subject: Digest, query: string) =>
     `${origin}/_cache/upstream/${r}/referrers/${subject}?${query}`,

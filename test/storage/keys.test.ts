@@ -29,6 +29,7 @@ describe('storage keys', () => {
     ['objects of an upload session (prefix)', keys.upload('0123abcd'), 'data/0123abcd/'],
     ['upload write at an offset (16 digits: listed in offset order)', keys.uploadWrite('0123abcd', 10485760), 'data/0123abcd/0000000010485760'],
     ['upload multipart target', keys.uploadParts('0123abcd'), 'data/0123abcd/parts'],
+    ['manifests of a repository (prefix)', keys.manifests(repo), 'repos/library/ubuntu+manifests/'],
     ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu+manifests/sha256:${hex256}`],
     ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu+referrers/${subject}/`],
     ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu+referrers/${subject}/${d256}`],
@@ -49,6 +50,9 @@ describe('storage keys', () => {
     ['every upload (prefix)', keys.uploads(), 'data/'],
     ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
+    ['pull statistics of a repository (PULL_STATS)', keys.pullStats(repo), '_registry/pulls/library/ubuntu.json'],
+    ['pull statistics: ".json" always ends the name, so no repository\'s key is another\'s', keys.pullStats('library/ubuntu.json' as Repo), '_registry/pulls/library/ubuntu.json.json'],
+    ['delivery log of a NOTIFICATIONS endpoint', keys.deliveryLog('ci-hooks'), '_registry/events/ci-hooks.json'],
     ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
     ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
   ])('%s', (_name, actual, expected) => {
@@ -57,8 +61,8 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'deliveryLog', 'gcBlobMark', 'gcLinkMark',
+      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'manifests', 'pullStats', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
       'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })

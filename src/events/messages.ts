@@ -1,0 +1,28 @@
+/** What goes on the queues (docs/events.md "Delivery"). */
+import type { RegistryEvent } from './event'
+
+/**
+ * EVENTS: the events of one change for one endpoint, delivered as one request (distribution)
+ * or one request per event (CloudEvents). `id` is the `webhook-id` every attempt carries: the
+ * event's own id when it is alone, else an id of its own.
+ */
+export interface Delivery {
+  endpoint: string
+  id: string
+  events: RegistryEvent[]
+}
+
+/** PULLS: one counted pull (a manifest GET answered 200), `at` in ms. */
+export interface Pull {
+  repo: string
+  digest: string
+  at: number
+}
+
+export const isDelivery = (x: unknown): x is Delivery =>
+  typeof x === 'object' && x !== null && typeof (x as Delivery).endpoint === 'string' &&
+  typeof (x as Delivery).id === 'string' && Array.isArray((x as Delivery).events)
+
+export const isPull = (x: unknown): x is Pull =>
+  typeof x === 'object' && x !== null && typeof (x as Pull).repo === 'string' &&
+  typeof (x as Pull).digest === 'string' && Number.isFinite((x as Pull).at)
