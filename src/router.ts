@@ -4,7 +4,7 @@
  * layer (src/proxy/layer.ts: local content or a pull-through cache of an upstream; a no-op without
  * UPSTREAMS), the READ_ONLY layer (src/http/read-only.ts) and the auth layer (src/auth/layer.ts;
  * a no-op unless AUTH_MODE is "token"); /admin/ routes need the admin right.
- * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/sign-in`, `/sign-out` and `/ui/…`
+ * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/events`, `/sign-in`, `/sign-out` and `/ui/…`
  * only: never /v2/ or /token, and any other path still gets the OCI NOT_FOUND JSON.
  */
 import { Router, type IRequest } from 'itty-router'
@@ -70,6 +70,7 @@ export const router = Router<IRequest, [Env, ExecutionContext]>({
   .post('/r/:name+/-/delete', ui.uiPage(ui.remove))
   .get('/r/:name+', ui.uiPage(ui.repository))
   .get('/storage', ui.uiPage(ui.storage))
+  .get('/events', ui.uiPage(ui.events))
   .get('/sign-in', ui.uiPage(ui.signInForm))
   .post('/sign-in', ui.uiPage(ui.signInSubmit))
   .post('/sign-out', ui.uiPage(ui.signOut))

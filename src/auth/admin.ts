@@ -22,13 +22,18 @@ const LOCAL = new Set(['localhost', '127.0.0.1', '[::1]'])
 /** Cloudflare sets CF-Connecting-IP to the client's address (clients cannot forge it); wrangler dev to loopback. */
 const LOOPBACK = new Set(['127.0.0.1', '::1'])
 
+/** An open registry (AUTH_MODE "none") serves its admin pages to requests to and from this machine only. */
+export function openAdmin(req: { url: string; headers: Headers }): boolean {
+  const client = req.headers.get('cf-connecting-ip')
+  return LOCAL.has(new URL(req.url).hostname) && (client === null || LOOPBACK.has(client))
+}
+
 /** The admin's name ('' in open mode on localhost), or throws 401/403. */
 export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   const config = authConfig(env)
   const url = new URL(req.url)
   if (!config) {
-    const client = req.headers.get('cf-connecting-ip')
-    if (LOCAL.has(url.hostname) && (client === null || LOOPBACK.has(client))) return ''
+    if (openAdmin(req)) return ''
     throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only on localhost' })
   }
   const service = config.service ?? url.host

@@ -7,9 +7,10 @@
  *   batch and waits in the queue, so a down endpoint holds no memory and no other message.
  * - After `maxRetries` retries the message goes to the dead-letter queue (EVENTS_DLQ) and counts
  *   in the endpoint's dead letters.
- * - Endpoints are served side by side; an endpoint's own messages one at a time, and once one of
- *   them fails, the rest of that endpoint's messages in this batch are retried without a request
- *   (one timeout per down endpoint per batch, never one per message).
+ * - Endpoints are served side by side; an endpoint's own messages one at a time, oldest first, and
+ *   once one of them fails, the rest of that endpoint's messages in this batch wait as long,
+ *   untried (one timeout per down endpoint per batch, never one per message); only a delivery
+ *   that was tried is ever dead-lettered.
  * - Every attempt carries the same `webhook-id`, so a receiver drops duplicates (at-least-once).
  * - Per batch and endpoint, what happened is appended to its delivery log (1 R2 get + 1 R2 put).
  */
@@ -51,22 +52,27 @@ async function deliverTo(env: Env, endpoint: Endpoint, key: Uint8Array, messages
   messages.sort((a, b) => (a.body.events[0]?.timestamp ?? '').localeCompare(b.body.events[0]?.timestamp ?? ''))
   const records: DeliveryRecord[] = []
   const outcomes: { m: Message<Delivery>; outcome: DeliveryRecord['outcome']; delaySeconds?: number }[] = []
-  let down = false
+  // Once a delivery failed, the endpoint's other messages wait as long as it does, untried.
+  let wait: number | null = null
   for (const m of messages) {
-    const attempt = down ? null : await post(endpoint, key, m.body)                          // 1 request (1 per event: CloudEvents)
-    if (attempt?.ok) {
+    if (wait !== null) {
+      outcomes.push({ m, outcome: 'retrying', delaySeconds: wait })
+      continue
+    }
+    const attempt = await post(endpoint, key, m.body)                                      // 1 request (1 per event: CloudEvents)
+    if (attempt.ok) {
       records.push(record(m, attempt, 'delivered'))
       outcomes.push({ m, outcome: 'delivered' })
       continue
     }
-    down = true
+    wait = backoffSeconds(m.attempts)
     if (m.attempts <= endpoint.maxRetries) {
-      const delaySeconds = backoffSeconds(m.attempts)
-      if (attempt) records.push({ ...record(m, attempt, 'retrying'), retryIn: delaySeconds })
-      outcomes.push({ m, outcome: 'retrying', delaySeconds })
+      records.push({ ...record(m, attempt, 'retrying'), retryIn: wait })
+      outcomes.push({ m, outcome: 'retrying', delaySeconds: wait })
       continue
     }
-    records.push(record(m, attempt ?? { status: null, error: 'not attempted: the endpoint failed earlier in this batch' }, 'dead'))
+    // Only a delivery that was tried (and failed) its last time is a dead letter.
+    records.push(record(m, attempt, 'dead'))
     outcomes.push({ m, outcome: 'dead' })
   }
   let logged = true
