@@ -8,9 +8,9 @@
  * - After `maxRetries` retries the message goes to the dead-letter queue (EVENTS_DLQ) and counts
  *   in the endpoint's dead letters.
  * - Endpoints are served side by side; an endpoint's own messages one at a time, oldest first, and
- *   once one of them fails, the rest of that endpoint's messages in this batch wait as long,
- *   untried (one timeout per down endpoint per batch, never one per message); only a delivery
- *   that was tried is ever dead-lettered.
+ *   once one of them gets no answer (timeout, refused connection), the rest of that endpoint's
+ *   messages in this batch wait as long, untried (one timeout per down endpoint per batch, never
+ *   one per message); only a delivery that was tried is ever dead-lettered.
  * - Every attempt carries the same `webhook-id`, so a receiver drops duplicates (at-least-once).
  * - Per batch and endpoint, what happened is appended to its delivery log (1 R2 get + 1 R2 put).
  */
@@ -52,7 +52,9 @@ async function deliverTo(env: Env, endpoint: Endpoint, key: Uint8Array, messages
   messages.sort((a, b) => (a.body.events[0]?.timestamp ?? '').localeCompare(b.body.events[0]?.timestamp ?? ''))
   const records: DeliveryRecord[] = []
   const outcomes: { m: Message<Delivery>; outcome: DeliveryRecord['outcome']; delaySeconds?: number }[] = []
-  // Once a delivery failed, the endpoint's other messages wait as long as it does, untried.
+  // Once a delivery got no answer (a timeout, a refused connection), the endpoint's other messages
+  // wait as long as it does, untried: a hanging endpoint costs one timeout per batch. A prompt
+  // error status is no reason to skip the others.
   let wait: number | null = null
   for (const m of messages) {
     if (wait !== null) {
@@ -65,10 +67,11 @@ async function deliverTo(env: Env, endpoint: Endpoint, key: Uint8Array, messages
       outcomes.push({ m, outcome: 'delivered' })
       continue
     }
-    wait = backoffSeconds(m.attempts)
+    const delaySeconds = backoffSeconds(m.attempts)
+    if (attempt.status === null) wait = delaySeconds
     if (m.attempts <= endpoint.maxRetries) {
-      records.push({ ...record(m, attempt, 'retrying'), retryIn: wait })
-      outcomes.push({ m, outcome: 'retrying', delaySeconds: wait })
+      records.push({ ...record(m, attempt, 'retrying'), retryIn: delaySeconds })
+      outcomes.push({ m, outcome: 'retrying', delaySeconds })
       continue
     }
     // Only a delivery that was tried (and failed) its last time is a dead letter.
@@ -93,8 +96,10 @@ async function deliverTo(env: Env, endpoint: Endpoint, key: Uint8Array, messages
 
 async function deadLetter(env: Env, m: Message<Delivery>): Promise<void> {
   try {
-    if (env.EVENTS_DLQ) await env.EVENTS_DLQ.send(m.body, { contentType: 'json' })          // Queue write
-    else console.error(JSON.stringify({ message: 'dead letter (no EVENTS_DLQ binding)', delivery: m.body }))
+    if (env.EVENTS_DLQ) {
+      await env.EVENTS_DLQ.send(m.body, { contentType: 'json' })                             // Queue write
+      console.warn(JSON.stringify({ message: 'dead letter', endpoint: m.body.endpoint, id: m.body.id, attempts: m.attempts }))
+    } else console.error(JSON.stringify({ message: 'dead letter (no EVENTS_DLQ binding)', delivery: m.body }))
     m.ack()
   } catch (err) {
     console.error(JSON.stringify({ message: 'dead-letter queue refused, retrying', id: m.body.id, error: String(err) }))

@@ -182,3 +182,37 @@ describe('endpoints apart', () => {
     expect(log.deliveries[0]!.id).toBe(messages[49]!.id)
   })
 })
+
+describe('an endpoint that answers, but with an error', () => {
+  it('is still tried for each delivery of the batch (only a hang or a refused connection holds the rest back)', async () => {
+    const ep = name('err')
+    const r = withEndpoints([{ name: ep, url: A, maxRetries: 0 }])
+    receivers.answer = () => 503
+    const messages = [...messagesFor(r.env, [pushed('1')]), ...messagesFor(r.env, [pushed('2')])]
+    vi.spyOn(console, 'warn').mockImplementation(() => {})
+    await consumeBatch(r.env, QUEUE, messages.map((body) => ({ body })))
+    expect(receivers.to(A)).toHaveLength(2)
+    expect(r.dlq.sent.map((d) => d.id).sort()).toEqual(messages.map((m) => m.id).sort())
+  })
+
+  it('is never dead-lettered untried: a delivery held back behind a hang waits, whatever its attempts', async () => {
+    const ep = name('held')
+    const r = withEndpoints([{ name: ep, url: A, maxRetries: 0, timeoutSeconds: 1 }])
+    receivers.answer = () => 'hang'
+    const messages = [...messagesFor(r.env, [pushed('1')]), ...messagesFor(r.env, [pushed('2')])]
+    vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const { retries } = await consumeBatch(r.env, QUEUE, messages.map((body) => ({ body, attempts: 5 })))
+    expect(receivers.to(A)).toHaveLength(1)
+    expect(r.dlq.sent).toHaveLength(1)
+    expect(retries.size).toBe(1)
+  })
+
+  it('a dead-letter queue consumed by the worker delivers its messages again', async () => {
+    const ep = name('replay')
+    const r = withEndpoints([{ name: ep, url: A }])
+    const [message] = messagesFor(r.env)
+    const { result } = await consumeBatch(r.env, 'edge-registry-events-dlq', [{ body: message! }])
+    expect(result.explicitAcks).toHaveLength(1)
+    expect(receivers.to(A)[0]!.headers['webhook-id']).toBe(message!.id)
+  })
+})

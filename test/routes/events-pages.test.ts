@@ -41,10 +41,10 @@ describe('GET /admin/events', () => {
     expect(JSON.stringify(body)).not.toContain('s3cret')
     expect(up!.deliveries.length).toBe(2) // blob push, manifest push
     expect(up!.deliveries.every((d) => d.status === 200 && d.attempts === 1 && d.outcome === 'delivered' && Date.parse(d.time) > 0)).toBe(true)
-    // The first delivery failed its only attempt: a dead letter; the second waits, untried.
-    expect(down).toMatchObject({ name: 'down-hook', deadLetters: 1 })
-    expect(down!.deliveries.map((d) => [d.status, d.outcome])).toEqual([[503, 'dead']])
-    expect(r.dlq.sent).toHaveLength(1)
+    // Each failed its only attempt (maxRetries 0): dead letters.
+    expect(down).toMatchObject({ name: 'down-hook', deadLetters: 2 })
+    expect(down!.deliveries.map((d) => [d.status, d.outcome])).toEqual([[503, 'dead'], [503, 'dead']])
+    expect(r.dlq.sent).toHaveLength(2)
   })
 
   it('is for admins only', async () => {
