@@ -1,4 +1,5 @@
 /** What goes on the queues (docs/events.md "Delivery"). */
+import { parseRepo, tryDigest } from '../names'
 import type { RegistryEvent } from './event'
 
 /**
@@ -24,5 +25,14 @@ export const isDelivery = (x: unknown): x is Delivery =>
   typeof (x as Delivery).id === 'string' && Array.isArray((x as Delivery).events)
 
 export const isPull = (x: unknown): x is Pull =>
-  typeof x === 'object' && x !== null && typeof (x as Pull).repo === 'string' &&
-  typeof (x as Pull).digest === 'string' && Number.isFinite((x as Pull).at)
+  typeof x === 'object' && x !== null && typeof (x as Pull).repo === 'string' && tryRepo((x as Pull).repo) &&
+  tryDigest((x as Pull).digest) !== null && Number.isFinite((x as Pull).at)
+
+const tryRepo = (name: string): boolean => {
+  try {
+    parseRepo(name)
+    return true
+  } catch {
+    return false
+  }
+}
