@@ -20,6 +20,7 @@ import { plan, report, type Plan, type Refs, type Scan } from './plan'
 import { retentionRules, ruleFor, usesPulls } from './retention'
 import { lastPulls } from '../storage/pull-stats'
 import { globMatch } from '../auth/rules'
+import { notificationSettings } from '../settings/events'
 import * as sweep from './sweep'
 
 export interface Runner {
@@ -33,6 +34,7 @@ const BATCH = 50
 export async function collect(env: Env, id: string, params: RunParams, run: Runner): Promise<GcReport> {
   const config = gcConfig(env)
   const rules = retentionRules(env)
+  notificationSettings(env) // the run reports its deletes: a bad setting stops it before it marks anything
   const { now, started } = await run.do('start', async () => ({ now: Date.now(), started: new Date().toISOString() }))
 
   const scan: Scan = { now, tags: [], links: [], manifests: [], refs: {}, referrers: [], blobs: [], uploads: [] }
