@@ -84,7 +84,7 @@ push() {
   # ok hears the manifest push with its tag and one push per blob (config, layer), all signed.
   until_true 30 "[.[] | select(.path == \"/ok\" and .body.events[0].action == \"push\")] | length >= 3" \
     || fail "ok got $(received '[.[] | select(.path == "/ok")] | length') deliveries, not the 3 pushes"
-  received "[.[] | select(.path == \"/ok\") | .body.events[] | select(.target.tag == \"v1\" and .target.digest == \"$digest\" and .target.repository == \"$REPO\" and .action == \"push\" and .actor.name == \"anonymous\" and (.request.useragent | startswith(\"skopeo\")))] | length == 1" | grep -qx true \
+  [ "$(received "[.[] | select(.path == \"/ok\") | .body.events[] | select(.target.tag == \"v1\" and .target.digest == \"$digest\" and .target.repository == \"$REPO\" and .action == \"push\" and .actor.name == \"anonymous\" and (.request.useragent | startswith(\"skopeo\")))] | length == 1")" = true ] \
     || fail "no push event for $REPO:v1 ($digest) from skopeo: $(received '[.[] | select(.path == "/ok") | .body.events[] | {action, tag: .target.tag, digest: .target.digest}]')"
   [ "$(received 'all(.[]; .verified)')" = true ] || fail "a delivery failed signature verification"
   [ "$(received '[.[] | select(.path == "/ok") | .contentType] | unique')" = '["application/vnd.docker.distribution.events.v2+json"]' ] || fail "wrong content type"
@@ -95,7 +95,7 @@ pull() {
   skopeo copy --src-tls-verify=false "docker://$REG/$REPO@$(cat "$WORK/manifest.digest")" "oci:$WORK/pulled2:v1" || return
   until_true 30 '[.[] | select(.path == "/ok") | .body.events[] | select(.action == "pull")] | length >= 2' \
     || fail "ok got $(received '[.[] | select(.path == "/ok") | .body.events[] | select(.action == "pull")] | length') pull events, not 2"
-  received '[.[] | select(.path == "/ok") | .body.events[] | select(.action == "pull") | .request.method] | unique' | grep -qx '\["GET"\]' || fail "a pull event from a method other than GET"
+  [ "$(received '[.[] | select(.path == "/ok") | .body.events[] | select(.action == "pull") | .request.method] | unique')" = '["GET"]' ] || fail "a pull event from a method other than GET"
 }
 
 # flaky: every push (config, layer, manifest) delivered in the end, each tried three times under one id.
@@ -122,7 +122,9 @@ down() {
   [ "$(grep -c '"message":"dead letter","endpoint":"down"' "$WORK/registry.log")" -ge 3 ] || fail "the registry log shows no send to the dead-letter queue"
   curl -sf "http://$REG/admin/events" | jq -e '.endpoints[] | select(.name == "ok") | .deadLetters == 0 and (.deliveries | length) >= 5 and all(.deliveries[]; .status == 204)' >/dev/null \
     || fail "ok's deliveries in /admin/events: $(curl -sf "http://$REG/admin/events" | jq -c '.endpoints[] | select(.name == "ok")')"
-  curl -sf "http://$REG/events" | grep -q '<h2 id="ep-down">down</h2>' || fail "the web UI's Events page does not show the endpoint"
+  # Whole pages into variables: `curl | grep -q` fails under pipefail when grep stops reading first.
+  local page
+  page=$(curl -sf "http://$REG/events") && [[ $page == *'<h2 id="ep-down">down</h2>'* ]] || fail "the web UI's Events page does not show the endpoint"
 }
 
 # pulls_of [REPO]: the pull count of the repository's first manifest (/admin/stats).
@@ -138,7 +140,8 @@ stats() {
   curl -sf "http://$REG/admin/stats/$REPO" | jq -e --arg d "$(cat "$WORK/manifest.digest")" \
     '.repository != null and (.manifests[] | select(.digest == $d) | .tags == ["v1"] and (.lastPulled | fromdate) > (now - 600))' >/dev/null \
     || fail "stats shape: $(curl -sf "http://$REG/admin/stats/$REPO")"
-  curl -sf "http://$REG/r/$REPO" | grep -q 'Last pulled' || fail "the repository page shows no pulls"
+  local page
+  page=$(curl -sf "http://$REG/r/$REPO") && [[ $page == *'Last pulled'* ]] || fail "the repository page shows no pulls"
 }
 
 delete() {
