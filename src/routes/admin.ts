@@ -17,7 +17,7 @@ import { startRun } from '../gc/workflow'
 import { getReport, listReports } from '../storage/gc-reports'
 import { parseRepo } from '../names'
 import { notificationSettings } from '../settings/events'
-import { readDeliveryLog } from '../storage/deliveries'
+import { endpointReports } from '../events/status'
 import { listManifestDigests } from '../storage/manifests'
 import { readPullStats } from '../storage/pull-stats'
 import { allTags } from '../storage/tags'
@@ -67,23 +67,6 @@ export async function list(req: IRequest, env: Env): Promise<Response> {
 export async function events(req: IRequest, env: Env): Promise<Response> {
   await authorizeAdmin(req, env)
   return json({ endpoints: await endpointReports(env) })
-}
-
-/** Per NOTIFICATIONS endpoint: where it goes (the URL without its query, which may hold a token) and its log. */
-export async function endpointReports(env: Env) {
-  const { endpoints } = notificationSettings(env)
-  return Promise.all(endpoints.map(async (e) => {
-    const log = await readDeliveryLog(env, e.name)                                          // R2 get
-    const u = new URL(e.url)
-    return {
-      name: e.name,
-      url: `${u.origin}${u.pathname}${u.search ? '?…' : ''}`,
-      format: e.format,
-      actions: e.actions,
-      deadLetters: log.deadLetters,
-      deliveries: log.deliveries,
-    }
-  }))
 }
 
 /**

@@ -26,14 +26,12 @@ export interface ManifestPush {
   /** For the tag records (tags.ts TagRecord). */
   size?: number
   platforms?: string
-  /** A tag record's time (a proxied tag: when the upstream confirmed it); default now. */
-  pushed?: number
 }
 
 /** 1 R2 put, then 1 KV put per tag (+1 R2 put: the referrers entry), those at once. */
 export async function pushManifest(env: Env, m: ManifestPush): Promise<void> {
   await putManifest(env, m.repo, m.digest, m.bytes, m.mediaType, m.subject)                            // R2 put
-  const record: TagRecord = { digest: m.digest, mediaType: m.mediaType, size: m.size, platforms: m.platforms, pushed: m.pushed }
+  const record: TagRecord = { digest: m.digest, mediaType: m.mediaType, size: m.size, platforms: m.platforms }
   await Promise.all([
     ...m.tags.map((tag) => writeTag(env, m.repo, tag, record, m.bytes)),                                 // KV put each
     m.subject && m.referrer && putReferrer(env, m.repo, m.subject, m.referrer),                            // R2 put
