@@ -6,19 +6,14 @@
 import type { Env } from '../env'
 import type { Repo } from '../names'
 import { addPulls, type PullStat } from '../storage/pull-stats'
-import { isPull, type Pull } from './messages'
+import type { Pull } from './messages'
 
-export async function countBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function countPulls(messages: Message<Pull>[], env: Env): Promise<void> {
   const byRepo = new Map<string, { messages: Message<Pull>[]; pulls: Map<string, PullStat> }>()
-  for (const m of batch.messages) {
-    if (!isPull(m.body)) {
-      console.error(JSON.stringify({ message: 'not a counted pull, dropped', id: m.id }))
-      m.ack()
-      continue
-    }
+  for (const m of messages) {
     const { repo, digest, at } = m.body
     const entry = byRepo.get(repo) ?? byRepo.set(repo, { messages: [], pulls: new Map() }).get(repo)!
-    entry.messages.push(m as Message<Pull>)
+    entry.messages.push(m)
     const had = entry.pulls.get(digest)
     entry.pulls.set(digest, { pulls: (had?.pulls ?? 0) + 1, last: Math.max(had?.last ?? 0, at) })
   }

@@ -18,7 +18,7 @@ import type { Env } from '../env'
 import { notificationSettings, type Endpoint } from '../settings/events'
 import { recordDeliveries, type DeliveryRecord } from '../storage/deliveries'
 import { render } from './formats'
-import { isDelivery, type Delivery } from './messages'
+import type { Delivery } from './messages'
 import { webhookHeaders } from './sign'
 
 /** Seconds before retry n+1 (n = attempts so far). */
@@ -26,18 +26,11 @@ export const backoffSeconds = (attempts: number): number => Math.min(10 * 2 ** M
 
 export const USER_AGENT = 'edge-registry-notifications/1'
 
-export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+/** Delivers a batch's deliveries, endpoint by endpoint side by side. */
+export async function deliver(messages: Message<Delivery>[], env: Env): Promise<void> {
   const settings = notificationSettings(env)
   const byEndpoint = new Map<string, Message<Delivery>[]>()
-  for (const m of batch.messages) {
-    if (!isDelivery(m.body)) {
-      console.error(JSON.stringify({ message: 'not a delivery, dropped', id: m.id }))
-      m.ack()
-      continue
-    }
-    const list = byEndpoint.get(m.body.endpoint) ?? byEndpoint.set(m.body.endpoint, []).get(m.body.endpoint)!
-    list.push(m as Message<Delivery>)
-  }
+  for (const m of messages) (byEndpoint.get(m.body.endpoint) ?? byEndpoint.set(m.body.endpoint, []).get(m.body.endpoint)!).push(m)
   await Promise.all([...byEndpoint].map(([name, messages]) => {
     const endpoint = settings.endpoints.find((e) => e.name === name)
     if (endpoint) return deliverTo(env, endpoint, settings.keys.get(name)!, messages)
