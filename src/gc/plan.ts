@@ -38,8 +38,11 @@ export interface Plan {
   tags: { repo: string; tag: string; rule: string; pushed?: number }[]
   /** Tags a rule would drop but a pull clause (pulledWithinDays, keepLastPulled) keeps. */
   retained: { repo: string; tag: string; rule: string }[]
-  /** Indexes before the manifests they name, so a crash never leaves an index without its children. */
-  manifests: ManifestEntry[]
+  /**
+   * Indexes before the manifests they name, so a crash never leaves an index without its children;
+   * `tags`: those retention drops in this run that named it.
+   */
+  manifests: (ManifestEntry & { tags?: string[] })[]
   referrers: ReferrerEntry[]
   links: { repo: string; digest: string; size: number }[]
   /** Links written before links carried their time: the real run stamps them (kept this time). */
@@ -117,7 +120,10 @@ export function plan(scan: Scan, policy: Policy): Plan {
     const doomed = [...manifests.values()].filter((m) => !reachable.has(m.digest))
     // Indexes first: what names children goes before the children.
     doomed.sort((a, b) => refsOf(b.digest).children.length - refsOf(a.digest).children.length || (a.digest < b.digest ? -1 : 1))
-    out.manifests.push(...doomed)
+    // Each with the tags retention dropped from it in this run: its delete event names them.
+    const droppedFrom = new Map<string, string[]>()
+    for (const t of tags) if (dropped.has(t.tag)) (droppedFrom.get(t.digest) ?? droppedFrom.set(t.digest, []).get(t.digest)!).push(t.tag)
+    out.manifests.push(...doomed.map((m) => (droppedFrom.has(m.digest) ? { ...m, tags: droppedFrom.get(m.digest)! } : m)))
     const gone = new Set(doomed.map((m) => m.digest))
     for (const r of referrersBy.get(repo) ?? []) {
       // A doomed referrer's entry; or (untagged mode) an entry naming a manifest that does not exist.

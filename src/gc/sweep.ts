@@ -72,10 +72,10 @@ export async function dropTags(env: Env, tags: { repo: string; tag: string; push
   await reportDeletes(env, dropped.filter((t): t is EventTarget => t !== null))
 }
 
-/** Manifests no tag reaches (free R2 deletes), reported. */
-export async function dropManifests(env: Env, manifests: ManifestEntry[]): Promise<void> {
+/** Manifests no tag reaches (free R2 deletes), reported with the tags retention dropped from them. */
+export async function dropManifests(env: Env, manifests: (ManifestEntry & { tags?: string[] })[]): Promise<void> {
   await dropObjects(env, manifests.map((m) => m.key))
-  await reportDeletes(env, manifests.map((m) => ({ repository: m.repo, digest: m.digest, size: m.size, length: m.size })))
+  await reportDeletes(env, manifests.map((m) => ({ repository: m.repo, digest: m.digest, size: m.size, length: m.size, ...(m.tags ? { tags: m.tags } : {}) })))
 }
 
 /** Links older than their timestamp: stamped now, collectable a grace period later. 1 KV get + 1 KV put each. */

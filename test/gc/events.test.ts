@@ -91,7 +91,7 @@ describe('the collector\'s delete events', () => {
     const tag = events.find((e) => e.target.tag === 'old')!
     expect(tag.target).toMatchObject({ repository: repo, digest: dropped.digest })
     const manifest = events.find((e) => e.target.digest === dropped.digest && e.target.tag === undefined)!
-    expect(manifest.target.repository).toBe(repo)
+    expect(manifest.target).toMatchObject({ repository: repo, tags: ['old'] })
     const blobs = events.filter((e) => e.target.mediaType === 'application/octet-stream').map((e) => e.target.digest).sort()
     expect(blobs).toEqual([dropped.config, dropped.layer].sort())
     expect(events.some((e) => e.target.digest === kept.digest)).toBe(false)
