@@ -91,7 +91,7 @@ export async function main(argv, io = {}) {
   if (args.env && Object.keys(vars).length === 0) notes.push(`${where} has no [env.${args.env}.vars]: vars are not inherited, so every setting takes its default there`)
   const deployed = s.parseSettings(withoutSecrets(vars, s))
   const needed = []
-  // Rate Limiting bindings the settings need (a bad value of the settings read is reported above).
+  // Bindings the settings need (Rate Limiting, Queues); a bad value of a setting read is reported above.
   const valueOf = (name) => {
     try {
       return s.parseSetting(name, vars[name])
@@ -99,10 +99,13 @@ export async function main(argv, io = {}) {
       return null
     }
   }
-  const throttled = { AUTH_MODE: valueOf('AUTH_MODE'), THROTTLE_ANONYMOUS_PULLS: valueOf('THROTTLE_ANONYMOUS_PULLS') }
-  if (throttled.AUTH_MODE !== null && throttled.THROTTLE_ANONYMOUS_PULLS !== null) {
-    const bound = new Set((config.ratelimits ?? []).map((r) => r.name))
-    for (const p of s.missingBindings(throttled, (b) => bound.has(b))) report(where, p)
+  const needs = Object.fromEntries(['AUTH_MODE', 'THROTTLE_ANONYMOUS_PULLS', 'NOTIFICATIONS', 'PULL_STATS'].map((n) => [n, valueOf(n)]))
+  if (Object.values(needs).every((x) => x !== null)) {
+    const bound = {
+      ratelimit: new Set((config.ratelimits ?? []).map((r) => r.name)),
+      queue: new Set((config.queues?.producers ?? []).map((q) => q.binding)),
+    }
+    for (const p of s.missingBindings(needs, (b, kind) => bound[kind].has(b))) report(where, p)
   }
   if (!deployed.ok) {
     for (const p of deployed.problems) {

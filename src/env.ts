@@ -51,9 +51,9 @@ export interface Env {
   /** Secret: JSON `{"<prefix or host>": "user:password" | "token"}` for the upstreams. */
   UPSTREAM_CREDENTIALS?: string
   /** Seconds an address or user name past a sign-in limit is refused; every 429's Retry-After (src/settings/throttle.ts). */
-  THROTTLE_RETRY_SECONDS?: string
+  THROTTLE_RETRY_SECONDS?: WholeNumber
   /** "true": anonymous manifest GETs are limited per client address (ANONYMOUS_PULLS_BY_ADDRESS). */
-  THROTTLE_ANONYMOUS_PULLS?: string
+  THROTTLE_ANONYMOUS_PULLS?: Flag
   /** Rate Limiting bindings (wrangler.toml [[ratelimits]]; src/auth/throttle.ts): failed sign-ins per address. */
   SIGNIN_FAILURES_BY_ADDRESS?: RateLimit
   /** Failed sign-ins per user name (AUTH_USERS names, and names that are not). */
@@ -62,4 +62,16 @@ export interface Env {
   SIGNIN_CHECKS_BY_ADDRESS?: RateLimit
   /** Anonymous manifest GETs per address, when THROTTLE_ANONYMOUS_PULLS is "true". */
   ANONYMOUS_PULLS_BY_ADDRESS?: RateLimit
+  /** JSON list of webhook endpoints told about pushes, pulls, mounts and deletes (src/settings/events.ts). */
+  NOTIFICATIONS?: JsonList
+  /** Secret: JSON `{"<endpoint name>": "whsec_<base64 key>"}`: each endpoint's Standard Webhooks key. */
+  NOTIFICATION_SECRETS?: string
+  /** "true": manifest GETs are counted per manifest (pulls, last pull); default "false". */
+  PULL_STATS?: Flag
+  /** Events to deliver, one message per (change, endpoint) (src/events/; docs/events.md). */
+  EVENTS?: Queue<import('./events/messages').Delivery>
+  /** Deliveries that used up their endpoint's maxRetries. */
+  EVENTS_DLQ?: Queue<import('./events/messages').Delivery>
+  /** Counted pulls (PULL_STATS), aggregated by the consumer into per-repository statistics. */
+  PULLS?: Queue<import('./events/messages').Pull>
 }

@@ -1,6 +1,7 @@
 import type { Env } from './env'
 import { startRun } from './gc/workflow'
 import { logEvent } from './log'
+import { consume } from './events/queue'
 import { router } from './router'
 import { logMisconfiguration, readSettings } from './settings'
 
@@ -19,4 +20,6 @@ export default {
     if (s.settings.READ_ONLY) return logEvent('log', { event: 'gc.skipped', reason: 'READ_ONLY = "true": the scheduled collection is skipped' })
     ctx.waitUntil(startRun(env, { dryRun: false, untagged: false, repo: null }))
   },
+  /** Deliveries of events and counted pulls (src/events/queue.ts; docs/events.md). */
+  queue: (batch, env) => consume(batch, env),
 } satisfies ExportedHandler<Env>

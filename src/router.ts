@@ -6,7 +6,7 @@
  * UPSTREAMS), the READ_ONLY layer (src/http/read-only.ts), the auth layer (src/auth/layer.ts;
  * a no-op unless AUTH_MODE is "token") and the anonymous pull limit (src/auth/throttle.ts; off by
  * default); /admin/ routes need the admin right.
- * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/sign-in`, `/sign-out`, `/ui/…`
+ * The web UI (src/routes/ui.ts) answers `/`, `/r/…`, `/storage`, `/events`, `/sign-in`, `/sign-out`, `/ui/…`
  * and `/favicon.ico` only: never /v2/ or /token, and any other path still gets the OCI NOT_FOUND JSON.
  * Around it all, the log layer (src/log.ts `observed`): one line per request, X-Request-Id.
  */
@@ -19,7 +19,8 @@ import { authorize } from './auth/layer'
 import { assertMayPullAnonymously } from './auth/throttle'
 import { RegistryError, toErrorResponse } from './errors'
 import type { Env } from './env'
-import { contextOf, type Ctx } from './http/context'
+import { actorOf, contextOf, type Ctx } from './http/context'
+import { countedPulls } from './events/layer'
 import { annotate, observed } from './log'
 import { parseRepo } from './names'
 import { proxiedReply, proxyTarget, refuseWrite } from './proxy/layer'
@@ -45,7 +46,7 @@ const route = (h: Handler) => async (req: IRequest, env: Env, exec: ExecutionCon
   annotate({ identity: auth?.sub || 'anonymous' })
   if (proxy) refuseWrite(req, proxy)                                      // 405: a proxied repository is read-only
   await assertMayPullAnonymously(req, env, auth)                         // 429 past the anonymous pull limit (off by default)
-  const res = await h(req, { ...contextOf(req, env, exec), auth, ...(proxy ? { proxy } : {}) })
+  const res = await h(req, { ...contextOf(req, env, exec, actorOf(auth)), auth, ...(proxy ? { proxy } : {}) })
   if (proxy?.warning) annotate({ stale: true })
   return proxy ? proxiedReply(res, proxy) : res
 }
@@ -69,7 +70,7 @@ const routes = Router<IRequest, [Env, ExecutionContext]>({
   .get('/v2/:name+/blobs/:digest', route(blobs.get))
   .head('/v2/:name+/blobs/:digest', route(blobs.get))
   .delete('/v2/:name+/blobs/:digest', route(blobs.remove))
-  .get('/v2/:name+/manifests/:reference', route(manifests.get))
+  .get('/v2/:name+/manifests/:reference', route(countedPulls(manifests.get)))
   .head('/v2/:name+/manifests/:reference', route(manifests.get))
   .put('/v2/:name+/manifests/:reference', route(manifests.put))
   .delete('/v2/:name+/manifests/:reference', route(manifests.remove))
@@ -84,6 +85,7 @@ const routes = Router<IRequest, [Env, ExecutionContext]>({
   .post('/r/:name+/-/delete', ui.uiPage(ui.remove))
   .get('/r/:name+', ui.uiPage(ui.repository))
   .get('/storage', ui.uiPage(ui.storage))
+  .get('/events', ui.uiPage(ui.events))
   .get('/sign-in', ui.uiPage(ui.signInForm))
   .post('/sign-in', ui.uiPage(ui.signInSubmit))
   .post('/sign-out', ui.uiPage(ui.signOut))
@@ -92,6 +94,8 @@ const routes = Router<IRequest, [Env, ExecutionContext]>({
   .post('/admin/gc', admin.start)
   .get('/admin/gc', admin.list)
   .get('/admin/gc/:id', admin.status)
+  .get('/admin/events', admin.events)
+  .get('/admin/stats/:name+', admin.stats)
   .all('*', () => {
     throw new RegistryError('NOT_FOUND')
   })

@@ -126,3 +126,24 @@ export function randomBytes(size: number): Uint8Array {
   }
   return out
 }
+
+/**
+ * A queue producer binding that keeps what is sent (the bench consumes it itself) and counts
+ * `queue.write`: one per message per 64 KB, as Queues bill.
+ */
+export class MeteredQueue<T> {
+  readonly sent: T[] = []
+  constructor(private readonly m: () => Meter) {}
+  async send(body: T): Promise<void> {
+    return this.sendBatch([{ body }])
+  }
+  async sendBatch(messages: Iterable<MessageSendRequest<T>>): Promise<void> {
+    for (const msg of messages) {
+      this.m().add('queue.write', Math.max(1, Math.ceil(JSON.stringify(msg.body).length / 64_000)))
+      this.sent.push(structuredClone(msg.body))
+    }
+  }
+  get binding(): Queue<T> {
+    return this as unknown as Queue<T>
+  }
+}

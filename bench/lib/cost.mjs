@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** USD per million calls (Workers Paid list prices). */
-export const PRICES = { r2A: 4.5, r2B: 0.36, kvRead: 0.5, kvWrite: 5.0 }
+export const PRICES = { r2A: 4.5, r2B: 0.36, kvRead: 0.5, kvWrite: 5.0, queue: 0.4 }
 
 /** Binding method → billing class. resumeMultipartUpload is not an API call. */
 const CLASS = {
@@ -16,6 +16,8 @@ const CLASS = {
   'r2.delete': 'free', 'r2.abort': 'free', 'r2.resumeMultipartUpload': 'free',
   'kv.get': 'kvRead', 'kv.getWithMetadata': 'kvRead',
   'kv.put': 'kvWrite', 'kv.delete': 'kvWrite', 'kv.list': 'kvWrite',
+  // Queues: a message written, read (each delivery, retries too) and deleted (acked), per 64 KB.
+  'queue.write': 'queue', 'queue.read': 'queue', 'queue.delete': 'queue',
 }
 
 /** The peer's figures (shared/COST.md), by reading its code: no edge cache. */
@@ -26,13 +28,13 @@ export const PEER = {
 }
 
 /** Targets in USD per million workloads. */
-export const TARGETS = { push: 70, 'pull-cold': 5, 'pull-warm': 1 }
+export const TARGETS = { push: 70, 'pull-cold': 5, 'pull-warm': 1, 'pull-warm-stats': 2 }
 
-export const usd = (c) => c.r2A * PRICES.r2A + c.r2B * PRICES.r2B + c.kvRead * PRICES.kvRead + c.kvWrite * PRICES.kvWrite
+export const usd = (c) => c.r2A * PRICES.r2A + c.r2B * PRICES.r2B + c.kvRead * PRICES.kvRead + c.kvWrite * PRICES.kvWrite + (c.queue ?? 0) * PRICES.queue
 
 /** Sums call counts by class; `unknown` lists any binding method not in the price table. */
 export function classify(counts) {
-  const out = { r2A: 0, r2B: 0, kvRead: 0, kvWrite: 0, free: 0, cacheMatch: 0, cacheHit: 0, cachePut: 0, cacheDelete: 0, r2BytesWritten: 0, r2BytesRead: 0, unknown: [] }
+  const out = { r2A: 0, r2B: 0, kvRead: 0, kvWrite: 0, queue: 0, free: 0, cacheMatch: 0, cacheHit: 0, cachePut: 0, cacheDelete: 0, r2BytesWritten: 0, r2BytesRead: 0, unknown: [] }
   for (const [k, n] of Object.entries(counts)) {
     if (CLASS[k]) out[CLASS[k]] += n
     else if (k === 'cache.match') out.cacheMatch += n
@@ -66,14 +68,14 @@ export function summarize(w) {
   }
   for (const r of Object.values(routes)) {
     const c = classify(r.byMethod)
-    Object.assign(r, { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, usdPerMillion: round(usd(c)) })
+    Object.assign(r, { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, queue: c.queue, usdPerMillion: round(usd(c)) })
   }
   const c = classify(byMethod)
   return {
     requests: w.steps.length,
     ok: failed.length === 0 && c.unknown.length === 0,
     failed,
-    calls: { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, free: c.free },
+    calls: { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, queue: c.queue, free: c.free },
     cache: { match: c.cacheMatch, hit: c.cacheHit, put: c.cachePut, delete: c.cacheDelete },
     r2Bytes: { written: c.r2BytesWritten, read: c.r2BytesRead },
     unknownMethods: c.unknown,

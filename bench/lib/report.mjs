@@ -33,13 +33,18 @@ const COST_ROWS = [
   ['upload-64MiB-16MiB-chunks', '64 MiB blob, 16 MiB PATCHes with Content-Range'],
   ['upload-64MiB-one-patch-chunked', '64 MiB blob, one chunked PATCH (docker)'],
   ['upload-64MiB-one-patch-length', '64 MiB blob, one PATCH with Content-Length'],
+  ['push-1-endpoint', 'reference push, one NOTIFICATIONS endpoint (deliveries in one batch)'],
+  ['push-1-endpoint-batch-per-message', 'reference push, one endpoint, each delivery in its own batch'],
+  ['pull-warm-stats', 'warm pull with PULL_STATS (the count in a batch of 100)'],
+  ['pull-warm-stats-alone', 'warm pull with PULL_STATS, the count alone in its batch'],
+  ['delivery-retried-twice', 'one delivery answered 503, 503, then 204'],
 ]
 
 export function costReport(cost) {
   const out = []
   const p = cost.prices
-  out.push(`COST per million workloads at list prices (R2 class A $${p.r2A}/M, class B $${p.r2B}/M, KV read $${p.kvRead}/M, KV write/delete/list $${p.kvWrite}/M; Cache API free)`)
-  const rows = [['workload', 'req', 'R2 A', 'R2 B', 'KV rd', 'KV wr', 'cache m/hit/put', 'R2 MiB w/r', '$/M', 'target']]
+  out.push(`COST per million workloads at list prices (R2 class A $${p.r2A}/M, class B $${p.r2B}/M, KV read $${p.kvRead}/M, KV write/delete/list $${p.kvWrite}/M, Queue operation $${p.queue}/M; Cache API free)`)
+  const rows = [['workload', 'req', 'R2 A', 'R2 B', 'KV rd', 'KV wr', 'Q ops', 'cache m/hit/put', 'R2 MiB w/r', '$/M', 'target']]
   const seen = new Set()
   const add = (key, label) => {
     const w = cost.workloads[key]
@@ -48,14 +53,14 @@ export function costReport(cost) {
     const t = cost.targets[key]
     rows.push([
       label + (w.ok ? '' : ' [INCOMPLETE: ' + [...w.failed, ...w.unknownMethods].join('; ') + ']'),
-      w.requests, w.calls.r2A, w.calls.r2B, w.calls.kvRead, w.calls.kvWrite,
+      w.requests, w.calls.r2A, w.calls.r2B, w.calls.kvRead, w.calls.kvWrite, w.calls.queue ?? 0,
       `${w.cache.match}/${w.cache.hit}/${w.cache.put}`,
       `${f(w.r2Bytes.written / MiB, 1)}/${f(w.r2Bytes.read / MiB, 1)}`,
       f(w.usdPerMillion), t !== undefined ? `≤ ${t}: ${w.ok ? verdict(w.usdPerMillion, t) : 'MISS (incomplete)'}` : '',
     ])
     if (cost.peer[key]) {
       const c = cost.peer[key]
-      rows.push([`  peer (shared/COST.md)`, '', c.calls.r2A, c.calls.r2B, c.calls.kvRead, c.calls.kvWrite, 'no cache', '', f(c.usdPerMillion), ''])
+      rows.push([`  peer (shared/COST.md)`, '', c.calls.r2A, c.calls.r2B, c.calls.kvRead, c.calls.kvWrite, '', 'no cache', '', f(c.usdPerMillion), ''])
     }
   }
   for (const [key, label] of COST_ROWS) add(key, label)

@@ -36,7 +36,7 @@ const RELAYED = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'true-client-ip']
  * relayed by a proxy (a tunnel, a reverse proxy on this machine) reaches the front from loopback
  * on behalf of anyone: refused too. CPU only.
  */
-export function localCaller(req: Request): boolean {
+export function localCaller(req: { url: string; headers: Headers }): boolean {
   const client = req.headers.get('cf-connecting-ip')
   if (client === null || !LOOPBACK.test(client.trim())) return false
   if (RELAYED.some((h) => req.headers.has(h))) return false

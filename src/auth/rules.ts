@@ -19,7 +19,8 @@
  * - `catalog`: who may list every repository name (`*`: anyone signed in). Never anonymous:
  *   the catalog names private repositories too.
  * - `oidc`: a rule for CI jobs signing in with an identity token, by its claims (oidc/rules.ts).
- * - `admin`: who may run and read garbage collections (`/admin/gc`). Never anonymous.
+ * - `admin`: who may run and read garbage collections (`/admin/gc`) and read events and pull
+ *   statistics (`/admin/events`, `/admin/stats/`). Never anonymous.
  *
  * Rules only add: a caller's actions on a repository are the union over every matching rule.
  * Nothing is granted that no rule names. What a valid rule is: src/settings/auth.ts.

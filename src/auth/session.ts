@@ -18,7 +18,8 @@ import { ruleAccess, type Access } from './access'
 import { authConfig, type AuthConfig } from './config'
 import { stillValid, verifyCredentials } from './credentials'
 import { clientOf } from './throttle'
-import { mayListCatalog } from './rules'
+import { mayAdmin, mayListCatalog } from './rules'
+import { localCaller } from './admin'
 import { issueRefreshToken, issueSessionToken, REFRESH_TOKEN_SECONDS, verifyRefreshToken, verifySessionToken } from './tokens'
 
 /** `__Host-`: the browser only accepts it Secure, from this host, for path `/`. */
@@ -34,6 +35,8 @@ export interface Viewer {
   user: string | null
   /** Whether the viewer may see every repository name and the registry-wide storage chart. */
   global: boolean
+  /** Whether the viewer holds the admin right (the Events page); as /admin/ decides (auth/admin.ts). */
+  admin?: boolean
   /** Required in every form that writes; null when nobody is signed in. */
   csrf: string | null
   /** A renewed cookie to send back, if the session token had expired. */
@@ -43,7 +46,7 @@ export interface Viewer {
 /** The viewer of a UI request (from its session cookie). */
 export async function viewerOf(req: IRequest, env: Env): Promise<Viewer> {
   const config = authConfig(env)
-  if (!config) return { access: undefined, authEnabled: false, user: null, global: true, csrf: null, setCookie: null }
+  if (!config) return { access: undefined, authEnabled: false, user: null, global: true, admin: localCaller(req), csrf: null, setCookie: null }
   const anonymous: Viewer = {
     access: ruleAccess(config.rules, ''), authEnabled: true, user: null, global: false, csrf: null, setCookie: null,
   }
@@ -66,6 +69,7 @@ export async function viewerOf(req: IRequest, env: Env): Promise<Viewer> {
     authEnabled: true,
     user: sub,
     global: mayListCatalog(config.rules, sub),
+    admin: mayAdmin(config.rules, sub),
     csrf: await csrfToken(refreshToken),
     setCookie,
   }

@@ -17,7 +17,10 @@ import { gcConfig } from './config'
 import { immutableRule } from './immutable'
 import type { RunParams } from './params'
 import { plan, report, type Plan, type Refs, type Scan } from './plan'
-import { retentionRules } from './retention'
+import { retentionRules, ruleFor, usesPulls } from './retention'
+import { lastPulls } from '../storage/pull-stats'
+import { globMatch } from '../auth/rules'
+import { notificationSettings } from '../settings'
 import * as sweep from './sweep'
 
 export interface Runner {
@@ -31,6 +34,7 @@ const BATCH = 50
 export async function collect(env: Env, id: string, params: RunParams, run: Runner): Promise<GcReport> {
   const config = gcConfig(env)
   const rules = retentionRules(env)
+  notificationSettings(env) // the run reports its deletes: a bad setting stops it before it marks anything
   const { now, started } = await run.do('start', async () => ({ now: Date.now(), started: new Date().toISOString() }))
 
   const scan: Scan = { now, tags: [], links: [], manifests: [], refs: {}, referrers: [], blobs: [], uploads: [] }
@@ -38,6 +42,13 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
     scan.tags.push(...page.tags)
     scan.links.push(...page.links)
   }
+  // Retention by pulls: the pull statistics of each repository (in scope) whose rule keeps by them.
+  const byPulls = [...new Set(scan.tags.map((t) => t.repo))].filter((r) => {
+    const rule = ruleFor(rules, r)
+    return rule !== null && usesPulls(rule) && (params.repo === null || globMatch(params.repo, r))
+  })
+  scan.pulls = {}
+  for (const part of await batches(run, 'pulls', byPulls, (b) => lastPulls(env, b))) Object.assign(scan.pulls, part)
   for await (const page of pages(run, 'repos', (c) => listRepoObjectsPage(env, c))) {
     scan.manifests.push(...page.manifests)
     scan.referrers.push(...page.referrers)
@@ -82,7 +93,7 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   const saved = new Set(p.manifests.filter((m) => rescued.manifests.has(m.key)).map((m) => `${m.repo}+${m.digest}`))
   const referrers = p.referrers.filter((r) => !saved.has(`${r.repo}+${r.digest}`))
   await batches(run, 'sweep-referrers', referrers, (b) => sweep.dropObjects(env, b.map((r) => r.key)))
-  await batches(run, 'sweep-manifests', manifests, (b) => sweep.dropObjects(env, b.map((m) => m.key)))
+  await batches(run, 'sweep-manifests', manifests, (b) => sweep.dropManifests(env, b))
   const keptLinks = new Set<string>((await batches(run, 'sweep-links', links, (b) => sweep.sweepLinks(env, id, b))).flat())
   const swept = new Set(links.map((l) => `${l.repo}+${l.digest}`).filter((k) => !keptLinks.has(k)))
   const sweptLinks = p.links.filter((l) => swept.has(`${l.repo}+${l.digest}`))

@@ -8,7 +8,7 @@ import type { GcReport, RepoReport } from '../storage/gc-reports'
 import { keys } from '../storage/keys'
 import { MAX_SESSION_AGE_MS } from '../upload/state'
 import type { RunParams } from './params'
-import { ruleFor, tagsToDrop, type RetentionRule } from './retention'
+import { applyRetention, ruleFor, type RetentionRule } from './retention'
 
 /** What a manifest names (from its bytes). */
 export interface Refs { blobs: string[]; children: string[] }
@@ -23,6 +23,8 @@ export interface Scan {
   referrers: ReferrerEntry[]
   blobs: BlobEntry[]
   uploads: UploadObject[]
+  /** Last pull (ms) per repository and manifest digest: read only for repositories whose rule keeps by pulls. */
+  pulls?: Record<string, Record<string, number>>
 }
 
 export interface Policy {
@@ -34,8 +36,13 @@ export interface Policy {
 
 export interface Plan {
   tags: { repo: string; tag: string; rule: string; pushed?: number }[]
-  /** Indexes before the manifests they name, so a crash never leaves an index without its children. */
-  manifests: ManifestEntry[]
+  /** Tags a rule would drop but a pull clause (pulledWithinDays, keepLastPulled) keeps. */
+  retained: { repo: string; tag: string; rule: string }[]
+  /**
+   * Indexes before the manifests they name, so a crash never leaves an index without its children;
+   * `tags`: those retention drops in this run that named it.
+   */
+  manifests: (ManifestEntry & { tags?: string[] })[]
   referrers: ReferrerEntry[]
   links: { repo: string; digest: string; size: number }[]
   /** Links written before links carried their time: the real run stamps them (kept this time). */
@@ -52,7 +59,7 @@ export function plan(scan: Scan, policy: Policy): Plan {
   const now = scan.now
   const old = (t: number) => now - t >= graceMs
   const inScope = (repo: string) => params.repo === null || globMatch(params.repo, repo)
-  const out: Plan = { tags: [], manifests: [], referrers: [], links: [], unstamped: [], blobs: [], uploads: [], kept: { blobs: 0, bytes: 0 } }
+  const out: Plan = { tags: [], retained: [], manifests: [], referrers: [], links: [], unstamped: [], blobs: [], uploads: [], kept: { blobs: 0, bytes: 0 } }
 
   const byRepo = <T extends { repo: string }>(list: T[]) => {
     const m = new Map<string, T[]>()
@@ -81,10 +88,13 @@ export function plan(scan: Scan, policy: Policy): Plan {
     }
     const tags = tagsBy.get(repo) ?? []
     const rule = ruleFor(policy.rules, repo)
-    const drops = rule ? tagsToDrop(rule, tags, now, (t) => policy.isImmutable(repo, t)) : []
+    const pulls = scan.pulls?.[repo] ?? {}
+    const ages = tags.map((t) => ({ ...t, lastPulled: pulls[t.digest] }))
+    const { drop: drops, keptByPulls } = rule ? applyRetention(rule, ages, now, (t) => policy.isImmutable(repo, t)) : { drop: [], keptByPulls: [] }
     const dropped = new Set(drops.map((d) => d.tag))
     const pushed = new Map(tags.map((t) => [t.tag, t.pushed]))
     for (const d of drops) out.tags.push({ repo, ...d, pushed: pushed.get(d.tag) })
+    for (const k of keptByPulls) out.retained.push({ repo, ...k })
 
     // A manifest may go when no remaining tag reaches it, it is past the grace period, and the
     // mode allows it (--untagged, or the repository's untaggedDays rule).
@@ -110,7 +120,10 @@ export function plan(scan: Scan, policy: Policy): Plan {
     const doomed = [...manifests.values()].filter((m) => !reachable.has(m.digest))
     // Indexes first: what names children goes before the children.
     doomed.sort((a, b) => refsOf(b.digest).children.length - refsOf(a.digest).children.length || (a.digest < b.digest ? -1 : 1))
-    out.manifests.push(...doomed)
+    // Each with the tags retention dropped from it in this run: its delete event names them.
+    const droppedFrom = new Map<string, string[]>()
+    for (const t of tags) if (dropped.has(t.tag)) (droppedFrom.get(t.digest) ?? droppedFrom.set(t.digest, []).get(t.digest)!).push(t.tag)
+    out.manifests.push(...doomed.map((m) => (droppedFrom.has(m.digest) ? { ...m, tags: droppedFrom.get(m.digest)! } : m)))
     const gone = new Set(doomed.map((m) => m.digest))
     for (const r of referrersBy.get(repo) ?? []) {
       // A doomed referrer's entry; or (untagged mode) an entry naming a manifest that does not exist.
@@ -171,6 +184,7 @@ export function report(id: string, started: string, params: RunParams, p: Plan, 
   const repo = (name: string) =>
     (repositories[name] ??= { manifests: { count: 0, bytes: 0 }, links: { count: 0, bytes: 0 }, tags: [] })
   for (const t of p.tags) repo(t.repo).tags.push({ tag: t.tag, rule: t.rule })
+  for (const t of p.retained ?? []) (repo(t.repo).retained ??= []).push({ tag: t.tag, rule: t.rule })
   for (const m of p.manifests) {
     repo(m.repo).manifests.count++
     repo(m.repo).manifests.bytes += m.size

@@ -9,8 +9,13 @@
  * - `keep`: tag patterns never dropped by this rule.
  * - `olderThanDays`: drop tags pushed more than D days ago.
  * - `untaggedDays`: remove manifests no tag reaches once older than D days (even without --untagged).
- * Tags without a push time (written before it was recorded) are never dropped. Tags matching
- * IMMUTABLE_TAGS are never dropped either: immutable means nobody moves or deletes them.
+ * - `pulledWithinDays`: keep, whatever the clauses above say, tags whose manifest was pulled
+ *   within the last N days (Harbor's "pulled within", ECR's `sinceImagePulled`).
+ * - `keepLastPulled`: keep, likewise, the N tags pulled most recently.
+ * The two pull clauses only keep (they need PULL_STATS = "true": pulls are counted only then);
+ * a rule still needs a clause that drops. Tags without a push time (written before it was
+ * recorded) are never dropped. Tags matching IMMUTABLE_TAGS are never dropped either: immutable
+ * means nobody moves or deletes them.
  */
 import type { Env } from '../env'
 import { globMatch } from '../glob'
@@ -52,21 +57,66 @@ export function ruleFor(rules: RetentionRule[], repo: string): RetentionRule | n
   return rules.find((r) => r.repos.some((p) => globMatch(p, repo))) ?? null
 }
 
+/** Whether a rule keeps tags by their pulls (the collector then reads the repository's pull statistics). */
+export const usesPulls = (rule: RetentionRule): boolean => rule.pulledWithinDays !== undefined || rule.keepLastPulled !== undefined
+
 export interface TagAge {
   tag: string
   /** ms since epoch; undefined when unknown. */
   pushed?: number
+  /** When its manifest was last pulled (PULL_STATS), ms since epoch; undefined: never (or not counted). */
+  lastPulled?: number
 }
 
 const DAY = 86_400_000
 
-/** Tags the rule drops, each with the rule (and clause) that drops it. CPU only. */
+/** A tag and the rule clause that drops or keeps it, as the report names it. */
+export interface RuledTag {
+  tag: string
+  rule: string
+}
+
+/**
+ * What the rule does to a repository's tags: those it drops, and those a pull clause kept from
+ * being dropped (the dry run names both). CPU only.
+ */
+export function applyRetention(
+  rule: RetentionRule,
+  tags: TagAge[],
+  now: number,
+  isImmutable: (tag: string) => boolean,
+): { drop: RuledTag[]; keptByPulls: RuledTag[] } {
+  const drops = tagsToDrop(rule, tags, now, isImmutable)
+  const keptByPulls: RuledTag[] = []
+  const pulled = new Map(tags.map((t) => [t.tag, t.lastPulled]))
+  const recent = new Set<string>()
+  if (rule.keepLastPulled !== undefined) {
+    // Most recently pulled first; never-pulled tags are not ranked.
+    const ranked = tags.filter((t) => t.lastPulled !== undefined).sort((a, b) => b.lastPulled! - a.lastPulled! || (a.tag < b.tag ? -1 : 1))
+    for (const t of ranked.slice(0, rule.keepLastPulled)) recent.add(t.tag)
+  }
+  const drop = drops.filter((d) => {
+    const last = pulled.get(d.tag)
+    if (rule.pulledWithinDays !== undefined && last !== undefined && now - last <= rule.pulledWithinDays * DAY) {
+      keptByPulls.push({ tag: d.tag, rule: `${rule.name}.pulledWithinDays=${rule.pulledWithinDays} (last pulled ${new Date(last).toISOString()})` })
+      return false
+    }
+    if (recent.has(d.tag)) {
+      keptByPulls.push({ tag: d.tag, rule: `${rule.name}.keepLastPulled=${rule.keepLastPulled} (last pulled ${new Date(last!).toISOString()})` })
+      return false
+    }
+    return true
+  })
+  return { drop, keptByPulls }
+}
+
+/** Tags the push-time clauses drop, each with the rule (and clause) that drops it. CPU only. */
 export function tagsToDrop(
   rule: RetentionRule,
   tags: TagAge[],
   now: number,
   isImmutable: (tag: string) => boolean,
-): { tag: string; rule: string }[] {
+): RuledTag[] {
   const candidates = tags.filter((t) => t.pushed !== undefined && !isImmutable(t.tag) && !rule.keep?.some((p) => globMatch(p, t.tag)))
   const drops = new Map<string, string>()
   if (rule.olderThanDays !== undefined) {

@@ -14,6 +14,9 @@ import { putEndOfCollected } from '../storage/uploads'
 import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
 import type { TagRecord } from '../storage/tags'
 import type { Refs } from './plan'
+import { BLOB_MEDIA_TYPE, newEvent, type EventTarget, type Origin } from '../events/event'
+import { publish } from '../events/publish'
+import type { ManifestEntry } from '../storage/gc-scan'
 
 export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number }
 export interface MarkedBlob extends BlobEntry { mark: string }
@@ -42,13 +45,37 @@ export function refsOf(doc: unknown): Refs {
   return { blobs: [...new Set(blobs)], children: digests(doc.manifests) }
 }
 
-/** Retention: deletes each tag unless it was set again since the scan. 1 KV get + 1 KV delete each. */
+/** The collector's deletes are `delete` events by actor `gc` (no request, no URL). */
+const GC: Origin = { actor: 'gc', request: null, origin: null }
+
+/**
+ * Enqueues the events of deletes done (the step fails, and is retried, if the queue refuses:
+ * a replayed step reports again what it finds done, so an event is never lost, at worst repeated).
+ * No Queue call when no endpoint wants them.
+ */
+async function reportDeletes(env: Env, targets: EventTarget[]): Promise<void> {
+  if (targets.length) await publish(env, targets.map((t) => newEvent(GC, 'delete', t)))
+}
+
+/**
+ * Retention: deletes each tag unless it was set again since the scan. 1 KV get + 1 KV delete each.
+ * A tag found already gone is reported too (a replayed step deleted it before its report).
+ */
 export async function dropTags(env: Env, tags: { repo: string; tag: string; pushed?: number }[]): Promise<void> {
-  await Promise.all(tags.map(async ({ repo, tag, pushed }) => {
+  const dropped = await Promise.all(tags.map(async ({ repo, tag, pushed }): Promise<EventTarget | null> => {
     const key = keys.tag(repo as Repo, tag as Tag)
     const { metadata } = await env.LINKS.getWithMetadata<TagRecord>(key)
-    if (metadata && metadata.pushed === pushed) await env.LINKS.delete(key)
+    if (metadata && metadata.pushed !== pushed) return null
+    if (metadata) await env.LINKS.delete(key)
+    return { repository: repo, tag, ...(metadata ? { digest: metadata.digest, mediaType: metadata.mediaType } : {}) }
   }))
+  await reportDeletes(env, dropped.filter((t): t is EventTarget => t !== null))
+}
+
+/** Manifests no tag reaches (free R2 deletes), reported with the tags retention dropped from them. */
+export async function dropManifests(env: Env, manifests: (ManifestEntry & { tags?: string[] })[]): Promise<void> {
+  await dropObjects(env, manifests.map((m) => m.key))
+  await reportDeletes(env, manifests.map((m) => ({ repository: m.repo, digest: m.digest, size: m.size, length: m.size, ...(m.tags ? { tags: m.tags } : {}) })))
 }
 
 /** Links older than their timestamp: stamped now, collectable a grace period later. 1 KV get + 1 KV put each. */
@@ -113,6 +140,9 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
     await putStoredLink(env, repo, digest, l.link, { t: l.t })
     return `${l.repo}+${l.digest}`
   }))
+  // Swept (now, or by this run before a replay): each a blob deleted from its repository.
+  await reportDeletes(env, links.filter((_, i) => kept[i] === null).map((l) => (
+    { repository: l.repo, digest: l.digest, mediaType: BLOB_MEDIA_TYPE, size: l.link.size, length: l.link.size })))
   return kept.filter((k): k is string => k !== null)
 }
 

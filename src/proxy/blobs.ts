@@ -20,7 +20,6 @@ import { RegistryError } from '../errors'
 import type { Ctx } from '../http/context'
 import { algorithmOf, hexOf, type Digest } from '../names'
 import { headBlob, headBlobOrSlot, putBlobIfAbsent, type BlobLocation, type IndexedBlob } from '../storage/blobs'
-import { writeBlobLink } from '../storage/links'
 import { batched, toHex } from '../storage/streams'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, upstreamFetch, UpstreamFailure } from './upstream'
@@ -49,7 +48,7 @@ export async function proxiedBlob(c: Ctx, t: ProxyTarget, digest: Digest, method
   try {
     if (indexed) {
       if (!(await upstreamServes(t, digest, indexed.size))) return null               // upstream HEAD
-      await writeBlobLink(c.env, c, t.local, digest, indexed)                        // KV put
+      await c.store.as('proxy').linkBlob(t.local, digest, indexed, null)               // KV put
       return { link: indexed, body: null }
     }
     const res = await upstreamFetch(t.upstream, method === 'HEAD' ? 'HEAD' : 'GET', t.remote, `blobs/${digest}`)
@@ -147,7 +146,7 @@ function fillBlob(c: Ctx, t: ProxyTarget, digest: Digest, upstream: ReadableStre
       if (!r2Settled) await r2.close()
       const blob: IndexedBlob | null = (await put.catch(() => null)) ?? (await headBlob(c.env, digest))   // R2 head when another writer won
       if (!blob) throw new UpstreamFailure(502, 'the blob could not be stored')
-      await writeBlobLink(c.env, c, t.local, digest, blob)                           // KV put
+      await c.store.as('proxy').linkBlob(t.local, digest, blob, null)                // KV put
       if (held && !userGone) await user!.write(held).catch(() => (userGone = true))
       if (!userGone) await user!.close().catch(() => {})
       return blob

@@ -18,8 +18,8 @@ import { specificType } from '../http/accept'
 import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES } from '../manifests'
 import { isObject, referencedSize } from '../manifests/handler'
 import { algorithmOf, digestOf, tryDigest, type Digest, type Reference, type Tag } from '../names'
-import { getManifest, putManifest } from '../storage/manifests'
-import { readTag, writeTag } from '../storage/tags'
+import { getManifest } from '../storage/manifests'
+import { readTag } from '../storage/tags'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
@@ -83,13 +83,13 @@ async function refreshTag(c: Ctx, t: ProxyTarget, tag: Tag, tagged: CachedManife
     if (!head.ok) throw await failureOf(head)
     digest = tryDigest(head.headers.get('docker-content-digest'))
     if (digest === tagged.digest) {
-      c.waitUntil(recordTag(c, t, tag, tagged, via))                                 // KV put
+      c.waitUntil(recordTag(c, t, tag, tagged, via, tagged.digest))                  // KV put
       return tagged
     }
   }
   const found = digest ? await byDigest(c, t, digest) : await fetchTag(c, t, tag)
   if (!found) return null
-  c.waitUntil(recordTag(c, t, tag, found, via))                                      // KV put
+  c.waitUntil(recordTag(c, t, tag, found, via, tagged?.digest ?? null))             // KV put
   return found
 }
 
@@ -133,17 +133,22 @@ async function verified(c: Ctx, res: Response, expected: Digest | null): Promise
   return { digest, mediaType, bytes }
 }
 
+/** A fill: the manifest stored in the local repository, reported as a `push` by `proxy` (1 R2 put). */
 async function store(c: Ctx, t: ProxyTarget, m: CachedManifest): Promise<void> {
   const doc = JSON.parse(new TextDecoder().decode(m.bytes)) as Record<string, unknown>
   const subject = isObject(doc.subject) ? tryDigest(typeof doc.subject.digest === 'string' ? doc.subject.digest : null) : null
-  await putManifest(c.env, t.local, m.digest, new Uint8Array(m.bytes), m.mediaType, subject)
+  // Referrers of a proxied repository are the upstream's (listings.ts): no entry of our own.
+  await c.store.as('proxy').pushManifest({ repo: t.local, digest: m.digest, bytes: new Uint8Array(m.bytes), mediaType: m.mediaType, tags: [], subject, referrer: null })
 }
 
-/** The tag record, `pushed` = now: when the upstream last confirmed it (CONTRACTS 4), and with what (`via`). 1 KV put. */
-async function recordTag(c: Ctx, t: ProxyTarget, tag: Tag, m: CachedManifest, via: string): Promise<void> {
+/**
+ * The tag record, `pushed` = now: when the upstream last confirmed it (CONTRACTS 4), and with what
+ * (`via`). 1 KV put. A tag new to the cache or moved upstream (`previous` differs) is a `push` by `proxy`.
+ */
+async function recordTag(c: Ctx, t: ProxyTarget, tag: Tag, m: CachedManifest, via: string, previous: Digest | null): Promise<void> {
   const bytes = new Uint8Array(m.bytes)
   const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>
-  await writeTag(c.env, t.local, tag, { digest: m.digest, mediaType: m.mediaType, pushed: Date.now(), size: referencedSize(doc, bytes), via }, bytes)
+  await c.store.as('proxy').setTag(t.local, tag, { digest: m.digest, mediaType: m.mediaType, pushed: Date.now(), size: referencedSize(doc, bytes), via }, bytes, previous)
 }
 
 async function notFound(res: Response): Promise<null> {

@@ -6,7 +6,7 @@ import { parseRange } from '../http/ranges'
 import { parseDigest, parseRepo } from '../names'
 import { blobBytes, forgetBlobBytes } from '../storage/edge-cache'
 import { proxiedBlob } from '../proxy/blobs'
-import { deleteBlobLink, readBlobLink } from '../storage/links'
+import { readBlobLink } from '../storage/links'
 
 /**
  * HEAD: cached link or 1 KV get. GET: + cached bytes, or 1 R2 get on a cold location.
@@ -51,7 +51,7 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const digest = parseDigest(req.params.digest)
   if (!c.settings.DELETE_ENABLED) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
-  if (!(await deleteBlobLink(c.env, c, repo, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest })
+  if (!(await c.store.unlinkBlob(repo, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest })
   await forgetBlobBytes(c, digest)
   return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
 }

@@ -9,12 +9,11 @@ import { handlerFor, INDEX_TYPES, SINGLE_MANIFEST_TYPES, unknownType } from '../
 import { isObject, referencedSize, type Descriptor, type Parsed } from '../manifests/handler'
 import { algorithmOf, digestOf, parseReference, parseRepo, parseTag, type Digest, type Reference, type Repo, type Tag } from '../names'
 import { readBlobLinkConfirmed } from '../storage/links'
-import { deleteManifest, getManifest, headManifest, putManifest, repoExists } from '../storage/manifests'
+import { getManifest, headManifest, repoExists } from '../storage/manifests'
 import { assertNotCached } from '../proxy/layer'
 import { readProxiedManifest } from '../proxy/manifests'
-import { deleteReferrer, putReferrer } from '../storage/referrers'
 import { concat } from '../storage/streams'
-import { allTags, deleteTag, readTag, writeTag } from '../storage/tags'
+import { allTags, readTag } from '../storage/tags'
 import { matchesEtag } from './blobs'
 import { immutableDenied, immutableRule, immutableRules } from '../gc/immutable'
 
@@ -128,14 +127,14 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   // Every tag this PUT sets (the URL's, or each ?tag=) must not move an immutable tag.
   await Promise.all(tags.map((tag) => guardImmutable(c, repo, { kind: 'tag', tag }, digest)))
 
-  // The manifest exists before anything points at it: a failed write leaves no dangling tag.
-  await putManifest(c.env, repo, digest, bytes, mediaType, parsed.subject?.digest ?? null)   // R2 put
-  const size = referencedSize(doc, bytes)
-  const platforms = platformsOf(doc)
-  await Promise.all([
-    ...tags.map((tag) => writeTag(c.env, repo, tag, { digest, mediaType, size, platforms }, bytes)), // KV put per tag
-    parsed.subject && putReferrer(c.env, repo, parsed.subject.digest, referrerOf(digest, mediaType, bytes, parsed)), // R2 put
-  ])
+  // The manifest is stored before any tag names it (storage/repository.ts), then reported.
+  await c.store.pushManifest({
+    repo, digest, bytes, mediaType, tags,
+    subject: parsed.subject?.digest ?? null,
+    referrer: parsed.subject ? referrerOf(digest, mediaType, bytes, parsed) : null,
+    size: referencedSize(doc, bytes),
+    platforms: platformsOf(doc),
+  })                                                                                           // R2 put, KV put per tag (+ R2 put)
   const headers = new Headers({
     Location: `/v2/${repo}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
@@ -278,21 +277,8 @@ export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promi
   if (c.settings.READ_ONLY) throw readOnlyError()
   assertNotCached(c.env, repo) // a pull-through cache's repositories take no writes (the UI's delete does not pass its layer)
   await guardImmutable(c, repo, ref, null)
-  if (ref.kind === 'tag') {
-    if (!(await readTag(c.env, repo, ref.tag))) return false
-    await deleteTag(c.env, repo, ref.tag)
-  } else {
-    const stored = await headManifest(c.env, repo, ref.digest)
-    if (!stored) return false
-    await deleteManifest(c.env, repo, ref.digest)
-    const work: Promise<void>[] = []
-    if (stored.subject) work.push(deleteReferrer(c.env, repo, stored.subject, ref.digest))
-    for await (const t of allTags(c.env, repo)) {
-      if (t.digest === ref.digest) work.push(deleteTag(c.env, repo, t.tag))
-    }
-    await Promise.all(work)
-  }
-  return true
+  const removed = ref.kind === 'tag' ? await c.store.removeTag(repo, ref.tag) : await c.store.removeManifest(repo, ref.digest)
+  return removed !== null
 }
 
 /**

@@ -26,6 +26,10 @@ import { referrersPage } from '../ui/pages/referrers'
 import { repositoriesPage, type RepositoryRow } from '../ui/pages/repositories'
 import { repositoryPage, TAG_SORTS, type TagRow, type TagSort } from '../ui/pages/repository'
 import { storagePage, storagePoints } from '../ui/pages/storage'
+import { eventsPage } from '../ui/pages/events'
+import { endpointReports } from '../events/status'
+import { notificationSettings } from '../settings'
+import { readPullStats, type PullStat } from '../storage/pull-stats'
 import { repoUrl } from '../ui/urls'
 import { deleteReference } from './manifests'
 import { cachingUpstream, mirrorHost } from '../proxy/config'
@@ -42,7 +46,7 @@ export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: Executi
   annotate({ identity: viewer.user ?? 'anonymous' })
   try {
     if (mirrorHost(env, new URL(req.url))) return mirrorHostPage(viewer)
-    return await h(req, contextOf(req, env, exec), viewer)
+    return await h(req, contextOf(req, env, exec, viewer.user ?? 'anonymous'), viewer)
   } catch (err) {
     return errorPage(err, viewer)
   }
@@ -82,7 +86,14 @@ async function repositoryRow(env: Env, name: Repo): Promise<RepositoryRow> {
   return { name, tags, lastPush, size: [...sizes.values()].reduce((a, b) => a + b, 0) }
 }
 
-/** GET /r/<name> — its tags. 1 KV list per 1,000 tags (+1 R2 list when it has none). */
+/** A repository's pull statistics when PULL_STATS is on (1 R2 get), else null (no call). */
+const pullStatsOf = (c: Ctx, repo: Repo): Promise<Map<string, PullStat> | null> =>
+  notificationSettings(c.env).pullStats ? readPullStats(c.env, repo) : Promise.resolve(null)
+
+/**
+ * GET /r/<name> — its tags. 1 KV list per 1,000 tags (+1 R2 list when it has none); with
+ * PULL_STATS, +1 R2 get (the pulls and last pull of each tag's manifest).
+ */
 export const repository: Page = async (req, c, viewer) => {
   const repo = visibleRepo(req, viewer)
   const url = new URL(req.url)
@@ -90,10 +101,16 @@ export const repository: Page = async (req, c, viewer) => {
   const sort: TagSort = sortParam && TAG_SORTS.includes(sortParam) ? sortParam : 'pushed'
   const desc = (url.searchParams.get('order') ?? (sort === 'tag' ? 'asc' : 'desc')) === 'desc'
   const rows: TagRow[] = []
+  const stats = pullStatsOf(c, repo)                                                         // R2 get (PULL_STATS), meanwhile
   for await (const t of allTags(c.env, repo)) {                                              // KV list(s)
     if (!t.digest || !t.record) continue
     const r = t.record
-    rows.push({ tag: t.tag, digest: t.digest, mediaType: r.mediaType, platforms: r.platforms ?? null, size: r.size ?? null, pushed: r.pushed ?? null })
+    rows.push({ tag: t.tag, digest: t.digest, mediaType: r.mediaType, platforms: r.platforms ?? null, size: r.size ?? null, pushed: r.pushed ?? null, pulls: null, lastPulled: null })
+  }
+  const pulls = await stats
+  for (const r of rows) {
+    const p = pulls?.get(r.digest)
+    if (p) [r.pulls, r.lastPulled] = [p.pulls, p.last]
   }
   if (rows.length === 0 && !(await repoExists(c.env, repo))) return notFound(viewer)        // R2 list
   const key = (r: TagRow) => (sort === 'tag' ? r.tag : sort === 'size' ? r.size ?? -1 : r.pushed ?? 0)
@@ -107,12 +124,13 @@ export const repository: Page = async (req, c, viewer) => {
   const shown = rows.slice((pageNumber - 1) * TAGS_PER_PAGE, pageNumber * TAGS_PER_PAGE)
   return htmlResponse(repositoryPage(viewer, {
     repo, host: url.host, rows: shown, total: rows.length, sort, desc, pageNumber, pages, canDelete: offersDelete(c, viewer, repo),
+    pullStats: pulls !== null,
   }), viewer)
 }
 
 /**
  * GET /r/<name>/-/manifest/<reference> — by tag 1 KV get, by digest 1 R2 get; an image's config:
- * + its blob link (cache, else 1 KV get) + 1 R2 get.
+ * + its blob link (cache, else 1 KV get) + 1 R2 get; with PULL_STATS +1 R2 get.
  */
 export const manifest: Page = async (req, c, viewer) => {
   const repo = visibleRepo(req, viewer)
@@ -121,6 +139,7 @@ export const manifest: Page = async (req, c, viewer) => {
     ? await readTag(c.env, repo, ref.tag)                                                    // KV get
     : await getManifest(c.env, repo, ref.digest).then((m) => m && { ...m, digest: ref.digest }) // R2 get
   if (!found) return notFound(viewer, 'No such tag or manifest in this repository.')
+  const stats = pullStatsOf(c, repo)                                                         // R2 get (PULL_STATS), meanwhile
   const text = new TextDecoder().decode(found.bytes)
   let config: Record<string, unknown> | null = null
   try {
@@ -136,6 +155,7 @@ export const manifest: Page = async (req, c, viewer) => {
   return htmlResponse(manifestPage(viewer, {
     repo, host: new URL(req.url).host, tag: ref.kind === 'tag' ? ref.tag : null, digest: found.digest,
     mediaType: found.mediaType, text, config, canDelete: offersDelete(c, viewer, repo),
+    ...(await stats.then((s) => s && { pulls: { count: s.get(found.digest)?.pulls ?? 0, last: s.get(found.digest)?.last ?? null } })),
   }), viewer)
 }
 
@@ -152,6 +172,12 @@ export const storage: Page = async (_req, c, viewer) => {
   if (!viewer.global) return notFound(viewer)
   const reports = await listReports(c.env, REPORTS_SHOWN)                                    // R2 list + gets
   return htmlResponse(storagePage(viewer, storagePoints(reports)), viewer)
+}
+
+/** GET /events — for admins: each NOTIFICATIONS endpoint's last deliveries and dead letters (1 R2 get per endpoint). */
+export const events: Page = async (_req, c, viewer) => {
+  if (!viewer.admin) return notFound(viewer, 'No such page.')
+  return htmlResponse(eventsPage(viewer, await endpointReports(c.env)), viewer)                 // R2 get per endpoint
 }
 
 /** GET /r/<name>/-/delete?reference= — the confirmation. No storage reads. */

@@ -9,7 +9,7 @@ import type { Ctx } from '../http/context'
 import { contentLength, parseContentRange, progressRange } from '../http/ranges'
 import { algorithmOf, parseDigest, parseRepo, tryDigest, type Digest, type Repo } from '../names'
 import { headBlob, type BlobLocation } from '../storage/blobs'
-import { readBlobLinkConfirmed, writeBlobLink } from '../storage/links'
+import { readBlobLinkConfirmed } from '../storage/links'
 import { localName } from '../proxy/layer'
 import { uploadSecret } from '../storage/secrets'
 import type { Algorithm } from '../digest/native'
@@ -88,11 +88,11 @@ async function tryMount(c: Ctx, url: URL, repo: Repo, digest: Digest | null, fro
     }
     if (!mayPull(source)) return null
     blob = await readBlobLinkConfirmed(c.env, c, source, digest)          // cache or KV get, R2 head on a miss
-  } else {
-    const indexed = await headBlob(c.env, digest)                          // R2 head
-    blob = indexed && mayPull(indexed.repo) ? indexed : null
+    return blob ? linked(c, repo, digest, blob, source) : null
   }
-  return blob ? linked(c, repo, digest, blob) : null
+  const indexed = await headBlob(c.env, digest)                            // R2 head
+  blob = indexed && mayPull(indexed.repo) ? indexed : null
+  return blob ? linked(c, repo, digest, blob, indexed!.repo as Repo) : null
 }
 
 /** GET: where the session truly stands, whichever of its Locations asks (1 R2 list). */
@@ -194,9 +194,12 @@ async function progress(c: Ctx, state: UploadState, status: 202 | 204): Promise<
   })
 }
 
-/** Links the blob into the repository (1 KV put) and answers 201 Created. */
-async function linked(c: Ctx, repo: Repo, digest: Digest, blob: BlobLocation): Promise<Response> {
-  await writeBlobLink(c.env, c, repo, digest, blob)
+/**
+ * Links the blob into the repository (1 KV put) and answers 201 Created: a `push` event, or a
+ * `mount` from the repository named (`from`, or the blob's first repository).
+ */
+async function linked(c: Ctx, repo: Repo, digest: Digest, blob: BlobLocation, mountedFrom: Repo | null = null): Promise<Response> {
+  await c.store.linkBlob(repo, digest, blob, mountedFrom)
   return new Response(null, {
     status: 201,
     headers: { Location: `/v2/${repo}/blobs/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' },

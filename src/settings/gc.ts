@@ -48,22 +48,29 @@ export interface RetentionRule {
   keep?: string[]
   olderThanDays?: number
   untaggedDays?: number
+  /** Keep tags whose manifest was pulled within N days (needs PULL_STATS). */
+  pulledWithinDays?: number
+  /** Keep the N tags pulled most recently (needs PULL_STATS). */
+  keepLastPulled?: number
 }
 
 const days = (what: string) => v.optional(count(0, `must be a whole number ${what} ≥ 0`))
 
 const retentionRule = v.pipe(
   v.strictObject(
-    { repos: repoPatterns(), keepLast: days('of tags'), keep: v.optional(tagPatterns()), olderThanDays: days('of days'), untaggedDays: days('of days') },
+    {
+      repos: repoPatterns(), keepLast: days('of tags'), keep: v.optional(tagPatterns()), olderThanDays: days('of days'), untaggedDays: days('of days'),
+      pulledWithinDays: days('of days'), keepLastPulled: days('of tags'),
+    },
     fields({
       what: 'an object',
-      unknown: 'a rule has repos, keepLast, keep, olderThanDays, untaggedDays',
+      unknown: 'a rule has repos, keepLast, keep, olderThanDays, untaggedDays, pulledWithinDays, keepLastPulled',
       missing: { repos: 'is required: the repositories the rule is about' },
     }),
   ),
   v.check(
     (r) => r.keepLast !== undefined || r.olderThanDays !== undefined || r.untaggedDays !== undefined,
-    'removes nothing (give keepLast, olderThanDays or untaggedDays)',
+    'removes nothing (give keepLast, olderThanDays or untaggedDays; pulledWithinDays and keepLastPulled only keep)',
   ),
 )
 
@@ -74,7 +81,7 @@ export const RETENTION = jsonSetting(
       list.map((r, i): RetentionRule => {
         const out: RetentionRule = { name: `RETENTION[${i}]`, repos: r.repos }
         // Only the clauses given: an absent one is not a zero.
-        for (const k of ['keepLast', 'olderThanDays', 'untaggedDays'] as const) if (r[k] !== undefined) out[k] = r[k]
+        for (const k of ['keepLast', 'olderThanDays', 'untaggedDays', 'pulledWithinDays', 'keepLastPulled'] as const) if (r[k] !== undefined) out[k] = r[k]
         if (r.keep !== undefined) out.keep = r.keep
         return out
       }),
@@ -82,6 +89,16 @@ export const RETENTION = jsonSetting(
   ),
   { expect: '[', description: 'Retention per repository pattern, applied by the collector (the first matching rule applies)' },
 )
+
+/** A rule that keeps by pulls needs pulls counted (PULL_STATS = "true"), or it would keep by nothing. */
+export const retentionPullsCounted: CrossCheck<{ RETENTION: RetentionRule[]; PULL_STATS: boolean }> = (s) =>
+  s.PULL_STATS
+    ? []
+    : s.RETENTION.flatMap((r, i) =>
+        (['pulledWithinDays', 'keepLastPulled'] as const)
+          .filter((k) => r[k] !== undefined)
+          .map((k) => ({ setting: 'RETENTION', path: `[${i}].${k}`, message: 'needs PULL_STATS = "true" (pulls are counted only then)' })),
+      )
 
 // ---------------------------------------------------------------- IMMUTABLE_TAGS
 

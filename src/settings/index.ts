@@ -24,6 +24,7 @@ import * as v from 'valibot'
 import type { Env } from '../env'
 import { logEvent } from '../log'
 import * as auth from './auth'
+import * as events from './events'
 import * as gc from './gc'
 import * as proxy from './proxy'
 import * as registry from './registry'
@@ -53,6 +54,8 @@ export const VARS = {
   IMMUTABLE_TAGS: gc.IMMUTABLE_TAGS,
   THROTTLE_RETRY_SECONDS: throttle.THROTTLE_RETRY_SECONDS,
   THROTTLE_ANONYMOUS_PULLS: throttle.THROTTLE_ANONYMOUS_PULLS,
+  NOTIFICATIONS: events.NOTIFICATIONS,
+  PULL_STATS: events.PULL_STATS,
 }
 
 /** Secrets (`wrangler secret put NAME`, or `.dev.vars` locally): never in wrangler.toml, never quoted. */
@@ -61,6 +64,7 @@ export const SECRETS = {
   AUTH_USERS: auth.AUTH_USERS,
   AUTH_TOKEN_SECRET: auth.AUTH_TOKEN_SECRET,
   UPSTREAM_CREDENTIALS: proxy.UPSTREAM_CREDENTIALS,
+  NOTIFICATION_SECRETS: events.NOTIFICATION_SECRETS,
 }
 
 const SCHEMA = v.object({ ...VARS, ...SECRETS })
@@ -81,24 +85,37 @@ const CROSS_CHECKS: { reads: SettingName[]; check: (s: Settings) => Problem[] }[
   { reads: ['AUTH_RULES', 'AUTH_OIDC'], check: auth.oidcIssuersListed },
   { reads: ['UPSTREAMS', 'UPSTREAM_CREDENTIALS'], check: proxy.credentialsNameOneUpstream },
   { reads: ['GC_GRACE_SECONDS', 'GC_SETTLE_SECONDS', 'GC_TEST_SHORT_GRACE'], check: gc.gcFloorsKept },
+  { reads: ['RETENTION', 'PULL_STATS'], check: gc.retentionPullsCounted },
+  { reads: ['NOTIFICATIONS', 'NOTIFICATION_SECRETS'], check: events.endpointsKeyed },
 ]
 
 /** Secrets some setting makes necessary: the reason they are needed, or null. */
 export const REQUIRED_SECRETS: { secret: keyof typeof SECRETS; reads: SettingName[]; neededBecause: (s: Settings) => string | null }[] = [
   { secret: 'AUTH_TOKEN_SECRET', reads: ['AUTH_MODE'], neededBecause: auth.tokenSecretNeeded },
+  { secret: 'NOTIFICATION_SECRETS', reads: ['NOTIFICATIONS'], neededBecause: events.secretsNeeded },
 ]
 
 /**
- * Bindings some setting makes necessary (wrangler.toml [[ratelimits]]): /_health and check-config
- * name a missing one. Problems, given which bindings exist.
+ * Bindings some setting makes necessary (wrangler.toml [[ratelimits]], [[queues.producers]]):
+ * /_health and check-config name a missing one. Without a sign-in limit's binding that limit is
+ * off; without a queue the events settings fail closed (src/settings/events.ts `eventSettings`).
  */
-export function missingBindings(s: Pick<Settings, 'AUTH_MODE' | 'THROTTLE_ANONYMOUS_PULLS'>, has: (binding: string) => boolean): Problem[] {
+export function missingBindings(
+  s: Pick<Settings, 'AUTH_MODE' | 'THROTTLE_ANONYMOUS_PULLS' | 'NOTIFICATIONS' | 'PULL_STATS'>,
+  has: (binding: string, kind: 'ratelimit' | 'queue') => boolean,
+): Problem[] {
   const needed = [
-    ...(s.AUTH_MODE === 'token' ? throttle.SIGNIN_BINDINGS.map((b) => [b, 'AUTH_MODE is "token" (sign-in throttling)'] as const) : []),
-    ...(s.THROTTLE_ANONYMOUS_PULLS ? [[throttle.ANONYMOUS_PULLS_BINDING, 'THROTTLE_ANONYMOUS_PULLS is "true"'] as const] : []),
+    ...(s.AUTH_MODE === 'token' ? throttle.SIGNIN_BINDINGS.map((b) => ['ratelimit', b, 'AUTH_MODE is "token" (sign-in throttling)'] as const) : []),
+    ...(s.THROTTLE_ANONYMOUS_PULLS ? [['ratelimit', throttle.ANONYMOUS_PULLS_BINDING, 'THROTTLE_ANONYMOUS_PULLS is "true"'] as const] : []),
+    ...(s.NOTIFICATIONS.length > 0 ? [['queue', 'EVENTS', 'NOTIFICATIONS names endpoints'] as const, ['queue', 'EVENTS_DLQ', 'NOTIFICATIONS names endpoints'] as const] : []),
+    ...(s.PULL_STATS ? [['queue', 'PULLS', 'PULL_STATS is "true"'] as const] : []),
   ]
-  return needed.filter(([b]) => !has(b)).map(([b, why]) => ({ setting: b, path: '', message: `missing from wrangler.toml [[ratelimits]]: ${why}` }))
+  const where = { ratelimit: 'wrangler.toml [[ratelimits]]', queue: 'wrangler.toml [[queues.producers]]' }
+  return needed.filter(([kind, b]) => !has(b, kind)).map(([kind, b, why]) => ({ setting: b, path: '', message: `missing from ${where[kind]}: ${why}` }))
 }
+
+/** The events settings as the events code reads them (endpoints, key bytes, PULL_STATS); throws when a queue is missing. */
+export const notificationSettings = (env: Env): events.NotificationSettings => events.eventSettings(env, settings(env))
 
 export type SettingsResult = { ok: true; settings: Settings } | { ok: false; problems: Problem[] }
 
@@ -112,13 +129,15 @@ export function parseSettings(values: Readonly<Record<string, unknown>>): Settin
   const failed = new Set(problems.map((p) => p.setting))
   // The settings a check reads parsed: their values are in `output` even when others failed.
   const parsed = result.output as Settings
-  for (const { reads, check } of CROSS_CHECKS) if (!reads.some((r) => failed.has(r))) problems.push(...check(parsed))
   for (const { secret, reads, neededBecause } of REQUIRED_SECRETS) {
     if (reads.some((r) => failed.has(r)) || failed.has(secret)) continue
     const why = neededBecause(parsed)
     const value = values[secret]
     if (why && (value === undefined || value === '')) problems.push({ setting: secret, path: '', message: `must be set: ${why}`, missingSecret: true })
   }
+  // A missing secret is reported once, above: no check reads it as if it were empty.
+  for (const p of problems) failed.add(p.setting)
+  for (const { reads, check } of CROSS_CHECKS) if (!reads.some((r) => failed.has(r))) problems.push(...check(parsed))
   return problems.length ? { ok: false, problems } : { ok: true, settings: parsed }
 }
 

@@ -12,6 +12,8 @@ export interface RepoReport {
   links: Counted
   /** Tags dropped by retention, each with the rule that dropped it. */
   tags: { tag: string; rule: string }[]
+  /** Tags retention would drop but a pull clause kept (`pulledWithinDays`, `keepLastPulled`), with it. */
+  retained?: { tag: string; rule: string }[]
 }
 
 export interface GcReport {

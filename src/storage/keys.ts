@@ -25,6 +25,11 @@
  *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
  *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
  *   _registry/health                          never written: /_health heads it (src/storage/health.ts)
+ *   _registry/pulls/<name>.json               a repository's pull statistics (PULL_STATS): per manifest digest
+ *                                             its pulls and last pull, written once per consumer batch
+ *                                             (src/storage/pull-stats.ts)
+ *   _registry/events/<endpoint>.json          a NOTIFICATIONS endpoint's last 100 deliveries and dead-letter
+ *                                             count (src/storage/deliveries.ts)
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key[,"gc":etag]}: the blob is visible in <name>;
  *                                             metadata {t: ms linked}; "gc": a collection marked it (gc-marks)
@@ -71,6 +76,7 @@ export const keys = {
   upload: (id: string) => `data/${id}/`,
   uploadWrite: (id: string, offset: number) => `data/${id}/${String(offset).padStart(16, '0')}`,
   uploadParts: (id: string) => `data/${id}/parts`,
+  manifests: (r: Repo) => `repos/${r}+manifests/`,
   manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
   referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
   referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
@@ -92,6 +98,8 @@ export const keys = {
   healthProbe: () => '_registry/health',
   cachedHealth: (origin: string) => `${origin}/_cache/health`,
   throttleMark: (origin: string, kind: 'address' | 'user', id: string) => `${origin}/_cache/throttle/${kind}/${id}`,
+  pullStats: (r: Repo) => `_registry/pulls/${r}.json`,
+  deliveryLog: (endpoint: string) => `_registry/events/${endpoint}.json`,
 }
 
 /** The upload id of a data/ key (data/<id> or data/<id>/…). */

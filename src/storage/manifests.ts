@@ -47,6 +47,19 @@ function stored(object: R2Object): StoredManifest {
   }
 }
 
+/** Every manifest digest of a repository, in key order. 1 R2 list per 1,000 manifests. */
+export async function listManifestDigests(env: Env, repo: Repo): Promise<Digest[]> {
+  const prefix = keys.manifests(repo)
+  const out: Digest[] = []
+  let cursor: string | undefined
+  do {
+    const page = await env.BLOBS.list({ prefix, cursor })
+    for (const o of page.objects) out.push(o.key.slice(prefix.length) as Digest)
+    cursor = page.truncated ? page.cursor : undefined
+  } while (cursor)
+  return out
+}
+
 /** Whether the repository holds any manifest. 1 R2 list. */
 export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
   const list = await env.BLOBS.list({ prefix: `${REPOS_PREFIX}${repo}${REPO_DELIMITER}`, limit: 1 })

@@ -47,6 +47,7 @@ export function page({ title, viewer, path, crumbs, body }: PageOptions): Html {
 <nav aria-label="Main">
 <a href="/">Repositories</a>
 ${viewer.global && html`<a href="/storage">Storage</a>`}
+${viewer.admin && html`<a href="/events">Events</a>`}
 ${account(viewer, path)}
 </nav>
 </header>

@@ -114,12 +114,12 @@ export const BROKEN: BrokenCase[] = [
   // RETENTION.
   { setting: 'RETENTION', how: 'not JSON', value: 'ci/*: 20', problem: /^RETENTION: not valid JSON: it does not start with \[$/ },
   { setting: 'RETENTION', how: 'an object', value: '{}', problem: /^RETENTION: must be a JSON array of rules$/ },
-  { setting: 'RETENTION', how: 'a rule removing nothing', value: rule({ repos: 'a' }), problem: /^RETENTION\[0\]: removes nothing \(give keepLast, olderThanDays or untaggedDays\)$/ },
+  { setting: 'RETENTION', how: 'a rule removing nothing', value: rule({ repos: 'a' }), problem: /^RETENTION\[0\]: removes nothing \(give keepLast, olderThanDays or untaggedDays; pulledWithinDays and keepLastPulled only keep\)$/ },
   { setting: 'RETENTION', how: 'a bad pattern', value: rule({ repos: 'A B', keepLast: 1 }), problem: /^RETENTION\[0\]\.repos: must be a pattern/ },
   { setting: 'RETENTION', how: 'a negative keepLast', value: rule({ repos: 'a', keepLast: -1 }), problem: /^RETENTION\[0\]\.keepLast: must be a whole number of tags ≥ 0$/ },
   { setting: 'RETENTION', how: 'days as a string', value: rule({ repos: 'a', olderThanDays: '30' }), problem: /^RETENTION\[0\]\.olderThanDays: must be a whole number of days ≥ 0$/ },
   { setting: 'RETENTION', how: 'a bad keep pattern', value: rule({ repos: 'a', keepLast: 1, keep: ['v 1'] }), problem: /^RETENTION\[0\]\.keep\[0\]: must be a tag pattern \(/ },
-  { setting: 'RETENTION', how: 'an unknown field', value: rule({ repos: 'a', keepLast: 1, color: 1 }), problem: /^RETENTION\[0\]\.color: unknown field \(a rule has repos, keepLast, keep, olderThanDays, untaggedDays\)$/ },
+  { setting: 'RETENTION', how: 'an unknown field', value: rule({ repos: 'a', keepLast: 1, color: 1 }), problem: /^RETENTION\[0\]\.color: unknown field \(a rule has repos, keepLast, keep, olderThanDays, untaggedDays, pulledWithinDays, keepLastPulled\)$/ },
   // IMMUTABLE_TAGS.
   { setting: 'IMMUTABLE_TAGS', how: 'not JSON', value: '[v*]', problem: /^IMMUTABLE_TAGS: not valid JSON: / },
   { setting: 'IMMUTABLE_TAGS', how: 'a bad tag pattern', value: '["v 1"]', problem: /^IMMUTABLE_TAGS\[0\]: is not a tag pattern/ },

@@ -28,7 +28,9 @@ const BARE = 'name = "edge-registry-test"\nmain = "src/index.ts"\ncompatibility_
 /** The Rate Limiting bindings AUTH_MODE "token" and THROTTLE_ANONYMOUS_PULLS need, as wrangler.toml ships them. */
 const RATELIMITS = ['SIGNIN_FAILURES_BY_ADDRESS', 'SIGNIN_FAILURES_BY_USER', 'SIGNIN_CHECKS_BY_ADDRESS', 'ANONYMOUS_PULLS_BY_ADDRESS']
   .map((name, i) => `[[ratelimits]]\nname = "${name}"\nnamespace_id = "${7301 + i}"\nsimple = { limit = 10, period = 60 }\n`).join('')
-const HEAD = BARE + RATELIMITS
+/** The queues NOTIFICATIONS and PULL_STATS need, as wrangler.toml ships them. */
+const QUEUES = ['EVENTS', 'EVENTS_DLQ', 'PULLS'].map((b) => `[[queues.producers]]\nbinding = "${b}"\nqueue = "q-${b.toLowerCase()}"\n`).join('')
+const HEAD = BARE + RATELIMITS + QUEUES
 
 /** A TOML value: strings as basic strings (JSON's escapes are TOML's), lists and tables inline. */
 function toml(value: unknown): string {

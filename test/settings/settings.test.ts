@@ -85,7 +85,7 @@ describe('good values', () => {
 
   it('names every setting once, secrets apart', () => {
     expect(SETTING_NAMES).toEqual([...Object.keys(VARS), ...Object.keys(SECRETS)])
-    expect(Object.keys(SECRETS)).toEqual(['UPLOAD_SECRET', 'AUTH_USERS', 'AUTH_TOKEN_SECRET', 'UPSTREAM_CREDENTIALS'])
+    expect(Object.keys(SECRETS)).toEqual(['UPLOAD_SECRET', 'AUTH_USERS', 'AUTH_TOKEN_SECRET', 'UPSTREAM_CREDENTIALS', 'NOTIFICATION_SECRETS'])
   })
 })
 

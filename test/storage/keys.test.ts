@@ -29,6 +29,7 @@ describe('storage keys', () => {
     ['objects of an upload session (prefix)', keys.upload('0123abcd'), 'data/0123abcd/'],
     ['upload write at an offset (16 digits: listed in offset order)', keys.uploadWrite('0123abcd', 10485760), 'data/0123abcd/0000000010485760'],
     ['upload multipart target', keys.uploadParts('0123abcd'), 'data/0123abcd/parts'],
+    ['manifests of a repository (prefix)', keys.manifests(repo), 'repos/library/ubuntu+manifests/'],
     ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu+manifests/sha256:${hex256}`],
     ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu+referrers/${subject}/`],
     ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu+referrers/${subject}/${d256}`],
@@ -54,14 +55,17 @@ describe('storage keys', () => {
     ['health probe (R2 head and KV get; never written)', keys.healthProbe(), '_registry/health'],
     ['health probe result (edge cache)', keys.cachedHealth(origin), 'https://registry.example.com/_cache/health'],
     ['sign-in throttle mark (edge cache)', keys.throttleMark(origin, 'address', 'ab12'), 'https://registry.example.com/_cache/throttle/address/ab12'],
+    ['pull statistics of a repository (PULL_STATS)', keys.pullStats(repo), '_registry/pulls/library/ubuntu.json'],
+    ['pull statistics: ".json" always ends the name, so no repository\'s key is another\'s', keys.pullStats('library/ubuntu.json' as Repo), '_registry/pulls/library/ubuntu.json.json'],
+    ['delivery log of a NOTIFICATIONS endpoint', keys.deliveryLog('ci-hooks'), '_registry/events/ci-hooks.json'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'deliveryLog', 'gcBlobMark', 'gcLinkMark',
+      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'manifests', 'pullStats', 'referrer', 'referrers', 'robot', 'tag', 'tags',
       'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })

@@ -4,9 +4,9 @@
  * config is untrusted text (the templates escape it).
  */
 import type { Viewer } from '../../auth/session'
-import { formatBytes, mediaTypeName, shortDigest } from '../format'
+import { formatBytes, formatTime, mediaTypeName, shortDigest } from '../format'
 import { html, type Html } from '../html'
-import { page } from '../layout'
+import { page, time } from '../layout'
 import { deleteUrl, manifestUrl, referrersUrl, repoUrl } from '../urls'
 import { pairs, pullCommands } from './parts'
 
@@ -24,6 +24,8 @@ export interface ManifestData {
   /** The image config, when the manifest is an image's and its config could be read. */
   config: Json | null
   canDelete: boolean
+  /** Its pull statistics (PULL_STATS); absent when they are off. */
+  pulls?: { count: number; last: number | null }
 }
 
 const IMAGE_CONFIG_TYPES = ['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']
@@ -75,6 +77,7 @@ export function manifestPage(viewer: Viewer, d: ManifestData): Html {
 <dt>Media type</dt><dd>${mediaTypeName(d.mediaType)} <span class="muted"><code>${d.mediaType}</code></span></dd>
 ${d.tag && html`<dt>Tag</dt><dd>${d.tag}</dd>`}
 <dt>Manifest size</dt><dd>${formatBytes(new TextEncoder().encode(d.text).byteLength)}</dd>
+${d.pulls && html`<dt>Pulls</dt><dd>${d.pulls.count}</dd><dt>Last pulled</dt><dd>${d.pulls.last ? time(d.pulls.last, formatTime(d.pulls.last)) : 'never'}</dd>`}
 ${subject && html`<dt>Subject</dt><dd><a href="${manifestUrl(d.repo, subject)}"><code>${subject}</code></a></dd>`}
 <dt>Referrers</dt><dd><a href="${referrersUrl(d.repo, d.digest)}">Signatures, SBOMs and attestations</a></dd>
 </dl>

@@ -13,6 +13,9 @@ export interface TagRow {
   platforms: string | null
   size: number | null
   pushed: number | null
+  /** Pulls of the manifest it names, and the last (PULL_STATS; null when off). */
+  pulls?: number | null
+  lastPulled?: number | null
 }
 
 export type TagSort = 'tag' | 'pushed' | 'size'
@@ -30,6 +33,8 @@ export interface RepositoryData {
   pageNumber: number
   pages: number
   canDelete: boolean
+  /** Whether pulls are counted (PULL_STATS): the Pulls and Last pulled columns. */
+  pullStats?: boolean
 }
 
 export function repositoryPage(viewer: Viewer, d: RepositoryData): Html {
@@ -46,7 +51,7 @@ export function repositoryPage(viewer: Viewer, d: RepositoryData): Html {
 <h2 id="tags-h">Tags <span class="muted">(${d.total})</span></h2>
 ${d.total === 0 ? html`<p class="notice">No tags: this repository holds only untagged manifests.</p>` : html`
 <div class="scroll"><table aria-labelledby="tags-h">
-<thead><tr>${header('tag', 'Tag')}<th scope="col">Digest</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Platforms</th>${header('size', 'Size', 'num')}${header('pushed', 'Pushed')}${d.canDelete && html`<th scope="col"><span class="sr">Actions</span></th>`}</tr></thead>
+<thead><tr>${header('tag', 'Tag')}<th scope="col">Digest</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Platforms</th>${header('size', 'Size', 'num')}${header('pushed', 'Pushed')}${d.pullStats && html`<th scope="col" class="num">Pulls</th><th scope="col">Last pulled</th>`}${d.canDelete && html`<th scope="col"><span class="sr">Actions</span></th>`}</tr></thead>
 <tbody>${d.rows.map((r) => html`<tr>
 <td><a href="${manifestUrl(d.repo, r.tag)}">${r.tag}</a></td>
 <td><a href="${manifestUrl(d.repo, r.digest)}"><code title="${r.digest}">${shortDigest(r.digest)}</code></a></td>
@@ -54,6 +59,7 @@ ${d.total === 0 ? html`<p class="notice">No tags: this repository holds only unt
 <td>${r.platforms ?? (INDEX_MEDIA_TYPES.includes(r.mediaType) ? '—' : html`<span class="muted">single image</span>`)}</td>
 <td class="num">${formatBytes(r.size)}</td>
 <td>${time(r.pushed, formatTime(r.pushed))}</td>
+${d.pullStats && html`<td class="num">${r.pulls ?? 0}</td><td>${r.lastPulled ? time(r.lastPulled, formatTime(r.lastPulled)) : html`<span class="muted">never</span>`}</td>`}
 ${d.canDelete && html`<td><a href="${deleteUrl(d.repo, r.tag)}">Delete<span class="sr"> tag ${r.tag}</span></a></td>`}
 </tr>`)}</tbody>
 </table></div>
