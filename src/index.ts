@@ -3,6 +3,7 @@ import { startRun } from './gc/workflow'
 import { router } from './router'
 
 export { GcWorkflow } from './gc/workflow'
+export { UntagWorkflow } from './gc/untag'
 
 export default {
   fetch: router.fetch,

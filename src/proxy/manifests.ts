@@ -17,6 +17,7 @@ import { isObject, referencedSize } from '../manifests/handler'
 import { algorithmOf, digestOf, tryDigest, type Digest, type Reference, type Tag } from '../names'
 import { getManifest, putManifest } from '../storage/manifests'
 import { readTag, writeTag } from '../storage/tags'
+import { parseBoundedJson } from '../json'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure } from './upstream'
 
@@ -114,12 +115,10 @@ async function verified(c: Ctx, res: Response, expected: Digest | null): Promise
   if (bytes.byteLength > max) throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)
   const digest = await digestOf(new Uint8Array(bytes), expected ? algorithmOf(expected) : 'sha256')
   if (expected && digest !== expected) throw new UpstreamFailure(502, `the upstream's manifest does not match its digest ${expected}`)
-  let doc: unknown
-  try {
-    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes))
-  } catch {
-    throw new UpstreamFailure(502, 'the upstream\'s manifest is not JSON')
-  }
+  // Bounded as a pushed manifest is (src/json.ts): an upstream is not trusted with the isolate's memory.
+  const parsed = parseBoundedJson(new Uint8Array(bytes))
+  if ('refused' in parsed) throw new UpstreamFailure(502, `the upstream's manifest is refused: ${parsed.refused}`)
+  const doc = parsed.value
   if (!isObject(doc)) throw new UpstreamFailure(502, 'the upstream\'s manifest is not a JSON object')
   const field = typeof doc.mediaType === 'string' ? doc.mediaType : null
   const mediaType = specificType(res.headers.get('content-type')) ?? field ?? (Array.isArray(doc.manifests) ? INDEX_TYPES[1]! : SINGLE_MANIFEST_TYPES[1]!)

@@ -1,0 +1,87 @@
+/**
+ * Deleting a manifest that many tags name, as a Cloudflare Workflow: a DELETE by digest removes
+ * up to UNTAG_INLINE tags itself (routes/manifests.ts `deleteReference`); past that it answers 202 and hands the
+ * rest here. Each step reads one KV list page of UNTAG_PAGE tags and deletes those naming the
+ * manifest (at most UNTAG_PAGE + 1 KV calls a step, under the 1,000 operations an invocation
+ * may make); the manifest and its referrer entry go last, so no tag ever names a deleted
+ * manifest. A tag found immutable stops the run and keeps the manifest (the DELETE had refused
+ * it, had it read that far).
+ */
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
+import type { Env } from '../env'
+import type { Digest, Repo } from '../names'
+import { deleteManifest, headManifest } from '../storage/manifests'
+import { deleteReferrer } from '../storage/referrers'
+import { deleteTag, tagsNamingPage } from '../storage/tags'
+import { immutableRule } from './immutable'
+import type { Runner } from './collector'
+
+/** Tags read per step (1 KV list) and so deleted per step at most. */
+export const UNTAG_PAGE = 500
+
+export interface UntagParams {
+  repo: string
+  digest: string
+}
+
+export interface UntagReport {
+  /** Tags deleted. */
+  untagged: number
+  /** The manifest was deleted (false: an immutable tag names it, or it was already gone). */
+  deleted: boolean
+  /** The immutable tag and rule that stopped the run. */
+  immutable?: { tag: string; rule: string }
+}
+
+const RETRIES = { retries: { limit: 5, delay: '5 seconds', backoff: 'exponential' }, timeout: '5 minutes' } as const
+
+export class UntagWorkflow extends WorkflowEntrypoint<Env, UntagParams> {
+  override async run(event: Readonly<WorkflowEvent<UntagParams>>, step: WorkflowStep): Promise<UntagReport> {
+    const runner: Runner = {
+      do: (name, fn) => step.do(name, RETRIES, async () => ((await fn()) ?? null) as never),
+      sleep: async () => {},
+    }
+    return untag(this.env, event.payload, runner)
+  }
+}
+
+/** Removes every tag naming the manifest, then the manifest and its referrer entry. */
+export async function untag(env: Env, params: UntagParams, runner: Runner): Promise<UntagReport> {
+  const repo = params.repo as Repo
+  const digest = params.digest as Digest
+  let cursor: string | null = null
+  let untagged = 0
+  for (let n = 0; ; n++) {
+    const step: { count: number; cursor: string | null; immutable: { tag: string; rule: string } | null } =
+      await runner.do(`tags ${n}`, async () => {
+        const page = await tagsNamingPage(env, repo, digest, cursor, UNTAG_PAGE)                 // KV list
+        for (const tag of page.tags) {
+          const rule = immutableRule(env, repo, tag)
+          if (rule) return { count: 0, cursor: null, immutable: { tag, rule } }
+        }
+        await Promise.all(page.tags.map((tag) => deleteTag(env, repo, tag)))                  // KV delete each
+        return { count: page.tags.length, cursor: page.cursor, immutable: null }
+      })
+    untagged += step.count
+    if (step.immutable) return { untagged, deleted: false, immutable: step.immutable }
+    cursor = step.cursor
+    if (!cursor) break
+  }
+  const deleted = await runner.do('manifest', async () => {
+    const stored = await headManifest(env, repo, digest)                                       // R2 head
+    if (!stored) return false
+    await Promise.all([
+      deleteManifest(env, repo, digest),
+      stored.subject ? deleteReferrer(env, repo, stored.subject, digest) : Promise.resolve(),
+    ])
+    return true
+  })
+  return { untagged, deleted }
+}
+
+/** Hands the removal of manifest `digest` of `repo` and its tags to the Workflow: the instance id. */
+export async function startUntag(env: Env, repo: Repo, digest: Digest): Promise<string> {
+  if (!env.UNTAG_WORKFLOW) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
+  const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest } })
+  return instance.id
+}
