@@ -27,6 +27,7 @@ import { repositoryPage, TAG_SORTS, type TagRow, type TagSort } from '../ui/page
 import { storagePage, storagePoints } from '../ui/pages/storage'
 import { repoUrl } from '../ui/urls'
 import { parseBoundedJson } from '../json'
+import { openResume, sealResume } from '../http/resume'
 import { deleteReference } from './manifests'
 import { cachingUpstream } from '../proxy/config'
 
@@ -48,6 +49,8 @@ const TAGS_PER_PAGE = 50
 const UI_SORT_TAGS = 5000
 /** KV list pages a by-name page of tags reads at most. */
 const UI_TAG_PAGES = 5
+/** R2 list pages of names the Repositories page scans at most (filtered by name and by access). */
+const REPO_SCAN_PAGES = 10
 /** Tags counted per repository on the Repositories page (1 KV list). */
 const ROW_TAGS = 1000
 /** Larger configs are not read (real ones are a few KiB). */
@@ -57,8 +60,9 @@ const REFERRERS_PER_PAGE = 50
 
 /**
  * GET / — Repositories. 1 R2 list per 1,000 names scanned (until a page of names the viewer may
- * pull and the filter matches), then 1 KV list per repository shown: a repository's first 1,000
- * tags are counted and sized ("1000+" beyond).
+ * pull and the filter matches, at most REPO_SCAN_PAGES: then the page is short and its next link
+ * resumes where the scan stopped), then 1 KV list per repository shown: a repository's first
+ * 1,000 tags are counted and sized ("1000+" beyond).
  */
 export const repositories: Page = async (req, c, viewer) => {
   const url = new URL(req.url)
@@ -66,10 +70,13 @@ export const repositories: Page = async (req, c, viewer) => {
   const last = url.searchParams.get('last')
   const may = pullable(viewer)
   const keep = (name: string) => (!q || name.includes(q)) && may(name)
-  const { names, more } = await listRepositories(c.env, REPOS_PER_PAGE, last, keep)        // R2 list(s)
+  const from = await openResume(c.env, c.settings.uploadSecret, url.searchParams.get('resume'))
+  const { names, more, scanned } = await listRepositories(c.env, REPOS_PER_PAGE, from ?? last, keep, REPO_SCAN_PAGES)  // R2 list(s)
   // Independent: one KV list per repository shown.
   const rows = await Promise.all(names.map((name) => repositoryRow(c.env, name as Repo)))
-  return htmlResponse(repositoriesPage(viewer, { rows, q, next: more ? names[names.length - 1]! : null, paged: !!last }), viewer)
+  const next = more ? names[names.length - 1] ?? last ?? '' : null
+  const resume = scanned === null ? null : await sealResume(c.env, c.settings.uploadSecret, scanned)
+  return htmlResponse(repositoriesPage(viewer, { rows, q, next, resume, paged: !!last || !!from }), viewer)
 }
 
 /** A repository's row: its first 1,000 tags (1 KV list). */

@@ -22,6 +22,8 @@ export interface RepositoriesData {
   q: string
   /** The name the next page starts after, or null on the last page. */
   next: string | null
+  /** Where the next page resumes reading, sealed (src/http/resume.ts), when the scan stopped short. */
+  resume?: string | null
   /** Whether this is not the first page. */
   paged: boolean
 }
@@ -43,7 +45,7 @@ ${d.rows.length === 0
 </table></div>`}
 <nav class="pager" aria-label="Pages">
 ${d.paged && html`<a href="/?${q.slice(1)}">First page</a>`}
-${d.next && html`<a href="/?last=${encodeURIComponent(d.next)}${q}" rel="next">Next page</a>`}
+${d.next !== null && html`<a href="/?last=${encodeURIComponent(d.next)}${q}${d.resume ? `&resume=${d.resume}` : ''}" rel="next">Next page</a>`}
 </nav>`
   return page({ title: 'Repositories', viewer, path: '/', body })
 }
