@@ -11,7 +11,7 @@ import type { Env } from '../../src/env'
 import { MAX_JSON_DEPTH, MAX_JSON_VALUES } from '../../src/json'
 import type { Digest, Repo, Tag } from '../../src/names'
 import { untag } from '../../src/gc/untag'
-import { MAX_PINS } from '../../src/gc/immutable'
+import { MAX_PIN_READS, MAX_PINS } from '../../src/gc/immutable'
 import { keys } from '../../src/storage/keys'
 import { putManifest as storeManifest } from '../../src/storage/manifests'
 import { putPins } from '../../src/storage/pins'
@@ -280,6 +280,20 @@ describe('IMMUTABLE_TAGS protects what an immutable tag reaches (issue 19)', () 
     expect((await del(`/v2/${repo}/manifests/${r.child.digest}`, { IMMUTABLE_TAGS: '["stable"]' })).res.status).toBe(202)
   })
 
+  it('refuses a delete, to be safe, when more than 10 pins are found and none of the first 10 holds', async () => {
+    const repo = repoName('reach')
+    const image = await ociImage(repo)
+    await push(repo, image.digest, image)
+    const roots = Array.from({ length: 11 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}` as Digest)
+    for (const root of roots) await putPins(bindings, repo as Repo, [image.digest as Digest], { root, tag: 'v1' as Tag })
+    const { res, calls } = await del(`/v2/${repo}/manifests/${image.digest}`)
+    expect(res.status).toBe(403)
+    expect(calls['kv.getWithMetadata']).toBe(10)
+    // Ten stale pins are checked and ignored.
+    await bindings.BLOBS.delete(keys.pin(repo as Repo, image.digest as Digest, roots[10]!))
+    expect((await del(`/v2/${repo}/manifests/${image.digest}`)).res.status).toBe(202)
+  })
+
   it('costs nothing where no rule covers the repository', async () => {
     const repo = repoName('reach')
     const image = await ociImage(repo)
@@ -311,5 +325,24 @@ describe('IMMUTABLE_TAGS protects what an immutable tag reaches (issue 19)', () 
     const ok = await api(`/v2/${repo}/manifests/v2`, { method: 'PUT', body: smaller.bytes, headers: { 'Content-Type': MT.ociIndex } }, env)
     expect(ok.status).toBe(201)
     expect((await bindings.BLOBS.list({ prefix: `repos/${repo}+pins/` })).objects.length).toBe(502)
+  })
+
+  it(`refuses a push to an immutable tag needing more than ${MAX_PIN_READS} child manifest reads (a nested index)`, async () => {
+    const repo = repoName('reach')
+    const config = await pushBlobOf(repo, MT.empty, EMPTY_JSON)
+    const store = async (doc: Record<string, unknown>) => {
+      const m = await build(doc)
+      await storeManifest(bindings, repo as Repo, m.digest as Digest, m.bytes, m.mediaType, null)
+      return m.descriptor
+    }
+    const image = (i: number) => store({ schemaVersion: 2, mediaType: MT.ociManifest, config, layers: [{ mediaType: MT.ociLayer, digest: `sha256:${i.toString(16).padStart(64, '0')}`, size: 1 }] })
+    const leaves = await inBatches(Array.from({ length: MAX_PIN_READS + 1 }, (_, i) => i), 50, image)
+    // 499 images and an index of two more: 501 reads.
+    const nested = await store({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: leaves.slice(MAX_PIN_READS - 1) })
+    const index = await build({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [...leaves.slice(0, MAX_PIN_READS - 1), nested] })
+    const res = await api(`/v2/${repo}/manifests/v1`, { method: 'PUT', body: index.bytes, headers: { 'Content-Type': MT.ociIndex } }, env)
+    expect(await reason(res.clone())).toContain(`reading at most ${MAX_PIN_READS} child manifests`)
+    await expectError(res, 400, 'MANIFEST_INVALID')
+    await expectNotStored(repo, index.digest, { tag: 'v1' })
   })
 })
