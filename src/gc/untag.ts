@@ -83,5 +83,8 @@ export async function untag(env: Env, params: UntagParams, runner: Runner): Prom
 export async function startUntag(env: Env, repo: Repo, digest: Digest): Promise<string> {
   if (!env.UNTAG_WORKFLOW) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
   const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest } })
-  return instance.id
+  const id = instance.id
+  // The instance handle is an RPC stub: released at once (workerd warns about stubs left to the GC).
+  ;(instance as unknown as Partial<Disposable>)[Symbol.dispose]?.()
+  return id
 }
