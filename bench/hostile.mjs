@@ -179,20 +179,40 @@ const cases = {
       }
       return { statuses: [...statuses] }
     })
-    const lastPage = await measured(async () => summary(await call('GET', `/v2/${repo}/tags/list?n=10&last=t19980`)))
+    const lastPage = await measured(async () => {
+      const r = await call('GET', `/v2/${repo}/tags/list?n=10&last=t19980`)
+      return { ...summary(r), link: r.headers.link ?? null }
+    })
+    // Following Links from the first page to the end (each page 1,000 tags).
+    const allPages = await measured(async () => {
+      let next = `/v2/${repo}/tags/list`
+      let pages = 0
+      let tags = 0
+      while (next && pages < 50) {
+        const r = await call('GET', next)
+        pages++
+        tags += JSON.parse(r.body).tags.length
+        next = /^<([^>]+)>/.exec(r.headers.link ?? '')?.[1] ?? null
+      }
+      return { pages, tags }
+    })
     const uiPage = await measured(async () => summary(await call('GET', `/r/${repo}`)))
     const home = await measured(async () => summary(await call('GET', `/`)))
     const del = await measured(async () => summary(await call('DELETE', `/v2/${repo}/manifests/${img.digest}`)))
     // Wait for work handed off (if any), then count what is left.
     let left = null
-    for (let i = 0; i < 120; i++) {
+    const untagStart = Date.now()
+    for (let i = 0; i < 600; i++) {
       const r = await call('GET', `/v2/${repo}/tags/list?n=1000`)
       left = r.status === 200 ? JSON.parse(r.body).tags.length : r.status
-      if (left === 0 || left === 404) break
+      // Empty with a Link: the first pages are cleared, later ones may not be.
+      if (left === 404 || (left === 0 && !r.headers.link)) break
       await new Promise((res) => setTimeout(res, 1000))
     }
+    const untagSeconds = (Date.now() - untagStart) / 1000
+    const manifestAfter = (await call('GET', `/v2/${repo}/manifests/${img.digest}`, { headers: { Accept: MANIFEST } })).status
     const session = await sessionStatus()
-    return { tag20000: tagged, tagsListLastPage: lastPage, uiTagPage: uiPage, uiHome: home, deleteByDigest: del, tagsLeft: left, session }
+    return { tag20000: tagged, tagsListLastPage: lastPage, tagsListAllPages: allPages, uiTagPage: uiPage, uiHome: home, deleteByDigest: del, tagsLeft: left, untagSeconds, manifestAfter, session }
   },
 
   /** A 4 MiB manifest put with 20 ?tag=: KV bytes written (the local KV's blob files). */
