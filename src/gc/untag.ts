@@ -38,7 +38,9 @@ const RETRIES = { retries: { limit: 5, delay: '5 seconds', backoff: 'exponential
 export class UntagWorkflow extends WorkflowEntrypoint<Env, UntagParams> {
   override async run(event: Readonly<WorkflowEvent<UntagParams>>, step: WorkflowStep): Promise<UntagReport> {
     const runner: Runner = {
-      do: (name, fn) => step.do(name, RETRIES, async () => ((await fn()) ?? null) as never),
+      // A step's result crosses as JSON text: an object result leaves an RPC result undisposed
+      // (workerd warns; cloudflare/workers-sdk#14959).
+      do: async (name, fn) => JSON.parse(await step.do(name, RETRIES, async () => JSON.stringify((await fn()) ?? null))),
       sleep: async () => {},
     }
     return untag(this.env, event.payload, runner)
