@@ -327,6 +327,54 @@ skopeo_delete() {
   same_blobs "$SRC_APP" "$WORK/pull/after-delete"
 }
 
+# ---------------------------------------------------------------- bounds (docs/limits.md)
+
+# A manifest body of 4 MiB of nested arrays is refused at once, naming the limit (issue 20).
+deep_json_refused() {
+  local body="$WORK/tmp/deep.json" out
+  python3 -c "import sys; sys.stdout.write('[' * 2097152 + ']' * 2097152)" >"$body"
+  out=$(rcurl -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$body" \
+    -w '\n%{http_code}' "$SCHEME://$REGISTRY/v2/$NS/deep/manifests/v1")
+  echo "$out"
+  [ "$(tail -n 1 <<<"$out")" = 400 ] || fail "answered $(tail -n 1 <<<"$out")" || return
+  grep -q 'MANIFEST_INVALID' <<<"$out" && grep -q 'nested deeper than 32 levels' <<<"$out" || fail "no MANIFEST_INVALID naming the limit"
+}
+
+# 1,050 tags on one manifest (?tag=, 53 PUTs of 20): skopeo lists them all, following
+# Links that carry where KV resumes; then skopeo deletes the manifest by digest: past 100 tags the
+# untag Workflow removes them (under wrangler dev too), the manifest last.
+MANY_TAGS=1050
+many_tags_listed() {
+  local manifest type i j q code tags
+  skcopy "docker://$REGISTRY/$NS/app:v1" "docker://$REGISTRY/$NS/many:v0" || return 1
+  manifest=$(blob "$SRC_APP" "$APP_DIGEST")
+  type=$(jq -r .mediaType "$manifest")
+  for ((i = 0; i < MANY_TAGS; i += 20)); do
+    q=$(for ((j = i; j < i + 20 && j < MANY_TAGS; j++)); do printf 'tag=t%05d&' "$j"; done)
+    code=$(rcurl -X PUT -o /dev/null -w '%{http_code}' -H "Content-Type: $type" --data-binary "@$manifest" \
+      "$SCHEME://$REGISTRY/v2/$NS/many/manifests/$APP_DIGEST?${q%&}")
+    [ "$code" = 201 ] || fail "PUT with ?tag= answered $code" || return
+  done
+  tags=$(sk list-tags --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/many") || return 1
+  [ "$(jq '.Tags | length' <<<"$tags")" = $((MANY_TAGS + 1)) ] || fail "skopeo listed $(jq '.Tags | length' <<<"$tags") tags" || return
+  [ "$(jq '.Tags | unique | length' <<<"$tags")" = $((MANY_TAGS + 1)) ] || fail "skopeo listed a tag twice"
+}
+
+many_tags_deleted() {
+  local i left
+  sk delete --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/many@$APP_DIGEST" || return 1
+  for ((i = 0; i < 120; i++)); do
+    left=$(sk list-tags --tls-verify="$TLS_VERIFY" "docker://$REGISTRY/$NS/many" 2>/dev/null | jq '.Tags | length')
+    [ "${left:-0}" = 0 ] && break
+    sleep 1
+  done
+  echo "tags left: ${left:-0} after $i s"
+  [ "${left:-0}" = 0 ] || fail "$left tags still listed after 120 s" || return
+  if sk inspect --tls-verify="$TLS_VERIFY" --raw "docker://$REGISTRY/$NS/many@$APP_DIGEST"; then fail "the manifest is still there"; return; fi
+  # The same manifest in the original repository is untouched.
+  [ "$(raw_digest "$REGISTRY/$NS/app:v1")" = "$APP_DIGEST" ] || fail "app:v1 changed"
+}
+
 # ---------------------------------------------------------------- podman
 
 # podman recompresses layers from its storage, so what it pushes differs from the source in
@@ -465,6 +513,9 @@ step big-pull big_pull;             timed big-pull "${BIG_MB} MiB, compared byte
 step podman-pull-big podman_pull_big; timed podman-pull-big "${BIG_MB} MiB into vfs storage"
 . "$ROOT/e2e/containerd.sh"   # containerd's ctr, its own daemon: pushes, then pulls every platform
 step skopeo-delete skopeo_delete
+step deep-json-refused deep_json_refused
+step many-tags-listed many_tags_listed
+step many-tags-deleted many_tags_deleted
 
 note "total $(($(date +%s) - STARTED_AT)) s"
 summary

@@ -34,6 +34,8 @@ export interface Env {
   AUTH_TOKEN_SECRET?: string
   /** The garbage collector (src/gc/workflow.ts). */
   GC_WORKFLOW?: Workflow<import('./gc/params').RunParams>
+  /** Removes the tags of a manifest deleted by digest when there are too many for one request (src/gc/untag.ts). */
+  UNTAG_WORKFLOW?: Workflow<import('./gc/untag').UntagParams>
   /** Nothing younger than this many seconds is collected (default 86400; ≥ 3600 unless GC_TEST_SHORT_GRACE). */
   GC_GRACE_SECONDS?: WholeNumber
   /** Seconds between a run's mark and its sweep (default 300: KV propagation + link cache + a request). */

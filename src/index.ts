@@ -6,6 +6,7 @@ import { router } from './router'
 import { logMisconfiguration, readSettings } from './settings'
 
 export { GcWorkflow } from './gc/workflow'
+export { UntagWorkflow } from './gc/untag'
 
 export default {
   fetch: router.fetch,

@@ -20,6 +20,7 @@ import { notificationSettings } from '../settings'
 import type { BlobLocation } from '../storage/blobs'
 import { deleteBlobLink, writeBlobLink, type LinkContext } from '../storage/links'
 import * as repository from '../storage/repository'
+import type { StoredManifest } from '../storage/manifests'
 import type { TagRecord } from '../storage/tags'
 import { BLOB_MEDIA_TYPE, newEvent, type Origin, type RegistryEvent } from './event'
 import { countPull, deliveries, publish, sendAll } from './publish'
@@ -32,8 +33,8 @@ export interface Store {
   setTag(repo: Repo, tag: Tag, record: TagRecord, bytes: Uint8Array, previous: Digest | null): Promise<void>
   /** `delete` of the tag. */
   removeTag(repo: Repo, tag: Tag): Promise<TagRecord | null>
-  /** `delete` of the manifest, with the tags removed with it. */
-  removeManifest(repo: Repo, digest: Digest): Promise<repository.RemovedManifest | null>
+  /** `delete` of the manifest (as found: `stored`), after its tags (`tags`, all of them), with those tags. */
+  removeManifest(repo: Repo, digest: Digest, stored: StoredManifest, tags: Tag[]): Promise<repository.RemovedManifest>
   /** A blob linked into a repository: `push` (an upload), or `mount` when `from` names its source. */
   linkBlob(repo: Repo, digest: Digest, blob: BlobLocation, from: Repo | null): Promise<void>
   /** `delete` of the blob (from this repository). */
@@ -62,9 +63,9 @@ export function observedStore(env: Env, links: LinkContext, from: Origin): Store
       if (removed) await report([event('delete', { repository: repo, tag, digest: removed.digest, mediaType: removed.mediaType })])
       return removed
     },
-    async removeManifest(repo, digest) {
-      const removed = await repository.removeManifest(env, repo, digest)
-      if (removed) await report([event('delete', { repository: repo, digest, mediaType: removed.mediaType, tags: removed.tags })])
+    async removeManifest(repo, digest, stored, tags) {
+      const removed = await repository.removeManifest(env, repo, digest, stored, tags)
+      await report([event('delete', { repository: repo, digest, mediaType: removed.mediaType, tags: removed.tags })])
       return removed
     },
     async linkBlob(repo, digest, blob, source) {

@@ -21,7 +21,13 @@ export function parsePage(url: URL): Page {
   return { n: Math.min(n, MAX_PAGE), last: url.searchParams.get('last') || null }
 }
 
-/** The `Link` header pointing at the page after `last`. */
-export function nextLink(path: string, n: number, last: string): string {
-  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`
+/**
+ * The `Link` header pointing at the page after `last` (none: from the first); `cursor`, when
+ * given, is where storage resumes reading (opaque to clients, who follow the Link as given).
+ */
+export function nextLink(path: string, n: number, last: string | null, cursor: string | null = null): string {
+  const query = new URLSearchParams({ n: String(n) })
+  if (last !== null) query.set('last', last)
+  if (cursor !== null) query.set('cursor', cursor)
+  return `<${path}?${query}>; rel="next"`
 }

@@ -59,17 +59,51 @@ export interface ManifestHandler {
 /** A MANIFEST_INVALID with a reason. */
 export const invalid = (reason: string): RegistryError => new RegistryError('MANIFEST_INVALID', { reason })
 
+/**
+ * Longest media type (and artifactType): RFC 6838 §4.2 allows 127 characters for the type and
+ * for the subtype. The image-spec requires both fields to comply with it; the referrers API and
+ * the web UI echo them, so a longer one is refused rather than stored.
+ */
+export const MAX_MEDIA_TYPE_LENGTH = 255
+
+function mediaTypeField(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !value) throw invalid(`${where} is missing`)
+  if (value.length > MAX_MEDIA_TYPE_LENGTH) throw invalid(`${where} is longer than ${MAX_MEDIA_TYPE_LENGTH} characters (RFC 6838)`)
+  return value
+}
+
+/** An optional `artifactType` (a media type), or undefined. */
+export function artifactTypeOf(doc: Record<string, unknown>): string | undefined {
+  if (doc.artifactType === undefined) return undefined
+  if (typeof doc.artifactType !== 'string') throw invalid('artifactType must be a string')
+  return doc.artifactType === '' ? undefined : mediaTypeField(doc.artifactType, 'artifactType')
+}
+
+/**
+ * Optional `annotations`: a map of strings to strings (image-spec annotations.md: "both the key
+ * and value MUST be strings"); anything else is refused, so a value never nests.
+ */
+export function annotationsOf(value: unknown, where: string): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined
+  if (!isObject(value)) throw invalid(`${where} must be an object of strings`)
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw invalid(`${where}[${JSON.stringify(k.slice(0, 100))}] must be a string`)
+  }
+  return value as Record<string, string>
+}
+
 /** Checks and returns a descriptor (OCI image-spec descriptor.md). */
 export function descriptor(value: unknown, where: string): Descriptor {
   if (!isObject(value)) throw invalid(`${where} is not a descriptor`)
-  const { mediaType, digest, size } = value
+  const { digest, size } = value
+  const mediaType = mediaTypeField(value.mediaType, `${where}.mediaType`)
   const d = tryDigest(typeof digest === 'string' ? digest : null)
-  if (typeof mediaType !== 'string' || !mediaType) throw invalid(`${where}.mediaType is missing`)
   if (!d) throw invalid(`${where}.digest is not a valid sha256/sha512 digest`)
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}.size is invalid`)
   const out: Descriptor = { mediaType, digest: d, size }
   if (typeof value.artifactType === 'string') out.artifactType = value.artifactType
-  if (isObject(value.annotations)) out.annotations = value.annotations as Record<string, string>
+  const annotations = annotationsOf(value.annotations, `${where}.annotations`)
+  if (annotations) out.annotations = annotations
   if (Array.isArray(value.urls)) out.urls = value.urls.filter((u): u is string => typeof u === 'string')
   if (isObject(value.platform)) {
     const { architecture, os, variant } = value.platform

@@ -1,5 +1,5 @@
 /** Manifest lists: the Docker manifest list and the OCI image index share one shape. */
-import { descriptor, descriptors, invalid, isObject, schemaVersion, type ManifestHandler, type Parsed } from './handler'
+import { annotationsOf, artifactTypeOf, descriptor, descriptors, invalid, schemaVersion, type ManifestHandler, type Parsed } from './handler'
 
 export function imageIndex(mediaType: string, opts: { subject: boolean }): ManifestHandler {
   return {
@@ -10,8 +10,10 @@ export function imageIndex(mediaType: string, opts: { subject: boolean }): Manif
       if (doc.config !== undefined || doc.layers !== undefined) throw invalid('an index has no config or layers')
       const parsed: Parsed = { blobs: [], manifests: descriptors(doc, 'manifests') }
       if (opts.subject && doc.subject !== undefined) parsed.subject = descriptor(doc.subject, 'subject')
-      if (typeof doc.artifactType === 'string') parsed.artifactType = doc.artifactType
-      if (isObject(doc.annotations)) parsed.annotations = doc.annotations as Record<string, string>
+      const artifactType = artifactTypeOf(doc)
+      if (artifactType) parsed.artifactType = artifactType
+      const annotations = annotationsOf(doc.annotations, 'annotations')
+      if (annotations) parsed.annotations = annotations
       return parsed
     },
   }

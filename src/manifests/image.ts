@@ -3,7 +3,7 @@
  * one shape, so both handlers are made here from their differences.
  */
 import type { Digest } from '../names'
-import { descriptor, descriptors, invalid, isObject, schemaVersion, type ManifestHandler, type Parsed } from './handler'
+import { annotationsOf, artifactTypeOf, descriptor, descriptors, invalid, schemaVersion, type ManifestHandler, type Parsed } from './handler'
 
 export function imageManifest(mediaType: string, opts: { subject: boolean }): ManifestHandler {
   return {
@@ -18,9 +18,11 @@ export function imageManifest(mediaType: string, opts: { subject: boolean }): Ma
       const blobs: Digest[] = [config.digest, ...layers.filter((l) => !l.urls?.length).map((l) => l.digest)]
       const parsed: Parsed = { blobs: [...new Set(blobs)], manifests: [] }
       if (opts.subject && doc.subject !== undefined) parsed.subject = descriptor(doc.subject, 'subject')
-      if (typeof doc.artifactType === 'string') parsed.artifactType = doc.artifactType
+      const artifactType = artifactTypeOf(doc)
+      if (artifactType) parsed.artifactType = artifactType
       else if (opts.subject) parsed.artifactType = config.mediaType
-      if (isObject(doc.annotations)) parsed.annotations = doc.annotations as Record<string, string>
+      const annotations = annotationsOf(doc.annotations, 'annotations')
+      if (annotations) parsed.annotations = annotations
       return parsed
     },
   }

@@ -10,6 +10,7 @@
  * `registry/storage/signedmanifesthandler.go`, and docker/libtrust `jsonsign.go`.
  */
 import { base64url, flattenedVerify, importJWK } from 'jose'
+import { jsonOverLimits } from '../json'
 import { tryDigest, type Digest } from '../names'
 import { invalid, isObject, schemaVersion, type ManifestHandler, type Parsed, type PutTarget } from './handler'
 
@@ -259,7 +260,10 @@ function decodeBase64url(s: string, where: string): Uint8Array {
   }
 }
 
+/** JSON checked for depth and size before it is parsed (src/json.ts), as the manifest itself was. */
 function jsonObject(bytes: Uint8Array, where: string): Record<string, unknown> {
+  const over = jsonOverLimits(bytes)
+  if (over) throw invalid(`${where}: ${over} (the limit)`)
   let value: unknown
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes))

@@ -20,6 +20,7 @@ import { isObject, referencedSize } from '../manifests/handler'
 import { algorithmOf, digestOf, tryDigest, type Digest, type Reference, type Tag } from '../names'
 import { getManifest } from '../storage/manifests'
 import { readTag } from '../storage/tags'
+import { parseBoundedJson } from '../json'
 import type { ProxyTarget } from './config'
 import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
@@ -119,12 +120,10 @@ async function verified(c: Ctx, res: Response, expected: Digest | null): Promise
   if (bytes.byteLength > max) throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)
   const digest = await digestOf(new Uint8Array(bytes), expected ? algorithmOf(expected) : 'sha256')
   if (expected && digest !== expected) throw new UpstreamFailure(502, `the upstream's manifest does not match its digest ${expected}`)
-  let doc: unknown
-  try {
-    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes))
-  } catch {
-    throw new UpstreamFailure(502, 'the upstream\'s manifest is not JSON')
-  }
+  // Bounded as a pushed manifest is (src/json.ts): an upstream is not trusted with the isolate's memory.
+  const parsed = parseBoundedJson(new Uint8Array(bytes))
+  if ('refused' in parsed) throw new UpstreamFailure(502, `the upstream's manifest is refused: ${parsed.refused}`)
+  const doc = parsed.value
   if (!isObject(doc)) throw new UpstreamFailure(502, 'the upstream\'s manifest is not a JSON object')
   const field = typeof doc.mediaType === 'string' ? doc.mediaType : null
   const mediaType = specificType(res.headers.get('content-type')) ?? field ?? (Array.isArray(doc.manifests) ? INDEX_TYPES[1]! : SINGLE_MANIFEST_TYPES[1]!)
@@ -138,7 +137,9 @@ async function store(c: Ctx, t: ProxyTarget, m: CachedManifest): Promise<void> {
   const doc = JSON.parse(new TextDecoder().decode(m.bytes)) as Record<string, unknown>
   const subject = isObject(doc.subject) ? tryDigest(typeof doc.subject.digest === 'string' ? doc.subject.digest : null) : null
   // Referrers of a proxied repository are the upstream's (listings.ts): no entry of our own.
-  await c.store.as('proxy').pushManifest({ repo: t.local, digest: m.digest, bytes: new Uint8Array(m.bytes), mediaType: m.mediaType, tags: [], subject, referrer: null })
+  // Pushed by digest (no tag: recordTag sets those), so no tag record is written.
+  const record = { digest: m.digest, mediaType: m.mediaType }
+  await c.store.as('proxy').pushManifest({ repo: t.local, digest: m.digest, bytes: new Uint8Array(m.bytes), mediaType: m.mediaType, tags: [], record, subject, referrer: null })
 }
 
 /**

@@ -7,6 +7,7 @@ import { parseDigest, parseRepo } from '../names'
 import { blobBytes, forgetBlobBytes } from '../storage/edge-cache'
 import { proxiedBlob } from '../proxy/blobs'
 import { readBlobLink } from '../storage/links'
+import { assertNotPinned } from '../gc/immutable'
 
 /**
  * HEAD: cached link or 1 KV get. GET: + cached bytes, or 1 R2 get on a cold location.
@@ -46,11 +47,15 @@ export async function get(req: IRequest, c: Ctx): Promise<Response> {
   return new Response(body, { status, headers })
 }
 
-/** 1 KV get + 1 KV delete; the bytes stay in R2 for other repositories (and GC). */
+/**
+ * 1 KV get + 1 KV delete; the bytes stay in R2 for other repositories (and GC). With
+ * IMMUTABLE_TAGS covering the repository: +1 R2 list (a blob an immutable tag reaches is 403).
+ */
 export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
   const digest = parseDigest(req.params.digest)
   if (!c.settings.DELETE_ENABLED) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
+  await assertNotPinned(c.env, repo, digest, 'blob')                                    // (IMMUTABLE_TAGS) R2 list
   if (!(await c.store.unlinkBlob(repo, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest })
   await forgetBlobBytes(c, digest)
   return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })

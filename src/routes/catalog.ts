@@ -10,20 +10,34 @@ import { catalogFilter } from '../auth/access'
 import type { Ctx } from '../http/context'
 import { nextLink, parsePage } from '../http/pagination'
 import { mirrorHost } from '../proxy/config'
+import { openResume, sealResume } from '../http/resume'
 import { listRepositories } from '../storage/manifests'
 
-/** 1 R2 list per 1,000 repositories (scanned, when filtered). */
+/** R2 list pages (1,000 names each) a filtered catalog reads at most per request. */
+export const CATALOG_SCAN_PAGES = 10
+
+/**
+ * 1 R2 list per 1,000 repositories; filtered, at most CATALOG_SCAN_PAGES: past that the page
+ * has fewer names (maybe none; the spec lets a registry return fewer than `n`) and a `Link`
+ * that resumes where the reading stopped (`resume=`, sealed: it may name a repository the
+ * caller may not see).
+ */
 export async function list(req: IRequest, c: Ctx): Promise<Response> {
   const url = new URL(req.url)
   const { n, last } = parsePage(url)
   const mirror = mirrorHost(c.env, url)
   const under = mirror ? `${mirror.namespace}/` : ''
+  const filter = catalogFilter(c.auth)
+  const from = filter ? await openResume(c.env, c.settings.UPLOAD_SECRET, url.searchParams.get('resume')) : null
   const listed = n === 0
-    ? { names: [], more: false }
-    : await listRepositories(c.env, n, last === null ? null : under + last, catalogFilter(c.auth), under)  // R2 list
-  const names = listed.names.map((name) => name.slice(under.length))
-  const more = listed.more
+    ? { names: [], more: false, scanned: null }
+    : await listRepositories(c.env, n, from ?? (last === null ? null : under + last), filter, under, CATALOG_SCAN_PAGES)  // R2 list(s)
+  const page = { ...listed, names: listed.names.map((name) => name.slice(under.length)) }
   const headers = new Headers({ 'Content-Type': 'application/json' })
-  if (more) headers.set('Link', nextLink(url.pathname, n, names[names.length - 1]!))
-  return new Response(JSON.stringify({ repositories: names }), { headers })
+  if (page.more) {
+    const lastName = page.names[page.names.length - 1] ?? last
+    const link = nextLink(url.pathname, n, lastName)
+    headers.set('Link', page.scanned === null ? link : link.replace('>;', `&resume=${await sealResume(c.env, c.settings.UPLOAD_SECRET, page.scanned)}>;`))
+  }
+  return new Response(JSON.stringify({ repositories: page.names }), { headers })
 }

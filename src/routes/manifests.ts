@@ -12,10 +12,13 @@ import { readBlobLinkConfirmed } from '../storage/links'
 import { getManifest, headManifest, repoExists } from '../storage/manifests'
 import { assertNotCached } from '../proxy/layer'
 import { readProxiedManifest } from '../proxy/manifests'
+import { referrerEntry } from '../storage/referrers'
 import { concat } from '../storage/streams'
-import { allTags, readTag } from '../storage/tags'
+import { readTag, readTagRecord, tagMetadata, tagsNaming } from '../storage/tags'
+import { JSON_LIMITS, parseBoundedJson } from '../json'
 import { matchesEtag } from './blobs'
-import { immutableDenied, immutableRule, immutableRules } from '../gc/immutable'
+import { assertNotPinned, immutableDenied, immutableRule, reachOf } from '../gc/immutable'
+import { startUntag } from '../gc/untag'
 
 /** A manifest may reference at most this many blobs and manifests (each is one storage read). */
 const MAX_REFERENCES = 500
@@ -103,9 +106,12 @@ async function platformManifest(c: Ctx, repo: Repo, index: Found, accepted: stri
 
 /**
  * Reads (cache, else 1 KV get) per referenced blob not linked at this location, +1 R2
- * head per blob KV misses; 1 R2 head per child manifest. Writes: 1 R2 put (manifest),
- * +1 KV put per tag (the URL's, or each `?tag=` of a PUT by digest), +1 R2 put (referrer,
- * with a subject).
+ * head per blob KV misses; 1 R2 head per child manifest; in batches, stopping at the first
+ * batch with a missing reference (see verifyReferences). Writes: 1 R2 put (manifest), +1 KV
+ * put per tag (the URL's, or each `?tag=` of a PUT by digest), +1 R2 put (referrer, with a
+ * subject). A tag under an IMMUTABLE_TAGS rule: +1 KV get, and its reach pinned (+1 R2 get per
+ * child manifest, at most 500; +1 R2 put per manifest and blob reached, at most 2,000).
+ * Everything the writes need is built and checked before the first one.
  */
 export async function put(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
@@ -125,16 +131,24 @@ export async function put(req: IRequest, c: Ctx): Promise<Response> {
   if (ref.kind === 'digest' && ref.digest !== digest) throw new RegistryError('DIGEST_INVALID', { expected: ref.digest, actual: digest })
   await verifyReferences(c, repo, parsed)
   // Every tag this PUT sets (the URL's, or each ?tag=) must not move an immutable tag.
-  await Promise.all(tags.map((tag) => guardImmutable(c, repo, { kind: 'tag', tag }, digest)))
+  await Promise.all(tags.map((tag) => guardImmutable(c, repo, tag, digest)))
 
-  // The manifest is stored before any tag names it (storage/repository.ts), then reported.
+  // What every write needs, made (and checked against the stores' limits) before the first:
+  // nothing that can be refused is left to fail after the manifest is stored.
+  const record = tagMetadata({ digest, mediaType, size: referencedSize(doc, bytes), platforms: platformsOf(doc) })
+  const referrer = parsed.subject ? referrerEntry(referrerOf(digest, mediaType, bytes, parsed)) : null
+  // A tag under an IMMUTABLE_TAGS rule protects all it reaches: pinned (+1 R2 get per child, +1 R2 put each).
+  const immutableTag = tags.find((tag) => immutableRule(c.env, repo, tag))
+  const reach = immutableTag ? await reachOf(c.env, repo, digest, parsed) : []
+
+  // The manifest (and the pins) exist before anything points at them (storage/repository.ts),
+  // then the push is reported (the events layer).
   await c.store.pushManifest({
-    repo, digest, bytes, mediaType, tags,
+    repo, digest, bytes, mediaType, tags, record,
     subject: parsed.subject?.digest ?? null,
-    referrer: parsed.subject ? referrerOf(digest, mediaType, bytes, parsed) : null,
-    size: referencedSize(doc, bytes),
-    platforms: platformsOf(doc),
-  })                                                                                           // R2 put, KV put per tag (+ R2 put)
+    referrer,
+    pins: immutableTag ? { reach, tag: immutableTag } : null,
+  })                                                                       // R2 put (+ R2 put per pin), KV put per tag (+ R2 put)
   const headers = new Headers({
     Location: `/v2/${repo}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
@@ -188,15 +202,12 @@ async function readLimited(req: IRequest, max: number): Promise<Uint8Array> {
   return concat(parts)
 }
 
+/** The body as a JSON object; its depth and size are checked before it is parsed (src/json.ts). */
 function parseJson(bytes: Uint8Array): Record<string, unknown> {
-  let doc: unknown
-  try {
-    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes))
-  } catch {
-    throw new RegistryError('MANIFEST_INVALID', { reason: 'not valid JSON' })
-  }
-  if (!isObject(doc)) throw new RegistryError('MANIFEST_INVALID', { reason: 'not a JSON object' })
-  return doc
+  const parsed = parseBoundedJson(bytes)
+  if ('refused' in parsed) throw new RegistryError('MANIFEST_INVALID', { reason: parsed.refused, limits: JSON_LIMITS })
+  if (!isObject(parsed.value)) throw new RegistryError('MANIFEST_INVALID', { reason: 'not a JSON object' })
+  return parsed.value
 }
 
 /**
@@ -216,21 +227,35 @@ function mediaTypeOf(req: IRequest, doc: Record<string, unknown>): string {
   return 'application/vnd.oci.image.manifest.v1+json'
 }
 
-/** Every blob must be linked in the repository and every child manifest stored in it. */
+/**
+ * Every blob must be linked in the repository and every child manifest stored in it. Checked
+ * in batches of growing size (REFERENCE_BATCHES), each batch's reads at once: a manifest naming
+ * hundreds of missing blobs is refused after the first batch, not after reading them all.
+ */
 async function verifyReferences(c: Ctx, repo: Repo, parsed: Parsed): Promise<void> {
   if (parsed.blobs.length + parsed.manifests.length > MAX_REFERENCES) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `more than ${MAX_REFERENCES} references` })
   }
-  // Independent reads: one per reference, all at once.
-  const [blobs, children] = await Promise.all([
-    Promise.all(parsed.blobs.map((d) => readBlobLinkConfirmed(c.env, c, repo, d))),
-    Promise.all(parsed.manifests.map((m) => headManifest(c.env, repo, m.digest))),
-  ])
-  const missingBlob = parsed.blobs.find((_, i) => !blobs[i])
-  if (missingBlob) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingBlob })
-  const missingChild = parsed.manifests.find((_, i) => !children[i])
-  if (missingChild) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missingChild.digest })
+  const checks: [Digest, () => Promise<unknown>][] = [
+    ...parsed.blobs.map((d): [Digest, () => Promise<unknown>] => [d, () => readBlobLinkConfirmed(c.env, c, repo, d)]),
+    ...parsed.manifests.map((m): [Digest, () => Promise<unknown>] => [m.digest, () => headManifest(c.env, repo, m.digest)]),
+  ]
+  for (let at = 0, batch = 0; at < checks.length; at += REFERENCE_BATCHES[batch]!, batch = Math.min(batch + 1, REFERENCE_BATCHES.length - 1)) {
+    const slice = checks.slice(at, at + REFERENCE_BATCHES[batch]!)
+    // Independent reads: one per reference of the batch, all at once.
+    const found = await Promise.all(slice.map(([, check]) => check()))
+    const missing = slice.find((_, i) => !found[i])
+    if (missing) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missing[0] })
+  }
 }
+
+/**
+ * Sizes of the successive reference batches: the reference image (config + 3 layers) and any
+ * image of up to 16 references is one batch, as before; 500 references take 5 rounds. A refusal
+ * costs at most the reads of the batches up to the first missing reference (16 for a manifest
+ * whose first references are missing).
+ */
+const REFERENCE_BATCHES = [16, 32, 64, 128, 260]
 
 /** An index's platforms for its tag record (the web UI lists them without reading the index). */
 function platformsOf(doc: Record<string, unknown>): string | undefined {
@@ -240,11 +265,18 @@ function platformsOf(doc: Record<string, unknown>): string | undefined {
     if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string') return []
     return [[p.os, p.architecture, typeof p.variant === 'string' ? p.variant : ''].filter(Boolean).join('/')]
   })
-  const text = [...new Set(names)].join(', ')
+  const text = [...new Set(names)].filter((name) => PLATFORM_NAME.test(name)).join(', ')
   return text.length <= PLATFORMS_MAX ? text || undefined : `${text.slice(0, PLATFORMS_MAX - 1)}…`
 }
 
-/** KV metadata holds 1,024 bytes (≤ 3 per character here); the rest of the tag record needs about 200. */
+/**
+ * What the UI shows of a platform: `os/arch[/variant]` without commas (the separator), control
+ * characters or surrogates (lone ones too): KV counts metadata as serialised JSON, where each
+ * of those is escaped into 6 bytes, and the record has 1 KiB (tagMetadata checks the rest).
+ */
+const PLATFORM_NAME = /^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff,]{1,100}$/
+
+/** KV metadata holds 1,024 bytes (at most 3 a character here); the rest of the tag record needs at most ~300. */
 const PLATFORMS_MAX = 250
 
 function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed: Parsed): Descriptor {
@@ -255,8 +287,10 @@ function referrerOf(digest: Digest, mediaType: string, bytes: Uint8Array, parsed
 }
 
 /**
- * By tag: 1 KV get + 1 KV delete. By digest: 1 R2 head, free R2 deletes, 1 KV list
- * per 1,000 tags (to drop the tags pointing at it) + 1 KV delete each.
+ * By tag: 1 KV get + 1 KV delete. By digest: 1 R2 head, at most UNTAG_SCAN_PAGES KV lists
+ * (1,000 tags each) to find the tags naming it, a KV delete for each (at most UNTAG_INLINE), free
+ * R2 deletes; more tags than that: +1 Workflow start, the rest done there (src/gc/untag.ts).
+ * With IMMUTABLE_TAGS covering the repository: +1 R2 list (its pins), +1 KV get per pin.
  */
 export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   const repo = parseRepo(req.params.name)
@@ -268,37 +302,51 @@ export async function remove(req: IRequest, c: Ctx): Promise<Response> {
   return new Response(null, { status: 202, headers: { 'Content-Length': '0' } })
 }
 
+/** KV list pages (1,000 tags each) a DELETE by digest reads to find the tags naming the manifest. */
+export const UNTAG_SCAN_PAGES = 10
+/** Tags a DELETE by digest removes itself; more go to the untag Workflow. */
+export const UNTAG_INLINE = 100
+
 /**
  * Deletes a tag, or a manifest with its referrer entry and the tags pointing at it (the web UI
  * too); false when absent. IMMUTABLE_TAGS, READ_ONLY and UPSTREAMS (a cache's repositories)
- * are checked here, for both callers.
+ * are checked here, for both callers. The tags go before the manifest, so none ever names a
+ * deleted one: when there are more than one request may remove (UNTAG_INLINE found, or more
+ * than UNTAG_SCAN_PAGES pages to read), the untag Workflow removes them and then the manifest,
+ * and the reply (202 Accepted) comes before it has finished.
  */
 export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promise<boolean> {
   if (c.settings.READ_ONLY) throw readOnlyError()
   assertNotCached(c.env, repo) // a pull-through cache's repositories take no writes (the UI's delete does not pass its layer)
-  await guardImmutable(c, repo, ref, null)
-  const removed = ref.kind === 'tag' ? await c.store.removeTag(repo, ref.tag) : await c.store.removeManifest(repo, ref.digest)
-  return removed !== null
+  if (ref.kind === 'tag') {
+    const rule = immutableRule(c.env, repo, ref.tag)
+    if (rule && (await readTagRecord(c.env, repo, ref.tag))) throw immutableDenied(repo, ref.tag, rule, 'deleted')  // KV get
+    return (await c.store.removeTag(repo, ref.tag)) !== null                                 // KV get + KV delete
+  }
+  const stored = await headManifest(c.env, repo, ref.digest)                               // R2 head
+  if (!stored) return false
+  await assertNotPinned(c.env, repo, ref.digest, 'manifest')                              // (IMMUTABLE_TAGS) R2 list
+  const { tags, complete } = await tagsNaming(c.env, repo, ref.digest, UNTAG_SCAN_PAGES)   // KV list(s)
+  for (const tag of tags) {
+    const rule = immutableRule(c.env, repo, tag)
+    if (rule) throw immutableDenied(repo, tag, rule, 'deleted')
+  }
+  if (!complete || tags.length > UNTAG_INLINE) {
+    await startUntag(c.env, repo, ref.digest, c.from)                                      // Workflow start
+    return true
+  }
+  await c.store.removeManifest(repo, ref.digest, stored, tags)                             // KV delete per tag, then R2 deletes
+  return true
 }
 
 /**
- * IMMUTABLE_TAGS (src/gc/immutable.ts): a tag matching a rule, once set, may be re-pushed with
- * the same manifest only; moving (`digest` given) or deleting it (`digest` null; by digest: any
- * such tag naming it) answers 403 DENIED naming the rule. Free without IMMUTABLE_TAGS; else
- * +1 KV get per push to such a tag, +1 KV list per 1,000 tags per delete by digest.
+ * IMMUTABLE_TAGS (src/gc/immutable.ts) on a push: a tag matching a rule, once set, may be
+ * re-pushed with the same manifest only; moving it answers 403 DENIED naming the rule. Free
+ * without a rule matching the tag; else +1 KV get. (Deletes: see deleteReference.)
  */
-async function guardImmutable(c: Ctx, repo: Repo, ref: Reference, digest: Digest | null): Promise<void> {
-  if (immutableRules(c.env).length === 0) return
-  if (ref.kind === 'tag') {
-    const rule = immutableRule(c.env, repo, ref.tag)
-    if (!rule) return
-    const current = await readTag(c.env, repo, ref.tag)
-    if (current && current.digest !== digest) throw immutableDenied(repo, ref.tag, rule, digest ? 'moved' : 'deleted')
-    return
-  }
-  if (digest) return
-  for await (const t of allTags(c.env, repo)) {
-    const rule = t.digest === ref.digest ? immutableRule(c.env, repo, t.tag) : null
-    if (rule) throw immutableDenied(repo, t.tag, rule, 'deleted')
-  }
+async function guardImmutable(c: Ctx, repo: Repo, tag: Tag, digest: Digest): Promise<void> {
+  const rule = immutableRule(c.env, repo, tag)
+  if (!rule) return
+  const current = await readTagRecord(c.env, repo, tag)                                    // KV get
+  if (current && current.digest !== digest) throw immutableDenied(repo, tag, rule, 'moved')
 }

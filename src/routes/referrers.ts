@@ -9,7 +9,10 @@ import { listReferrers } from '../storage/referrers'
 const INDEX = 'application/vnd.oci.image.index.v1+json'
 
 /**
- * 1 R2 list per page of up to 1,000 referrers. An unknown subject is an empty index.
+ * 1 R2 list per page of up to 1,000 referrers (REFERRERS_PAGE; each descriptor at most 1,800
+ * bytes, so a page is at most ~1.8 MB), +1 R2 get per old uncapped entry (at most 8 a page).
+ * More pages: `Link: <…?last=<digest>>; rel="next"` (spec: "the Link header MUST be set" when
+ * the list does not fit one reply). An unknown subject is an empty index.
  * Proxied: the upstream's referrers (edge-cached briefly, src/proxy/listings.ts).
  */
 export async function list(req: IRequest, c: Ctx): Promise<Response> {
@@ -19,12 +22,13 @@ export async function list(req: IRequest, c: Ctx): Promise<Response> {
   if (upstream) return upstream
   const url = new URL(req.url)
   const artifactType = url.searchParams.get('artifactType')
-  const page = await listReferrers(c.env, repo, subject, url.searchParams.get('cursor') ?? undefined)  // R2 list
+  const last = url.searchParams.get('last')
+  const page = await listReferrers(c.env, repo, subject, last ? parseDigest(last) : null)  // R2 list
   const manifests = artifactType ? page.descriptors.filter((d) => d.artifactType === artifactType) : page.descriptors
   const headers = new Headers({ 'Content-Type': INDEX })
   if (artifactType) headers.set('OCI-Filters-Applied', 'artifactType')
-  if (page.cursor) {
-    const next = new URLSearchParams({ ...(artifactType ? { artifactType } : {}), cursor: page.cursor })
+  if (page.next) {
+    const next = new URLSearchParams({ ...(artifactType ? { artifactType } : {}), last: page.next })
     headers.set('Link', `<${url.pathname}?${next}>; rel="next"`)
   }
   return new Response(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }), { headers })

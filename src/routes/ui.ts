@@ -17,7 +17,7 @@ import { readBlob } from '../storage/blobs'
 import { listReports } from '../storage/gc-reports'
 import { getManifest, listRepositories, repoExists } from '../storage/manifests'
 import { listReferrers } from '../storage/referrers'
-import { allTags, readTag } from '../storage/tags'
+import { listTagPage, readTag, type TagEntry } from '../storage/tags'
 import { APP_CSS, APP_ICON, APP_JS } from '../ui/assets'
 import { htmlResponse } from '../ui/layout'
 import { confirmDeletePage, messagePage, signInPage } from '../ui/pages/forms'
@@ -31,6 +31,8 @@ import { endpointReports } from '../events/status'
 import { notificationSettings } from '../settings'
 import { readPullStats, type PullStat } from '../storage/pull-stats'
 import { repoUrl } from '../ui/urls'
+import { parseBoundedJson } from '../json'
+import { openResume, sealResume } from '../http/resume'
 import { deleteReference } from './manifests'
 import { cachingUpstream, mirrorHost } from '../proxy/config'
 
@@ -54,13 +56,24 @@ export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: Executi
 
 const REPOS_PER_PAGE = 25
 const TAGS_PER_PAGE = 50
+/** Tags a repository page reads to sort them (5 KV lists); a larger repository is listed by name. */
+const UI_SORT_TAGS = 5000
+/** KV list pages a by-name page of tags reads at most. */
+const UI_TAG_PAGES = 5
+/** R2 list pages of names the Repositories page scans at most (filtered by name and by access). */
+const REPO_SCAN_PAGES = 10
+/** Tags counted per repository on the Repositories page (1 KV list). */
+const ROW_TAGS = 1000
 /** Larger configs are not read (real ones are a few KiB). */
 const CONFIG_MAX_BYTES = 1024 * 1024
 const REPORTS_SHOWN = 100
+const REFERRERS_PER_PAGE = 50
 
 /**
  * GET / — Repositories. 1 R2 list per 1,000 names scanned (until a page of names the viewer may
- * pull and the filter matches), then 1 KV list per repository shown (per 1,000 tags).
+ * pull and the filter matches, at most REPO_SCAN_PAGES: then the page is short and its next link
+ * resumes where the scan stopped), then 1 KV list per repository shown: a repository's first
+ * 1,000 tags are counted and sized ("1000+" beyond).
  */
 export const repositories: Page = async (req, c, viewer) => {
   const url = new URL(req.url)
@@ -68,22 +81,25 @@ export const repositories: Page = async (req, c, viewer) => {
   const last = url.searchParams.get('last')
   const may = pullable(viewer)
   const keep = (name: string) => (!q || name.includes(q)) && may(name)
-  const { names, more } = await listRepositories(c.env, REPOS_PER_PAGE, last, keep)        // R2 list(s)
+  const from = await openResume(c.env, c.settings.UPLOAD_SECRET, url.searchParams.get('resume'))
+  const { names, more, scanned } = await listRepositories(c.env, REPOS_PER_PAGE, from ?? last, keep, '', REPO_SCAN_PAGES)  // R2 list(s)
   // Independent: one KV list per repository shown.
   const rows = await Promise.all(names.map((name) => repositoryRow(c.env, name as Repo)))
-  return htmlResponse(repositoriesPage(viewer, { rows, q, next: more ? names[names.length - 1]! : null, paged: !!last }), viewer)
+  const next = more ? names[names.length - 1] ?? last ?? '' : null
+  const resume = scanned === null ? null : await sealResume(c.env, c.settings.UPLOAD_SECRET, scanned)
+  return htmlResponse(repositoriesPage(viewer, { rows, q, next, resume, paged: !!last || !!from }), viewer)
 }
 
+/** A repository's row: its first 1,000 tags (1 KV list). */
 async function repositoryRow(env: Env, name: Repo): Promise<RepositoryRow> {
-  let tags = 0
+  const { entries, more } = await listTagPage(env, name, ROW_TAGS, null, null, 1)             // KV list
   let lastPush: number | null = null
   const sizes = new Map<string, number>()
-  for await (const t of allTags(env, name)) {
-    tags++
-    if (t.record?.pushed && (lastPush === null || t.record.pushed > lastPush)) lastPush = t.record.pushed
-    if (t.digest && t.record?.size !== undefined) sizes.set(t.digest, t.record.size)
+  for (const { record } of entries) {
+    if (record?.pushed && (lastPush === null || record.pushed > lastPush)) lastPush = record.pushed
+    if (record?.digest && record.size !== undefined) sizes.set(record.digest, record.size)
   }
-  return { name, tags, lastPush, size: [...sizes.values()].reduce((a, b) => a + b, 0) }
+  return { name, tags: entries.length, moreTags: more, lastPush, size: [...sizes.values()].reduce((a, b) => a + b, 0) }
 }
 
 /** A repository's pull statistics when PULL_STATS is on (1 R2 get), else null (no call). */
@@ -91,27 +107,68 @@ const pullStatsOf = (c: Ctx, repo: Repo): Promise<Map<string, PullStat> | null> 
   notificationSettings(c.env).pullStats ? readPullStats(c.env, repo) : Promise.resolve(null)
 
 /**
- * GET /r/<name> — its tags. 1 KV list per 1,000 tags (+1 R2 list when it has none); with
- * PULL_STATS, +1 R2 get (the pulls and last pull of each tag's manifest).
+ * GET /r/<name> — its tags. A repository of up to UI_SORT_TAGS tags: sorted as asked, 1 KV list
+ * per 1,000 (+1 R2 list when it has none). A larger one: by name, TAGS_PER_PAGE a page, at most
+ * UI_SORT_TAGS / 1,000 KV lists for the first page and UI_TAG_PAGES for the next ones (they resume
+ * from a KV cursor, as the tags API does). With PULL_STATS, +1 R2 get (the pulls and last pull
+ * of each tag's manifest), read meanwhile.
  */
 export const repository: Page = async (req, c, viewer) => {
   const repo = visibleRepo(req, viewer)
   const url = new URL(req.url)
+  const last = url.searchParams.get('last')
+  const from = url.searchParams.get('cursor')
+  const canDelete = offersDelete(c, viewer, repo)
+  const host = url.host
+  const stats = pullStatsOf(c, repo)                                                         // R2 get (PULL_STATS), meanwhile
+  let entries: TagEntry[]
+  if (last === null && from === null) {
+    const all = await listTagPage(c.env, repo, UI_SORT_TAGS, null, null, UI_SORT_TAGS / 1000)   // KV list(s)
+    if (!all.more) return sortedTags(req, c, viewer, repo, all.entries, await stats)
+    entries = all.entries.slice(0, TAGS_PER_PAGE)
+  } else {
+    const page = await listTagPage(c.env, repo, TAGS_PER_PAGE, last, from && from.length <= 2048 ? from : null, UI_TAG_PAGES) // KV lists
+    entries = page.entries
+    if (!page.more) return byNamePage(viewer, repo, host, entries, null, canDelete, await stats)
+    return byNamePage(viewer, repo, host, entries, nextTagsHref(repo, entries.at(-1)?.tag ?? last, page.resume), canDelete, await stats)
+  }
+  return byNamePage(viewer, repo, host, entries, nextTagsHref(repo, entries.at(-1)!.tag, null), canDelete, await stats, false)
+}
+
+function nextTagsHref(repo: Repo, last: string | null, cursor: string | null): string {
+  const query = new URLSearchParams()
+  if (last) query.set('last', last)
+  if (cursor) query.set('cursor', cursor)
+  return `${repoUrl(repo)}?${query}`
+}
+
+const rowOf = (t: TagEntry, pulls: Map<string, PullStat> | null): TagRow | null => {
+  const r = t.record
+  if (!r?.digest) return null
+  const p = pulls?.get(r.digest)
+  return {
+    tag: t.tag, digest: r.digest, mediaType: r.mediaType, platforms: r.platforms ?? null, size: r.size ?? null, pushed: r.pushed ?? null,
+    pulls: p?.pulls ?? null, lastPulled: p?.last ?? null,
+  }
+}
+
+function byNamePage(
+  viewer: Viewer, repo: Repo, host: string, entries: TagEntry[], next: string | null, canDelete: boolean, pulls: Map<string, PullStat> | null, paged = true,
+): Response {
+  const rows = entries.map((t) => rowOf(t, pulls)).filter((r): r is TagRow => r !== null)
+  return htmlResponse(repositoryPage(viewer, {
+    repo, host, rows, total: rows.length, sort: 'tag', desc: false, pageNumber: 1, pages: 1, canDelete, pullStats: pulls !== null,
+    byName: { next, paged, sorted: UI_SORT_TAGS },
+  }), viewer)
+}
+
+/** A repository of at most UI_SORT_TAGS tags, sorted and paged in memory. */
+async function sortedTags(req: IRequest, c: Ctx, viewer: Viewer, repo: Repo, entries: TagEntry[], pulls: Map<string, PullStat> | null): Promise<Response> {
+  const url = new URL(req.url)
   const sortParam = url.searchParams.get('sort') as TagSort | null
   const sort: TagSort = sortParam && TAG_SORTS.includes(sortParam) ? sortParam : 'pushed'
   const desc = (url.searchParams.get('order') ?? (sort === 'tag' ? 'asc' : 'desc')) === 'desc'
-  const rows: TagRow[] = []
-  const stats = pullStatsOf(c, repo)                                                         // R2 get (PULL_STATS), meanwhile
-  for await (const t of allTags(c.env, repo)) {                                              // KV list(s)
-    if (!t.digest || !t.record) continue
-    const r = t.record
-    rows.push({ tag: t.tag, digest: t.digest, mediaType: r.mediaType, platforms: r.platforms ?? null, size: r.size ?? null, pushed: r.pushed ?? null, pulls: null, lastPulled: null })
-  }
-  const pulls = await stats
-  for (const r of rows) {
-    const p = pulls?.get(r.digest)
-    if (p) [r.pulls, r.lastPulled] = [p.pulls, p.last]
-  }
+  const rows = entries.map((t) => rowOf(t, pulls)).filter((r): r is TagRow => r !== null)
   if (rows.length === 0 && !(await repoExists(c.env, repo))) return notFound(viewer)        // R2 list
   const key = (r: TagRow) => (sort === 'tag' ? r.tag : sort === 'size' ? r.size ?? -1 : r.pushed ?? 0)
   rows.sort((a, b) => {
@@ -147,8 +204,8 @@ export const manifest: Page = async (req, c, viewer) => {
     const digest = wanted && wanted.size <= CONFIG_MAX_BYTES ? parseDigest(wanted.digest) : null
     const link = digest && (await readBlobLink(c.env, c, repo, digest))                      // cache, else KV get
     const object = link && (await readBlob(c.env, link))                                     // R2 get
-    const parsed: unknown = object && JSON.parse(await object.text())
-    if (isObj(parsed)) config = parsed
+    const parsed = object && parseBoundedJson(new Uint8Array(await object.arrayBuffer()))  // bounded: a config blob is anyone's bytes
+    if (parsed && 'value' in parsed && isObj(parsed.value)) config = parsed.value
   } catch {
     // A config that is not JSON (or a bad digest) is simply not summarised.
   }
@@ -159,12 +216,16 @@ export const manifest: Page = async (req, c, viewer) => {
   }), viewer)
 }
 
-/** GET /r/<name>/-/referrers/<digest> — 1 R2 list (first 1,000 referrers). */
+/**
+ * GET /r/<name>/-/referrers/<digest>[?last=<digest>] — a page of REFERRERS_PER_PAGE: 1 R2 list
+ * (+1 R2 get per old uncapped entry, at most 8). Each descriptor is at most 1,800 bytes.
+ */
 export const referrers: Page = async (req, c, viewer) => {
   const repo = visibleRepo(req, viewer)
   const subject = parseDigest(req.params.digest)
-  const page = await listReferrers(c.env, repo, subject, undefined)                          // R2 list
-  return htmlResponse(referrersPage(viewer, repo, subject, page.descriptors), viewer)
+  const last = new URL(req.url).searchParams.get('last')
+  const page = await listReferrers(c.env, repo, subject, last ? parseDigest(last) : null, REFERRERS_PER_PAGE)  // R2 list
+  return htmlResponse(referrersPage(viewer, repo, subject, page.descriptors, { next: page.next, paged: !!last }), viewer)
 }
 
 /** GET /storage — the collector's reports: 1 R2 list per 1,000 reports + 1 R2 get per report shown. */

@@ -19,6 +19,10 @@
  *                                             blob's bytes
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
+ *                                             (empty; customMetadata.descriptor, at most 1,800 bytes)
+ *   repos/<name>+pins/<digest>/<root>         empty; customMetadata {tag}: <digest> (a manifest or blob) is
+ *                                             reached from manifest <root>, pushed to <tag> under an
+ *                                             IMMUTABLE_TAGS rule (src/gc/immutable.ts)
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  *   _registry/gc/<run-id>.json                a garbage collection run's report (src/storage/gc-reports.ts)
  *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
@@ -33,7 +37,8 @@
  * KV  env.LINKS  (edge-cached, eventually consistent)
  *   repos/<name>+blobs/<digest>               {"size":n,"at":key[,"gc":etag]}: the blob is visible in <name>;
  *                                             metadata {t: ms linked}; "gc": a collection marked it (gc-marks)
- *   repos/<name>+tags/<tag>                   manifest bytes; metadata {digest, mediaType, pushed, size, platforms}
+ *   repos/<name>+tags/<tag>                   manifest bytes (empty when over 64 KiB: read from R2);
+ *                                             metadata {digest, mediaType, pushed, size, platforms}
  *   auth/robots/<robot>                       {"sha256":hex,"created":iso}: a CI robot's token hash (AUTH_MODE
  *                                             "token"); scripts/robot.mjs spells this key too
  *   _registry/health                          never written: /_health gets it (src/storage/health.ts)
@@ -80,6 +85,8 @@ export const keys = {
   manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
   referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
   referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
+  pins: (r: Repo, d: Digest) => `repos/${r}+pins/${d}/`,
+  pin: (r: Repo, d: Digest, root: Digest) => `repos/${r}+pins/${d}/${root}`,
   blobLink: (r: Repo, d: Digest) => `repos/${r}+blobs/${d}`,
   tags: (r: Repo) => `repos/${r}+tags/`,
   tag: (r: Repo, t: Tag) => `repos/${r}+tags/${t}`,
@@ -126,6 +133,9 @@ export const repoOfPrefix = (prefix: string): string =>
 
 /** The R2 `startAfter` that lists repositories after `name` ("~" sorts after "+manifests", "+referrers"). */
 export const reposAfter = (name: string): string => `${REPOS_PREFIX}${name}${REPO_DELIMITER}~`
+
+/** The referring manifest's digest from a key of keys.referrer (`prefix`: its keys.referrers). */
+export const digestOfReferrerKey = (key: string, prefix: string): Digest => key.slice(prefix.length) as Digest
 
 /** A tag's name from its KV key. */
 export const tagOfKey = (r: Repo, key: string): string => key.slice(keys.tags(r).length)

@@ -67,17 +67,20 @@ export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
 }
 
 /**
- * Repository names after `last`, in key order, up to `n`: repositories with
- * manifests or referrers (those `keep` accepts, when given), only those starting with `under`
- * when given (a namespace and "/"). 1 R2 list per 1,000 names scanned (with `keep`, names it
- * refuses are scanned too).
+ * Repository names after `last`, in key order, up to `n`: repositories with manifests or
+ * referrers (those `keep` accepts, when given), only those starting with `under` when given (a
+ * namespace and "/"). 1 R2 list per 1,000 names scanned, at most `maxPages`: when a filter
+ * refuses that many pages of names, the page ends short, `more`, and `scanned` is the last name
+ * read (where the next page resumes; it may be one `keep` refused).
  */
 export async function listRepositories(
-  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null, under = '',
-): Promise<{ names: string[]; more: boolean }> {
+  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null, under = '', maxPages = Infinity,
+): Promise<{ names: string[]; more: boolean; scanned: string | null }> {
   const names: string[] = []
   let cursor: string | undefined
-  for (;;) {
+  let scanned: string | null = null
+  for (let pages = 0; ; pages++) {
+    if (pages === maxPages) return { names, more: true, scanned }
     const page = await env.BLOBS.list({
       prefix: REPOS_PREFIX + under,
       delimiter: REPO_DELIMITER,
@@ -86,10 +89,11 @@ export async function listRepositories(
     })
     for (const p of page.delimitedPrefixes) {
       const name = repoOfPrefix(p)
+      scanned = name
       if (!keep || keep(name)) names.push(name)
     }
     if (names.length > n || !page.truncated) break
     cursor = page.cursor
   }
-  return { names: names.slice(0, n), more: names.length > n }
+  return { names: names.slice(0, n), more: names.length > n, scanned: null }
 }

@@ -1,16 +1,20 @@
 /**
  * A repository's visible changes to manifests and tags, each in the order that never shows a
- * half-written state: a manifest is stored before any tag names it; a manifest is deleted before
- * the tags that named it (a tag naming nothing answers MANIFEST_UNKNOWN, as a deleted one does).
+ * half-written state:
+ *   - a manifest (and the pins of what an immutable tag reaches) is stored before any tag or
+ *     referrers entry names it; everything those writes need (the tag record's metadata, the
+ *     referrers entry) is built and checked by the caller before the first write;
+ *   - a manifest's tags are deleted before the manifest, so no tag ever names a deleted one
+ *     (the caller bounds how many: past that, the untag Workflow does it, src/gc/untag.ts).
  * The routes and the pull-through cache make them through the events layer (src/events/layer.ts),
  * which reports each one once it is stored. Blob links are in links.ts.
  */
 import type { Env } from '../env'
-import type { Descriptor } from '../manifests/handler'
 import type { Digest, Repo, Tag } from '../names'
-import { deleteManifest, headManifest, putManifest } from './manifests'
-import { deleteReferrer, putReferrer } from './referrers'
-import { allTags, deleteTag, readTag, writeTag, type TagRecord } from './tags'
+import { deleteManifest, putManifest, type StoredManifest } from './manifests'
+import { putPins } from './pins'
+import { deleteReferrer, putReferrer, type ReferrerEntry } from './referrers'
+import { deleteTag, readTag, writeTag, type TagRecord } from './tags'
 
 export interface ManifestPush {
   repo: Repo
@@ -19,21 +23,24 @@ export interface ManifestPush {
   mediaType: string
   /** The tags it sets (none: pushed by digest). */
   tags: Tag[]
+  /** The tag records' metadata (tags.ts `tagMetadata`, checked against KV's limit). */
+  record: TagRecord
   /** The manifest's `subject`, if it has one. */
   subject: Digest | null
   /** Its referrers entry (with a subject), unless its referrers are listed elsewhere (a proxied repository's upstream). */
-  referrer: Descriptor | null
-  /** For the tag records (tags.ts TagRecord). */
-  size?: number
-  platforms?: string
+  referrer: ReferrerEntry | null
+  /** What an immutable tag it sets reaches, pinned with it (src/gc/immutable.ts), or null. */
+  pins?: { reach: Digest[]; tag: Tag } | null
 }
 
-/** 1 R2 put, then 1 KV put per tag (+1 R2 put: the referrers entry), those at once. */
+/** 1 R2 put (+1 R2 put per pin), then 1 KV put per tag (+1 R2 put: the referrers entry), those at once. */
 export async function pushManifest(env: Env, m: ManifestPush): Promise<void> {
-  await putManifest(env, m.repo, m.digest, m.bytes, m.mediaType, m.subject)                            // R2 put
-  const record: TagRecord = { digest: m.digest, mediaType: m.mediaType, size: m.size, platforms: m.platforms }
   await Promise.all([
-    ...m.tags.map((tag) => writeTag(env, m.repo, tag, record, m.bytes)),                                 // KV put each
+    putManifest(env, m.repo, m.digest, m.bytes, m.mediaType, m.subject),                                  // R2 put
+    m.pins && putPins(env, m.repo, m.pins.reach, { root: m.digest, tag: m.pins.tag }),                       // R2 put per pin
+  ])
+  await Promise.all([
+    ...m.tags.map((tag) => writeTag(env, m.repo, tag, m.record, m.bytes)),                                 // KV put each
     m.subject && m.referrer && putReferrer(env, m.repo, m.subject, m.referrer),                            // R2 put
   ])
 }
@@ -43,7 +50,7 @@ export async function setTag(env: Env, repo: Repo, tag: Tag, record: TagRecord, 
   await writeTag(env, repo, tag, record, bytes)
 }
 
-/** The tag's record, once deleted; null when there was none. 1 KV get + 1 KV delete. */
+/** The tag's record, once deleted; null when there was none. 1 KV get (+1 R2 get past TAG_MANIFEST_MAX) + 1 KV delete. */
 export async function removeTag(env: Env, repo: Repo, tag: Tag): Promise<TagRecord | null> {
   const record = await readTag(env, repo, tag)                                                          // KV get
   if (!record) return null
@@ -60,21 +67,15 @@ export interface RemovedManifest {
 }
 
 /**
- * Deletes a manifest, its referrers entry and the tags naming it; null when absent. 1 R2 head,
- * free R2 deletes, 1 KV list per 1,000 tags + 1 KV delete per tag naming it.
+ * Deletes the tags naming a manifest (`tags`, all of them: the caller read them), then the
+ * manifest (`stored`, as the caller found it) and its referrers entry. 1 KV delete per tag, then
+ * free R2 deletes.
  */
-export async function removeManifest(env: Env, repo: Repo, digest: Digest): Promise<RemovedManifest | null> {
-  const stored = await headManifest(env, repo, digest)                                                  // R2 head
-  if (!stored) return null
-  await deleteManifest(env, repo, digest)
-  const work: Promise<void>[] = []
-  const tags: Tag[] = []
-  if (stored.subject) work.push(deleteReferrer(env, repo, stored.subject, digest))
-  for await (const t of allTags(env, repo)) {                                                           // KV list per 1,000
-    if (t.digest !== digest) continue
-    tags.push(t.tag)
-    work.push(deleteTag(env, repo, t.tag))                                                              // KV delete each
-  }
-  await Promise.all(work)
+export async function removeManifest(env: Env, repo: Repo, digest: Digest, stored: StoredManifest, tags: Tag[]): Promise<RemovedManifest> {
+  await Promise.all(tags.map((tag) => deleteTag(env, repo, tag)))                                        // KV delete each
+  await Promise.all([
+    deleteManifest(env, repo, digest),
+    stored.subject ? deleteReferrer(env, repo, stored.subject, digest) : Promise.resolve(),
+  ])
   return { mediaType: stored.mediaType, size: stored.size, tags }
 }

@@ -143,15 +143,22 @@ export interface Stored {
 }
 
 /**
- * Everything the session wrote, as its latest progress. 1 R2 list per 1000 objects (writes
- * stay until the collector's expiry: a session of many small chunks has many).
+ * Everything the session wrote from the asking state's own write on, as its latest progress.
+ * Writes are keyed by their offset, in order, so nothing before `state.at` can be later: the
+ * list starts there (an end mark is always written at or after it, the parts object sorts after
+ * every offset). 1 R2 list per 1,000 objects from there: 1 for the latest Location, whatever
+ * the session's length; a replayed old Location pays for the writes made since it.
  */
 export async function listSession(env: Env, state: UploadState): Promise<Stored> {
   let latest: Stored['latest'] = null
   let ended = false
   let cursor: string | undefined
+  const startAfter = state.at > 0 ? keys.uploadWrite(state.id, state.at - 1) : undefined
   do {
-    const page = await env.BLOBS.list({ prefix: keys.upload(state.id), include: ['customMetadata'], cursor } as R2ListOptions)
+    const options: Record<string, unknown> = { prefix: keys.upload(state.id), include: ['customMetadata'] }
+    if (cursor) options.cursor = cursor
+    else if (startAfter) options.startAfter = startAfter
+    const page = await env.BLOBS.list(options as R2ListOptions)
     for (const object of page.objects) {
       const meta = object.customMetadata ?? {}
       if (object.key === keys.uploadParts(state.id) || meta.ended) ended = true

@@ -1,6 +1,10 @@
 /** GET /v2/<name>/referrers/<digest> (spec "Listing Referrers") and PUT's OCI-Subject. */
 import { describe, expect, it } from 'vitest'
-import { randomBlob, repoName } from '../helpers'
+import { bindings, randomBlob, repoName } from '../helpers'
+import { DESCRIPTOR_MAX, LEGACY_READS_PER_PAGE, putReferrer, referrerEntry, REFERRERS_PAGE } from '../../src/storage/referrers'
+import { keys } from '../../src/storage/keys'
+import type { Digest, Repo } from '../../src/names'
+import { Meter, meteredKV, meteredR2 } from '../../bench/cost/meter'
 import {
   api,
   build,
@@ -8,6 +12,7 @@ import {
   expectError,
   expectNotStored,
   getManifest,
+  inBatches,
   MT,
   ociArtifact,
   ociImage,
@@ -143,14 +148,58 @@ describe('referrers', () => {
     expect(await listed(await referrers(b, image.digest))).toEqual([descriptorOf(sig, SIG)])
   })
 
-  it('keeps a referrer with annotations too large for object metadata whole', async () => {
+  it('lists a referrer\'s annotations whole while its descriptor fits 1,800 bytes, and those that fit (whole, in key order) past it', async () => {
     const repo = repoName('referrers')
     const image = await ociImage(repo)
     await push(repo, 'v1', image)
-    const annotations = { 'org.example.big': 'x'.repeat(4000), 'org.example.small': 'y' }
+    const fits = { 'org.example.a': 'x'.repeat(1200), 'org.example.b': 'y' }
+    const over = { 'org.example.a': 'y', 'org.example.big': 'x'.repeat(4000), 'org.example.c': 'z'.repeat(800), 'org.example.d': 'w'.repeat(800) }
+    const whole = await ociArtifact(repo, SIG, image.descriptor, { annotations: fits })
+    const cut = await ociArtifact(repo, SBOM, image.descriptor, { annotations: over })
+    await push(repo, whole.digest, whole)
+    await push(repo, cut.digest, cut)
+    const res = await referrers(repo, image.digest)
+    const listedDescriptors = await listed(res)
+    expect(listedDescriptors).toEqual(byDigest([
+      descriptorOf(whole, SIG, fits),
+      // "big" cannot fit; "c" can, "d" then cannot: whole entries only, in key order.
+      descriptorOf(cut, SBOM, { 'org.example.a': 'y', 'org.example.c': 'z'.repeat(800) }),
+    ]))
+    for (const d of listedDescriptors) expect(JSON.stringify(d).length).toBeLessThanOrEqual(DESCRIPTOR_MAX)
+    // The manifest itself keeps every annotation.
+    expect(JSON.parse(await (await getManifest(repo, cut.digest)).text()).annotations).toEqual(over)
+  })
+
+  it('keeps non-ASCII and lone-surrogate annotations exactly (escaped in storage, counted as stored)', async () => {
+    const repo = repoName('referrers')
+    const image = await ociImage(repo)
+    await push(repo, 'v1', image)
+    const annotations = { 'org.example.text': 'grüße 🎉 \ud800 \u0001 "q"', 'org.example.many': 'ü'.repeat(200) }
     const sig = await ociArtifact(repo, SIG, image.descriptor, { annotations })
     await push(repo, sig.digest, sig)
     expect(await listed(await referrers(repo, image.digest))).toEqual([descriptorOf(sig, SIG, annotations)])
+  })
+
+  it('refuses an artifactType or media type longer than RFC 6838 allows (255), storing nothing', async () => {
+    const repo = repoName('referrers')
+    const image = await ociImage(repo)
+    await push(repo, 'v1', image)
+    const long = await ociArtifact(repo, `application/${'x'.repeat(244)}`, image.descriptor)
+    await expectError(await putManifest(repo, long.digest, long.bytes, long.mediaType), 400, 'MANIFEST_INVALID')
+    await expectNotStored(repo, long.digest, { subject: image.digest })
+    const atLimit = await ociArtifact(repo, `application/${'x'.repeat(243)}`, image.descriptor)
+    await push(repo, atLimit.digest, atLimit)
+  })
+
+  it('refuses annotations that are not strings (400, nothing stored)', async () => {
+    const repo = repoName('referrers')
+    const image = await ociImage(repo)
+    await push(repo, 'v1', image)
+    for (const annotations of [{ 'org.example.n': 1 }, { 'org.example.o': { a: 'b' } }, ['x']]) {
+      const bad = await ociArtifact(repo, SIG, image.descriptor, { annotations })
+      await expectError(await putManifest(repo, bad.digest, bad.bytes, bad.mediaType), 400, 'MANIFEST_INVALID')
+      await expectNotStored(repo, bad.digest, { subject: image.digest })
+    }
   })
 
   it('records an index referrer with its own artifactType', async () => {
@@ -193,5 +242,76 @@ describe('referrers', () => {
     await push(repo, 'sig', sig)
     await push(repo, sig.digest, sig)
     expect(await listed(await referrers(repo, image.digest))).toEqual([descriptorOf(sig, SIG)])
+  })
+})
+
+describe('referrers pages (each a bounded number of entries, bytes and calls)', () => {
+  const entry = (i: number) => ({
+    mediaType: MT.ociManifest,
+    digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+    size: 100 + i,
+    artifactType: SIG,
+    annotations: { 'org.example.n': String(i), 'org.example.pad': 'p'.repeat(1500) },
+  })
+
+  /** Follows every Link from the first page: each page's descriptors, Link and R2 calls. */
+  async function pages(repo: string, subject: string, most = 10) {
+    const out: { digests: string[]; bytes: number; calls: Record<string, number> }[] = []
+    let next: string | null = `/v2/${repo}/referrers/${subject}`
+    while (next && out.length < most) {
+      const meter = new Meter()
+      const res = await api(next, undefined, { BLOBS: meteredR2(meter, bindings.BLOBS), LINKS: meteredKV(meter, bindings.LINKS) })
+      const text = await res.text()
+      expect(res.status, text).toBe(200)
+      out.push({ digests: (JSON.parse(text) as Index).manifests.map((d) => d.digest), bytes: text.length, calls: meter.counts })
+      const link = res.headers.get('link')
+      next = link ? /^<([^>]+)>; rel="next"$/.exec(link)![1]! : null
+    }
+    return out
+  }
+
+  it(`pages ${REFERRERS_PAGE + 5} referrers in pages of at most ${REFERRERS_PAGE}, each one R2 list and at most ~1.8 MB`, async () => {
+    const repo = repoName('referrers-pages') as Repo
+    const subject = `sha256:${'e'.repeat(64)}` as Digest
+    await inBatches(Array.from({ length: REFERRERS_PAGE + 5 }, (_, i) => i), 50, (i) => putReferrer(bindings, repo, subject, referrerEntry(entry(i) as never)))
+    const got = await pages(repo, subject, 20)
+    // R2 may give fewer than asked when it includes metadata (the local one gives 100): never more.
+    expect(got.length).toBeGreaterThan(1)
+    for (const p of got) expect(p.digests.length).toBeLessThanOrEqual(REFERRERS_PAGE)
+    expect(got.flatMap((p) => p.digests)).toEqual(Array.from({ length: REFERRERS_PAGE + 5 }, (_, i) => entry(i).digest))
+    for (const p of got) {
+      expect(p.calls).toEqual({ 'r2.list': 1 })
+      expect(p.bytes).toBeLessThanOrEqual(REFERRERS_PAGE * DESCRIPTOR_MAX + 200)
+    }
+  })
+
+  it(`reads at most ${LEGACY_READS_PER_PAGE} old uncapped entries (their descriptor in the body) a page, capped like new ones`, async () => {
+    const repo = repoName('referrers-legacy') as Repo
+    const subject = `sha256:${'f'.repeat(64)}` as Digest
+    // As written before descriptors were capped: over 1,800 bytes went in the object's body.
+    await inBatches(Array.from({ length: 20 }, (_, i) => i), 10, (i) => {
+      const d = { ...entry(i), annotations: { 'org.example.n': String(i), 'org.example.huge': 'h'.repeat(64 * 1024) } }
+      return bindings.BLOBS.put(keys.referrer(repo, subject, d.digest as Digest), JSON.stringify(d))
+    })
+    const got = await pages(repo, subject)
+    expect(got.map((p) => p.digests.length)).toEqual([8, 8, 4])
+    for (const p of got) {
+      expect(p.calls['r2.list']).toBe(1)
+      expect(p.calls['r2.get']).toBeLessThanOrEqual(LEGACY_READS_PER_PAGE)
+      expect(p.bytes).toBeLessThanOrEqual(LEGACY_READS_PER_PAGE * DESCRIPTOR_MAX + 200)
+    }
+    expect(got.flatMap((p) => p.digests)).toEqual(Array.from({ length: 20 }, (_, i) => entry(i).digest))
+  })
+
+  it('pages the web UI\'s referrers page 50 at a time', async () => {
+    const repo = repoName('referrers-ui') as Repo
+    const subject = `sha256:${'d'.repeat(64)}` as Digest
+    await inBatches(Array.from({ length: 60 }, (_, i) => i), 30, (i) => putReferrer(bindings, repo, subject, referrerEntry(entry(i) as never)))
+    const first = await (await api(`/r/${repo}/-/referrers/${subject}`)).text()
+    expect(first.match(/<tr><td><a href=/g)).toHaveLength(50)
+    const next = /<a href="([^"]+)" rel="next">/.exec(first)![1]!.replaceAll('&amp;', '&')
+    const second = await (await api(next)).text()
+    expect(second.match(/<tr><td><a href=/g)).toHaveLength(10)
+    expect(second).not.toContain('rel="next"')
   })
 })

@@ -33,6 +33,8 @@ describe('storage keys', () => {
     ['manifest', keys.manifest(repo, d256), `repos/library/ubuntu+manifests/sha256:${hex256}`],
     ['referrers of a subject (prefix)', keys.referrers(repo, subject), `repos/library/ubuntu+referrers/${subject}/`],
     ['referrer', keys.referrer(repo, subject, d256), `repos/library/ubuntu+referrers/${subject}/${d256}`],
+    ['pins of a digest (prefix)', keys.pins(repo, d256), `repos/library/ubuntu+pins/sha256:${hex256}/`],
+    ['pin of a digest by an immutable tag\'s manifest', keys.pin(repo, d256, subject), `repos/library/ubuntu+pins/sha256:${hex256}/${subject}`],
     ['blob link (KV)', keys.blobLink(repo, d256), `repos/library/ubuntu+blobs/sha256:${hex256}`],
     ['tags of a repository (KV prefix)', keys.tags(repo), 'repos/library/ubuntu+tags/'],
     ['tag (KV)', keys.tag(repo, tag), 'repos/library/ubuntu+tags/v1.0_rc-2'],
@@ -65,7 +67,7 @@ describe('storage keys', () => {
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
       'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'deliveryLog', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'manifests', 'pullStats', 'referrer', 'referrers', 'robot', 'tag', 'tags',
+      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'manifests', 'pin', 'pins', 'pullStats', 'referrer', 'referrers', 'robot', 'tag', 'tags',
       'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })

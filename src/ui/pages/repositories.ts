@@ -8,6 +8,8 @@ import { repoUrl } from '../urls'
 export interface RepositoryRow {
   name: string
   tags: number
+  /** More tags than counted (`tags` is then a lower bound, `size` their part). */
+  moreTags?: boolean
   /** Newest tag push, ms since epoch (null when no tag records it). */
   lastPush: number | null
   /** Sum of the sizes of the distinct manifests its tags point at. */
@@ -20,6 +22,8 @@ export interface RepositoriesData {
   q: string
   /** The name the next page starts after, or null on the last page. */
   next: string | null
+  /** Where the next page resumes reading, sealed (src/http/resume.ts), when the scan stopped short. */
+  resume?: string | null
   /** Whether this is not the first page. */
   paged: boolean
 }
@@ -37,11 +41,11 @@ ${d.rows.length === 0
   : html`<div class="scroll"><table>
 <caption class="sr">Repositories</caption>
 <thead><tr><th scope="col">Repository</th><th scope="col" class="num">Tags</th><th scope="col" class="num">Size</th><th scope="col">Last push</th></tr></thead>
-<tbody>${d.rows.map((r) => html`<tr data-name="${r.name}"><td><a href="${repoUrl(r.name)}">${r.name}</a></td><td class="num">${r.tags}</td><td class="num">${formatBytes(r.size)}</td><td>${time(r.lastPush, formatTime(r.lastPush))}</td></tr>`)}</tbody>
+<tbody>${d.rows.map((r) => html`<tr data-name="${r.name}"><td><a href="${repoUrl(r.name)}">${r.name}</a></td><td class="num">${r.tags}${r.moreTags ? '+' : ''}</td><td class="num">${formatBytes(r.size)}</td><td>${time(r.lastPush, formatTime(r.lastPush))}</td></tr>`)}</tbody>
 </table></div>`}
 <nav class="pager" aria-label="Pages">
 ${d.paged && html`<a href="/?${q.slice(1)}">First page</a>`}
-${d.next && html`<a href="/?last=${encodeURIComponent(d.next)}${q}" rel="next">Next page</a>`}
+${d.next !== null && html`<a href="/?last=${encodeURIComponent(d.next)}${q}${d.resume ? `&resume=${d.resume}` : ''}" rel="next">Next page</a>`}
 </nav>`
   return page({ title: 'Repositories', viewer, path: '/', body })
 }

@@ -28,6 +28,11 @@ export interface RepositoryData {
   /** This page's rows, already sorted. */
   rows: TagRow[]
   total: number
+  /**
+   * Set when the repository has more tags than the page sorts (UI_SORT_TAGS): rows come in name
+   * order, a page at a time, `next` being the next page's address (null on the last).
+   */
+  byName?: { next: string | null; paged: boolean; sorted: number }
   sort: TagSort
   desc: boolean
   pageNumber: number
@@ -47,11 +52,14 @@ export function repositoryPage(viewer: Viewer, d: RepositoryData): Html {
     return html`<th scope="col"${cls && html` class="${cls}"`}${aria && html` aria-sort="${aria}"`}><a href="${link(sort, desc)}">${label}${current ? (d.desc ? ' ▼' : ' ▲') : ''}</a></th>`
   }
   const top = d.rows[0]
+  const byName = d.byName
+  const plain = (label: string, cls = '') => html`<th scope="col"${cls && html` class="${cls}"`}>${label}</th>`
   const body = html`
-<h2 id="tags-h">Tags <span class="muted">(${d.total})</span></h2>
-${d.total === 0 ? html`<p class="notice">No tags: this repository holds only untagged manifests.</p>` : html`
+<h2 id="tags-h">Tags <span class="muted">(${byName ? `more than ${byName.sorted.toLocaleString('en-US')}` : d.total})</span></h2>
+${byName && html`<p class="notice">This repository has more than ${byName.sorted.toLocaleString('en-US')} tags: they are listed by name, a page at a time, and cannot be sorted here.</p>`}
+${d.total === 0 && !byName ? html`<p class="notice">No tags: this repository holds only untagged manifests.</p>` : html`
 <div class="scroll"><table aria-labelledby="tags-h">
-<thead><tr>${header('tag', 'Tag')}<th scope="col">Digest</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Platforms</th>${header('size', 'Size', 'num')}${header('pushed', 'Pushed')}${d.pullStats && html`<th scope="col" class="num">Pulls</th><th scope="col">Last pulled</th>`}${d.canDelete && html`<th scope="col"><span class="sr">Actions</span></th>`}</tr></thead>
+<thead><tr>${byName ? plain('Tag') : header('tag', 'Tag')}<th scope="col">Digest</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Platforms</th>${byName ? plain('Size', 'num') : header('size', 'Size', 'num')}${byName ? plain('Pushed') : header('pushed', 'Pushed')}${d.pullStats && html`<th scope="col" class="num">Pulls</th><th scope="col">Last pulled</th>`}${d.canDelete && html`<th scope="col"><span class="sr">Actions</span></th>`}</tr></thead>
 <tbody>${d.rows.map((r) => html`<tr>
 <td><a href="${manifestUrl(d.repo, r.tag)}">${r.tag}</a></td>
 <td><a href="${manifestUrl(d.repo, r.digest)}"><code title="${r.digest}">${shortDigest(r.digest)}</code></a></td>
@@ -63,11 +71,14 @@ ${d.pullStats && html`<td class="num">${r.pulls ?? 0}</td><td>${r.lastPulled ? t
 ${d.canDelete && html`<td><a href="${deleteUrl(d.repo, r.tag)}">Delete<span class="sr"> tag ${r.tag}</span></a></td>`}
 </tr>`)}</tbody>
 </table></div>
-<nav class="pager" aria-label="Pages">
+${byName ? html`<nav class="pager" aria-label="Pages">
+${byName.paged && html`<a href="${base}">First page</a>`}
+${byName.next && html`<a href="${byName.next}" rel="next">Next page</a>`}
+</nav>` : html`<nav class="pager" aria-label="Pages">
 ${d.pageNumber > 1 && html`<a href="${link(d.sort, d.desc, d.pageNumber - 1)}" rel="prev">Previous page</a>`}
 <span class="muted">Page ${d.pageNumber} of ${d.pages}</span>
 ${d.pageNumber < d.pages && html`<a href="${link(d.sort, d.desc, d.pageNumber + 1)}" rel="next">Next page</a>`}
-</nav>`}
+</nav>`}`}
 ${top ? pullCommands(`${d.host}/${d.repo}`, top.tag, top.digest) : null}`
   return page({ title: d.repo, viewer, path: base, crumbs: [['Repositories', '/'], [d.repo, null]], body })
 }

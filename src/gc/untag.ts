@@ -1,0 +1,105 @@
+/**
+ * Deleting a manifest that many tags name, as a Cloudflare Workflow: a DELETE by digest removes
+ * up to UNTAG_INLINE tags itself (routes/manifests.ts `deleteReference`); past that it answers 202 and hands the
+ * rest here. Each step reads one KV list page of UNTAG_PAGE tags and deletes those naming the
+ * manifest (at most UNTAG_PAGE + 1 KV calls a step, under the 1,000 operations an invocation
+ * may make); the manifest and its referrer entry go last, so no tag ever names a deleted
+ * manifest. A tag found immutable stops the run and keeps the manifest (the DELETE had refused
+ * it, had it read that far).
+ */
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
+import type { Env } from '../env'
+import type { Digest, Repo } from '../names'
+import { deleteManifest, headManifest } from '../storage/manifests'
+import { deleteReferrer } from '../storage/referrers'
+import { deleteTag, tagsNamingPage } from '../storage/tags'
+import { newEvent, type Origin } from '../events/event'
+import { publish } from '../events/publish'
+import { immutableRule } from './immutable'
+import type { Runner } from './collector'
+
+/** Tags read per step (1 KV list) and so deleted per step at most. */
+export const UNTAG_PAGE = 500
+
+export interface UntagParams {
+  repo: string
+  digest: string
+  /** Who asked (the DELETE's caller and request): the deletes are reported as theirs (events). */
+  from?: Origin
+}
+
+export interface UntagReport {
+  /** Tags deleted. */
+  untagged: number
+  /** The manifest was deleted (false: an immutable tag names it, or it was already gone). */
+  deleted: boolean
+  /** The immutable tag and rule that stopped the run. */
+  immutable?: { tag: string; rule: string }
+}
+
+const RETRIES = { retries: { limit: 5, delay: '5 seconds', backoff: 'exponential' }, timeout: '5 minutes' } as const
+
+export class UntagWorkflow extends WorkflowEntrypoint<Env, UntagParams> {
+  override async run(event: Readonly<WorkflowEvent<UntagParams>>, step: WorkflowStep): Promise<UntagReport> {
+    const runner: Runner = {
+      // A step's result crosses as JSON text: an object result leaves an RPC result undisposed
+      // (workerd warns; cloudflare/workers-sdk#14959).
+      do: async (name, fn) => JSON.parse(await step.do(name, RETRIES, async () => JSON.stringify((await fn()) ?? null))),
+      sleep: async () => {},
+    }
+    return untag(this.env, event.payload, runner)
+  }
+}
+
+/** Removes every tag naming the manifest, then the manifest and its referrer entry. */
+export async function untag(env: Env, params: UntagParams, runner: Runner): Promise<UntagReport> {
+  const repo = params.repo as Repo
+  const digest = params.digest as Digest
+  let cursor: string | null = null
+  let untagged = 0
+  for (let n = 0; ; n++) {
+    const step: { count: number; cursor: string | null; immutable: { tag: string; rule: string } | null } =
+      await runner.do(`tags ${n}`, async () => {
+        const page = await tagsNamingPage(env, repo, digest, cursor, UNTAG_PAGE)                 // KV list
+        for (const tag of page.tags) {
+          const rule = immutableRule(env, repo, tag)
+          if (rule) return { count: 0, cursor: null, immutable: { tag, rule } }
+        }
+        await Promise.all(page.tags.map((tag) => deleteTag(env, repo, tag)))                  // KV delete each
+        // Each tag's delete is reported with its step (a retried step reports again: at least once).
+        await report(env, params, page.tags.map((tag) => ({ repository: repo, digest, tag })))   // Queue write(s), when an endpoint wants them
+        return { count: page.tags.length, cursor: page.cursor, immutable: null }
+      })
+    untagged += step.count
+    if (step.immutable) return { untagged, deleted: false, immutable: step.immutable }
+    cursor = step.cursor
+    if (!cursor) break
+  }
+  const deleted = await runner.do('manifest', async () => {
+    const stored = await headManifest(env, repo, digest)                                       // R2 head
+    if (!stored) return false
+    await Promise.all([
+      deleteManifest(env, repo, digest),
+      stored.subject ? deleteReferrer(env, repo, stored.subject, digest) : Promise.resolve(),
+    ])
+    await report(env, params, [{ repository: repo, digest, mediaType: stored.mediaType }])
+    return true
+  })
+  return { untagged, deleted }
+}
+
+/** `delete` events of what the run removed, as the DELETE's caller (`gc` when none was given). */
+async function report(env: Env, params: UntagParams, targets: { repository: string; digest: string; tag?: string; mediaType?: string }[]): Promise<void> {
+  const from: Origin = params.from ?? { actor: 'gc', request: null, origin: null }
+  if (targets.length) await publish(env, targets.map((t) => newEvent(from, 'delete', t)))
+}
+
+/** Hands the removal of manifest `digest` of `repo` and its tags to the Workflow: the instance id. */
+export async function startUntag(env: Env, repo: Repo, digest: Digest, from?: Origin): Promise<string> {
+  if (!env.UNTAG_WORKFLOW) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
+  const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest, ...(from ? { from } : {}) } })
+  const id = instance.id
+  // The instance handle is an RPC stub: released at once (workerd warns about stubs left to the GC).
+  ;(instance as unknown as Partial<Disposable>)[Symbol.dispose]?.()
+  return id
+}
