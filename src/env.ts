@@ -22,7 +22,7 @@ export interface Env {
   /** Secret: HS256 key for tokens, at least 32 characters. */
   AUTH_TOKEN_SECRET?: string
   /** The garbage collector (src/gc/workflow.ts). */
-  GC_WORKFLOW?: Workflow<import('./gc/params').RunParams>
+  GC_WORKFLOW?: Workflow<import('./gc/params').GcPayload>
   /** Nothing younger than this many seconds is collected (default 86400; ≥ 3600 unless GC_TEST_SHORT_GRACE). */
   GC_GRACE_SECONDS?: string
   /** Seconds between a run's mark and its sweep (default 300: KV propagation + link cache + a request). */

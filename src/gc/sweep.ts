@@ -15,8 +15,30 @@ import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../
 import type { TagRecord } from '../storage/tags'
 import type { Refs } from './plan'
 
-export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number }
+export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number; size?: number }
 export interface MarkedBlob extends BlobEntry { mark: string }
+
+/**
+ * Items per step for each function below: as many as its storage calls per item allow within
+ * CALLS_PER_STEP (a quarter of the 1,000 storage operations a Worker invocation may make, on
+ * every plan; small enough that a step's CPU stays within milliseconds). R2 deletes take 1,000 keys a call.
+ */
+const CALLS_PER_STEP = 250
+export const BATCH = {
+  readRefs: CALLS_PER_STEP,
+  dropTags: CALLS_PER_STEP / 2,
+  stampLinks: CALLS_PER_STEP / 2,
+  markLinks: Math.floor(CALLS_PER_STEP / 3),
+  markBlobs: CALLS_PER_STEP,
+  unmarkLinks: Math.floor(CALLS_PER_STEP / 4),
+  sweepLinks: Math.floor(CALLS_PER_STEP / 4),
+  sweepBlobs: Math.floor(CALLS_PER_STEP / 5),
+  dropUploads: CALLS_PER_STEP,
+  dropObjects: 1000,
+}
+
+/** The link's metadata as the collector writes it back (its time, and its size when it had one). */
+const metaOf = (l: { t: number; size?: number }): LinkMeta => (l.size === undefined ? { t: l.t } : { t: l.t, size: l.size })
 
 /** What each manifest names: 1 R2 get each. */
 export async function readRefs(env: Env, manifestKeys: string[]): Promise<Record<string, Refs>> {
@@ -55,7 +77,7 @@ export async function dropTags(env: Env, tags: { repo: string; tag: string; push
 export async function stampLinks(env: Env, links: { repo: string; digest: string }[]): Promise<void> {
   await Promise.all(links.map(async ({ repo, digest }) => {
     const { value, metadata } = await env.LINKS.getWithMetadata<StoredLink, LinkMeta>(keys.blobLink(repo as Repo, digest as Digest), "json")
-    if (value && !metadata?.t) await putStoredLink(env, repo as Repo, digest as Digest, value, { t: Date.now() })
+    if (value && !metadata?.t) await putStoredLink(env, repo as Repo, digest as Digest, value, { t: Date.now(), size: value.size })
   }))
 }
 
@@ -66,9 +88,10 @@ export async function markLinks(env: Env, run: string, links: { repo: string; di
     const link = value
     if (!link) return null
     const etag = await putMark(env, linkMarkKey(repo as Repo, digest as Digest), run)
-    const t = metadata?.t ?? Date.now()
-    await putStoredLink(env, repo as Repo, digest as Digest, { at: link.at, size: link.size, gc: etag }, { t })
-    return { repo, digest, etag, link: { at: link.at, size: link.size }, t }
+    const marked: MarkedLink = { repo, digest, etag, link: { at: link.at, size: link.size }, t: metadata?.t ?? Date.now() }
+    if (metadata?.size !== undefined) marked.size = metadata.size
+    await putStoredLink(env, repo as Repo, digest as Digest, { ...marked.link, gc: etag }, metaOf(marked))
+    return marked
   }))
   return out.filter((l): l is MarkedLink => l !== null)
 }
@@ -88,7 +111,7 @@ export async function unmarkLinks(env: Env, links: MarkedLink[]): Promise<void> 
     const digest = l.digest as Digest
     await moveMark(env, linkMarkKey(repo, digest), l.etag, 'kept')
     const current = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
-    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, { t: l.t })
+    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, metaOf(l))
   }))
 }
 
@@ -110,7 +133,7 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
     const digest = l.digest as Digest
     await dropBlobLink(env, repo, digest)
     if (await sweepMark(env, linkMarkKey(repo, digest), l.etag, run)) return null
-    await putStoredLink(env, repo, digest, l.link, { t: l.t })
+    await putStoredLink(env, repo, digest, l.link, metaOf(l))
     return `${l.repo}+${l.digest}`
   }))
   return kept.filter((k): k is string => k !== null)

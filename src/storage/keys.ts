@@ -21,6 +21,8 @@
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  *   _registry/gc/<run-id>.json                a garbage collection run's report (src/storage/gc-reports.ts)
+ *   _registry/gc-runs/<run-id>/<shard>.json  a real run's plan of one shard, between its mark and its sweep
+ *                                             (src/storage/gc-runs.ts); deleted when the run ends
  *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
  *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
  *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
@@ -74,9 +76,13 @@ export const keys = {
   cachedJwks: (origin: string, issuer: string, jwksUri: string | null) =>
     `${origin}/_cache/oidc/jwks?iss=${encodeURIComponent(issuer)}${jwksUri ? `&jwks=${encodeURIComponent(jwksUri)}` : ''}`,
   gcReports: () => '_registry/gc/',
+  gcRun: (run: string) => `_registry/gc-runs/${run}/`,
+  gcRunShard: (run: string, shard: string) => `_registry/gc-runs/${run}/${shard}.json`,
   gcReport: (id: string) => `_registry/gc/${id}.json`,
   gcMarks: () => '_registry/gc-marks/',
+  gcLinkMarks: () => '_registry/gc-marks/links/',
   gcLinkMark: (r: Repo, d: Digest) => `_registry/gc-marks/links/${r}+${d}`,
+  gcBlobMarks: () => '_registry/gc-marks/blobs/',
   gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
   cachedTagList: (origin: string, r: Repo, query: string) => `${origin}/_cache/upstream/${r}/tags?${query}`,
   cachedReferrers: (origin: string, r: Repo, subject: Digest, query: string) =>

@@ -1,7 +1,8 @@
 /** The collector's tests: a short-grace registry, image pushes, a Runner standing in for Workflows. */
 import { callWith, bindings, sha256, listObjects } from '../helpers'
 import type { Env } from '../../src/env'
-import { collect, type Runner } from '../../src/gc/collector'
+import { collect, SIZES, type Runner, type Sizes } from '../../src/gc/collector'
+import { inlineFleet } from '../../src/gc/fleet'
 import type { RunParams } from '../../src/gc/params'
 import type { GcReport } from '../../src/storage/gc-reports'
 
@@ -104,9 +105,12 @@ export const params = (p: Partial<RunParams> = {}): RunParams => ({ dryRun: fals
 
 let runs = 0
 /** A run; `id`: resume that run (a Workflow instance keeps its id). */
-export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), id = `gc-test-${runs++}`): Promise<GcReport> {
-  return collect(env, id, params(p), runner)
+export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), id = `gc-test-${runs++}`, sizes: Sizes = SIZES): Promise<GcReport> {
+  return collect(env, id, params(p), runner, inlineFleet(env, runner), sizes)
 }
+
+/** Shards of a few keys each: every repository, digest and upload range its own shard, or nearly. */
+export const TINY: Sizes = { repoKeys: 3, heldPerBlobShard: 2 }
 
 /**
  * The registry's invariants: every tag names a stored manifest; every live index entry's bytes
