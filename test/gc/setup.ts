@@ -77,18 +77,20 @@ export interface Driver extends Runner {
 
 /**
  * A Runner as Workflows behave: a step's result is kept in `memo` (shared by a resumed run);
- * `crashAt`: the run dies when it reaches that step (after `crashAfter` = true: once it ran).
+ * `crashAt`: the run dies when it starts its k-th step (after `crashAfter` = true: once it ran).
  */
 export function driver(opts: { memo?: Map<string, unknown>; crashAt?: number; crashAfter?: boolean; onSleep?: () => Promise<void> } = {}): Driver {
   const memo = opts.memo ?? new Map<string, unknown>()
   const steps: string[] = []
+  let entered = 0 // steps started (a shard's steps run inside the parent's "await" step: inline fleet)
   return {
     steps,
     async do<T>(name: string, fn: () => Promise<T>): Promise<T> {
       if (memo.has(name)) return memo.get(name) as T
-      if (opts.crashAt === steps.length && !opts.crashAfter) throw new Crash(name)
+      const k = entered++
+      if (opts.crashAt === k && !opts.crashAfter) throw new Crash(name)
       const value = structuredClone(((await fn()) ?? null) as T)
-      if (opts.crashAt === steps.length && opts.crashAfter) throw new Crash(name) // the work done, its result lost
+      if (opts.crashAt === k && opts.crashAfter) throw new Crash(name) // the work done, its result lost
       steps.push(name)
       memo.set(name, value)
       return value
@@ -110,7 +112,7 @@ export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), i
 }
 
 /** Shards of a few keys each: every repository, digest and upload range its own shard, or nearly. */
-export const TINY: Sizes = { repoKeys: 3, heldPerBlobShard: 2 }
+export const TINY: Sizes = { repoKeys: 3, heldPerBlobShard: 1 }
 
 /**
  * The registry's invariants: every tag names a stored manifest; every live index entry's bytes

@@ -1,0 +1,174 @@
+/**
+ * The collection cut into shards (tiny ones: a few keys each) against the unsharded plan, with
+ * pushes racing it across shard boundaries.
+ */
+import { describe, expect, it } from 'vitest'
+import { bindings, listObjects, repoName } from '../helpers'
+import { plan, type Scan } from '../../src/gc/plan'
+import { retentionRules } from '../../src/gc/retention'
+import { gcConfig } from '../../src/gc/config'
+import { BLOB_ALGORITHMS, listBlobIndexPage, listKvPage, listRepoObjectsPage, listUploadsPage, type Page } from '../../src/storage/gc-scan'
+import { readRefs } from '../../src/gc/sweep'
+import { keys } from '../../src/storage/keys'
+import type { Digest, Repo, Tag } from '../../src/names'
+import type { Env } from '../../src/env'
+import type { RunParams } from '../../src/gc/params'
+import { driver, gc, gcEnv, MANIFEST, params, pulls, pushImage, pushManifest, putBlob, putChunkedBlob, TINY, via, violations, type Image } from './setup'
+
+const env = gcEnv()
+
+async function all<T>(list: (c: string | null) => Promise<Page<T[]>>): Promise<T[]> {
+  const out: T[] = []
+  let cursor: string | null = null
+  do {
+    const page: Page<T[]> = await list(cursor)
+    out.push(...page.items)
+    cursor = page.cursor
+  } while (cursor)
+  return out
+}
+
+/** The unsharded plan: one scan of everything, one `plan()`: the keys it would delete. */
+async function unshardedPlan(e: Env, p: Partial<RunParams>): Promise<Set<string>> {
+  const scan: Scan = { now: Date.now(), tags: [], links: [], manifests: [], refs: {}, referrers: [], blobs: [], uploads: [] }
+  let cursor: string | null = null
+  do {
+    const page = await listKvPage(e, cursor)
+    scan.tags.push(...page.items.tags)
+    scan.links.push(...page.items.links)
+    cursor = page.cursor
+  } while (cursor)
+  do {
+    const page = await listRepoObjectsPage(e, cursor)
+    scan.manifests.push(...page.items.manifests)
+    scan.referrers.push(...page.items.referrers)
+    cursor = page.cursor
+  } while (cursor)
+  scan.refs = await readRefs(e, scan.manifests.map((m) => m.key))
+  for (const alg of BLOB_ALGORITHMS) scan.blobs.push(...(await all((c) => listBlobIndexPage(e, c, alg))))
+  scan.uploads = await all((c) => listUploadsPage(e, c))
+  const graceMs = gcConfig(e).graceMs
+  const out = await plan(scan, { params: params(p), graceMs, rules: retentionRules(e), isImmutable: () => false })
+  return new Set([
+    ...out.tags.map((t) => `kv:${keys.tag(t.repo as Repo, t.tag as Tag)}`),
+    ...out.manifests.map((m) => `r2:${m.key}`),
+    ...out.referrers.map((r) => `r2:${r.key}`),
+    ...out.links.map((l) => `kv:${keys.blobLink(l.repo as Repo, l.digest as Digest)}`),
+    ...out.blobs.flatMap((b) => (b.at === b.key ? [`r2:${b.key}`] : [`r2:${b.key}`, `r2:${b.at}`])),
+    ...out.uploads.map((u) => `r2:${u.key}`),
+  ])
+}
+
+/** What exists: R2 keys (a blob index entry only while live, not as a tombstone) and KV keys. */
+async function existing(): Promise<Set<string>> {
+  const out = new Set<string>()
+  for (const o of await listObjects()) {
+    if (o.key.startsWith('_registry/')) continue
+    if (o.key.startsWith('blobs/') && o.customMetadata?.gone !== undefined) continue
+    out.add(`r2:${o.key}`)
+  }
+  let cursor: string | undefined
+  do {
+    const page = await bindings.LINKS.list({ prefix: 'repos/', cursor })
+    for (const k of page.keys) out.add(`kv:${k.name}`)
+    cursor = page.list_complete ? undefined : page.cursor
+  } while (cursor)
+  return out
+}
+
+/** A blob's index key and, for a pointer entry, the key of its bytes. */
+async function blobKeys(d: string): Promise<string[]> {
+  const at = (await bindings.BLOBS.head(keys.blob(d as Digest)))?.customMetadata?.at
+  return at ? [`r2:${keys.blob(d as Digest)}`, `r2:${at}`] : [`r2:${keys.blob(d as Digest)}`]
+}
+
+const minus = (a: Set<string>, b: Set<string>) => new Set([...a].filter((x) => !b.has(x)))
+
+/**
+ * Repositories whose names sort apart (so tiny shards split them), sharing blobs across them:
+ * a layer used by a tagged image in `z` and linked, unused, in `a`; garbage in each.
+ */
+async function registry() {
+  const a = repoName('a-shard')
+  const m = repoName('m-shard')
+  const z = repoName('z-shard')
+  const keep = await pushImage(z, 'v1')
+  expect((await via(`/v2/${a}/blobs/uploads/?mount=${keep.layer}&from=${z}`, { method: 'POST' })).status).toBe(201)
+  const untagged = await pushImage(a, 'gone')
+  await via(`/v2/${a}/manifests/gone`, { method: 'DELETE' })
+  const unusedA = await putChunkedBlob(a, crypto.getRandomValues(new Uint8Array(70)))
+  const unusedM = await putBlob(m, crypto.getRandomValues(new Uint8Array(71)))
+  const tagged = await pushImage(m, 'v1')
+  const unusedZ = await putChunkedBlob(z, crypto.getRandomValues(new Uint8Array(72)))
+  await bindings.BLOBS.put(`data/${'e'.repeat(31)}1/0000000000000000`, new Uint8Array(4), { customMetadata: { started: String(Date.now() - 8 * 86_400_000) } })
+  return { a, m, z, keep, untagged, unusedA, unusedM, unusedZ, tagged }
+}
+
+describe('a collection split into shards', () => {
+  it('deletes exactly what the unsharded plan deletes (untagged and default mode), its dry run reporting the same', async () => {
+    for (const untagged of [true, false]) {
+      const r = await registry()
+      const planned = await unshardedPlan(env, { untagged })
+      expect(planned.size).toBeGreaterThan(5)
+      const dryOne = await gc(env, { untagged, dryRun: true })
+      const dryTiny = await gc(env, { untagged, dryRun: true }, driver(), undefined, TINY)
+      expect(dryTiny).toMatchObject({ totals: dryOne.totals, kept: dryOne.kept, repositories: dryOne.repositories })
+      const before = await existing()
+      const d = driver()
+      const real = await gc(env, { untagged }, d, undefined, TINY)
+      const deleted = minus(before, await existing())
+      expect([...deleted].sort()).toEqual([...planned].sort())
+      expect(real).toMatchObject({ totals: dryOne.totals, kept: dryOne.kept, repositories: dryOne.repositories })
+      // Tiny shards: several of each kind.
+      for (const kind of ["r", "b", "u", "sr", "sb"]) expect(d.steps.filter((s) => new RegExp(`^await ${kind}\\d+$`).test(s)).length, kind).toBeGreaterThan(1)
+      expect(await pulls(r.keep)).toBe(true)
+      expect(await pulls(r.tagged)).toBe(true)
+      expect(await violations(env)).toEqual([])
+    }
+  })
+
+  it('with pushes racing it across shard boundaries, deletes the unsharded plan less what the pushes used, and every pushed image pulls', async () => {
+    const r = await registry()
+    const planned = await unshardedPlan(env, { untagged: true })
+    const before = await existing()
+    const bytesOf = Object.fromEntries(await Promise.all([r.unusedA, r.unusedM, r.untagged.config, r.untagged.layer].map(async (d) => [d, await blobKeys(d)] as const)))
+    const expireLink = (repo: string, d: string) => caches.default.delete(keys.cachedLink('http://registry.test', repo as Repo, d as Digest))
+    const pushed: Image[] = []
+    const saved: string[] = []
+    const newcomer = repoName('n-shard') // a repository that did not exist when its range was scanned
+    const imageOver = async (repo: string, layer: string, tag: string) => {
+      const config = await putBlob(repo, crypto.getRandomValues(new Uint8Array(40)))
+      const doc = JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 40 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: 70 }] })
+      return { repo, digest: await pushManifest(repo, tag, doc, MANIFEST), config, layer, bytes: doc }
+    }
+    await gc(env, { untagged: true }, driver({
+      onSleep: async () => {
+        // 1. From the first shard's candidate link into the last shard: the mount reads A's marked link.
+        await expireLink(r.a, r.unusedA)
+        expect((await via(`/v2/${r.z}/blobs/uploads/?mount=${r.unusedA}&from=${r.a}`, { method: 'POST' })).status).toBe(201)
+        pushed.push(await imageOver(r.z, r.unusedA, 'mounted'))
+        saved.push(`kv:${keys.blobLink(r.a as Repo, r.unusedA as Digest)}`, ...bytesOf[r.unusedA]!)
+        // 2. A new repository between two shards mounts, without `from`, a blob the run is collecting
+        //    (its only link is a candidate in another shard): the mount meets the blob's mark.
+        await expireLink(r.m, r.unusedM)
+        expect((await via(`/v2/${newcomer}/blobs/uploads/?mount=${r.unusedM}`, { method: 'POST' })).status).toBe(201)
+        pushed.push(await imageOver(newcomer, r.unusedM, 'v1'))
+        saved.push(...bytesOf[r.unusedM]!)
+        // 3. The untagged image, re-tagged in its own shard: its manifest and blobs stay (second look).
+        await pushManifest(r.a, 'back', r.untagged.bytes, MANIFEST)
+        pushed.push({ ...r.untagged })
+        saved.push(
+          `r2:${keys.manifest(r.a as Repo, r.untagged.digest as Digest)}`,
+          ...[r.untagged.config, r.untagged.layer].flatMap((d) => [`kv:${keys.blobLink(r.a as Repo, d as Digest)}`, ...bytesOf[d]!]),
+        )
+      },
+    }), undefined, TINY)
+    const deleted = minus(before, await existing())
+    for (const k of deleted) expect(planned.has(k), `${k} deleted but not planned`).toBe(true)
+    const left = minus(planned, deleted)
+    expect([...left].filter((k) => !saved.includes(k))).toEqual([])
+    for (const img of pushed) expect(await pulls(img)).toBe(true)
+    expect(await pulls(r.keep)).toBe(true)
+    expect(await violations(env)).toEqual([])
+  })
+})
