@@ -1,18 +1,33 @@
 #!/usr/bin/env node
 /**
- * `node bench/gc.mjs`: the collector on a synthetic registry (bench/gc/registry.bench-test.ts,
- * inside workerd): time and R2/KV calls of a dry run and a real run, per object, and the price
- * of a run over 1 million objects at list prices (shared/COST.md). Merges the figures into
- * bench/results.json under "gc".
+ * `npm run bench:gc -- [--objects N] [--json]`: the sharded collector on a synthetic registry of
+ * about N objects (bench/gc/registry.bench-test.ts, inside workerd): a dry run and a real run,
+ * their Workflow instances (the parent and one per shard), the most steps and step state of any
+ * one instance, time, calls, and dollars at list prices (shared/COST.md). The entry is merged
+ * into bench/results.json `gc.sizes` (one per size, replacing an earlier one of that size); the
+ * raw run, with the load average, is kept in bench/gc/runs/. `--json` prints the entry alone.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { classify, PRICES, usd } from './lib/cost.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const run = spawnSync('npx', ['vitest', 'run', '--config', 'bench/vitest.gc.config.ts'], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28 })
+const args = process.argv.slice(2)
+const flag = (name) => args.indexOf(name)
+const asked = flag('--objects') >= 0 ? Number(args[flag('--objects') + 1]) : 49_400
+if (!Number.isSafeInteger(asked) || asked < 247) {
+  console.error('--objects must be a whole number ≥ 247 (one repository of the synthetic shape)')
+  process.exit(2)
+}
+const json = flag('--json') >= 0
+const loadBefore = loadavg()
+const run = spawnSync('npx', ['vitest', 'run', '--config', 'bench/vitest.gc.config.ts'], {
+  cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, BENCH_GC_OBJECTS: String(asked) },
+})
+const loadAfter = loadavg()
 const line = (run.stdout + run.stderr).split('\n').find((l) => l.includes('BENCH_GC '))
 if (!line) {
   console.error(run.stdout.slice(-3000), run.stderr.slice(-3000))
@@ -22,27 +37,39 @@ const raw = JSON.parse(line.slice(line.indexOf('BENCH_GC ') + 9))
 const o = raw.objects
 // Objects the collector looks at: blobs, manifests, tags and blob links (one link per blob here).
 const total = o.blobs + o.manifests + o.tags + o.blobs
-const deleted = (t) => t.manifests + t.links + t.blobs + t.uploads
 const figure = (r) => {
   const c = classify(r.calls)
   const runUsd = usd(c) / 1e6 // prices are per million calls
+  const instances = Object.values(r.instances)
   return {
-    ms: r.ms,
+    instances: instances.length,
+    maxStepsPerInstance: Math.max(...instances.map((i) => i.steps)),
+    maxStateBytesPerInstance: Math.max(...instances.map((i) => i.stateBytes)),
+    maxStepResultBytes: Math.max(...instances.map((i) => i.maxStepBytes)),
+    parentSteps: r.instances.parent.steps,
     steps: r.steps,
-    msPerObject: +(r.ms / total).toFixed(4),
-    calls: { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, free: c.free },
-    callsPerObject: +((c.r2A + c.r2B + c.kvRead + c.kvWrite) / total).toFixed(4),
+    ms: r.ms,
     usd: +runUsd.toFixed(6),
     usdPerMillionObjects: +((runUsd * 1e6) / total).toFixed(4),
-    // What deleting costs, apart from looking: (this run − the dry run) per object deleted.
-    ...(r === raw.realRun ? { usdPerMillionDeleted: +(((runUsd - usd(classify(raw.dryRun.calls)) / 1e6) * 1e6) / deleted(r.totals)).toFixed(4) } : {}),
+    calls: { r2A: c.r2A, r2B: c.r2B, kvRead: c.kvRead, kvWrite: c.kvWrite, free: c.free },
     totals: r.totals,
-    kept: r.kept,
   }
 }
-const gc = { objects: { ...o, links: o.blobs, total }, buildMs: raw.buildMs, prices: PRICES, dryRun: figure(raw.dryRun), realRun: figure(raw.realRun), byMethod: { dryRun: raw.dryRun.calls, realRun: raw.realRun.calls } }
+const entry = {
+  objects: total,
+  registry: { ...o, links: o.blobs },
+  dryRun: figure(raw.dryRun),
+  realRun: figure(raw.realRun),
+  buildMs: raw.buildMs,
+  loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadAfter.map((x) => +x.toFixed(2)) },
+  measured: new Date().toISOString(),
+}
+const runs = join(root, 'bench', 'gc', 'runs')
+mkdirSync(runs, { recursive: true })
+writeFileSync(join(runs, `${total}-${entry.measured.replace(/[:.]/g, '')}.json`), JSON.stringify({ entry, raw, prices: PRICES }, null, 2) + '\n')
 const file = join(root, 'bench', 'results.json')
 const results = JSON.parse(readFileSync(file, 'utf8'))
-results.gc = gc
+results.gc ??= {}
+results.gc.sizes = [...(results.gc.sizes ?? []).filter((e) => e.objects !== total), entry].sort((a, b) => a.objects - b.objects)
 writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
-console.log(JSON.stringify({ objects: gc.objects, dryRun: gc.dryRun, realRun: gc.realRun }, null, 2))
+console.log(json ? JSON.stringify(entry) : JSON.stringify(entry, null, 2))
