@@ -17,6 +17,8 @@ import { listReports } from '../storage/gc-reports'
 import { getManifest, listRepositories, repoExists } from '../storage/manifests'
 import { listReferrers } from '../storage/referrers'
 import { allTags, readTag } from '../storage/tags'
+import { repoSummary } from '../storage/repo-summary'
+import { pullFilter } from '../auth/access'
 import { APP_CSS, APP_JS } from '../ui/assets'
 import { htmlResponse } from '../ui/layout'
 import { confirmDeletePage, messagePage, signInPage } from '../ui/pages/forms'
@@ -41,38 +43,29 @@ export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: Executi
   }
 }
 
-const REPOS_PER_PAGE = 25
+const REPOS_PER_PAGE = 50
 const TAGS_PER_PAGE = 50
 /** Larger configs are not read (real ones are a few KiB). */
 const CONFIG_MAX_BYTES = 1024 * 1024
 const REPORTS_SHOWN = 100
 
 /**
- * GET / — Repositories. 1 R2 list per 1,000 names scanned (until a page of names the viewer may
- * pull and the filter matches), then 1 KV list per repository shown (per 1,000 tags).
+ * GET / — Repositories, 50 a page. Names: 1 R2 list per 1,000 names scanned, only under the
+ * prefixes the viewer's rules name when they name any (pullPrefixes); then at most 2 KV lists
+ * per repository shown (repo-summary.ts; 1 for a repository of up to 1,000 links and tags):
+ * a page of 50 costs at most 101 calls at any registry size.
  */
 export const repositories: Page = async (req, c, viewer) => {
   const url = new URL(req.url)
   const q = (url.searchParams.get('q') ?? '').trim().toLowerCase().slice(0, 255)
   const last = url.searchParams.get('last')
-  const may = pullable(viewer)
-  const keep = (name: string) => (!q || name.includes(q)) && may(name)
-  const { names, more } = await listRepositories(c.env, REPOS_PER_PAGE, last, keep)        // R2 list(s)
-  // Independent: one KV list per repository shown.
-  const rows = await Promise.all(names.map((name) => repositoryRow(c.env, name as Repo)))
+  const pull = viewer.access ? pullFilter(viewer.access) : null
+  const matches = (name: string) => !q || name.includes(q)
+  const filter = pull ? { keep: (name: string) => matches(name) && pull.keep(name), prefixes: pull.prefixes } : q ? { keep: matches, prefixes: null } : null
+  const { names, more } = await listRepositories(c.env, REPOS_PER_PAGE, last, filter)       // R2 list(s)
+  // Independent: at most 2 KV lists per repository shown.
+  const rows = await Promise.all(names.map(async (name): Promise<RepositoryRow> => ({ name, ...(await repoSummary(c.env, name as Repo)) })))
   return htmlResponse(repositoriesPage(viewer, { rows, q, next: more ? names[names.length - 1]! : null, paged: !!last }), viewer)
-}
-
-async function repositoryRow(env: Env, name: Repo): Promise<RepositoryRow> {
-  let tags = 0
-  let lastPush: number | null = null
-  const sizes = new Map<string, number>()
-  for await (const t of allTags(env, name)) {
-    tags++
-    if (t.record?.pushed && (lastPush === null || t.record.pushed > lastPush)) lastPush = t.record.pushed
-    if (t.digest && t.record?.size !== undefined) sizes.set(t.digest, t.record.size)
-  }
-  return { name, tags, lastPush, size: [...sizes.values()].reduce((a, b) => a + b, 0) }
 }
 
 /** GET /r/<name> — its tags. 1 KV list per 1,000 tags (+1 R2 list when it has none). */

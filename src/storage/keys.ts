@@ -67,6 +67,7 @@ export const keys = {
   manifest: (r: Repo, d: Digest) => `repos/${r}+manifests/${d}`,
   referrers: (r: Repo, subject: Digest) => `repos/${r}+referrers/${subject}/`,
   referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
+  repoKeys: (r: Repo) => `repos/${r}+`,
   blobLink: (r: Repo, d: Digest) => `repos/${r}+blobs/${d}`,
   tags: (r: Repo) => `repos/${r}+tags/`,
   tag: (r: Repo, t: Tag) => `repos/${r}+tags/${t}`,

@@ -54,28 +54,46 @@ export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
 }
 
 /**
- * Repository names after `last`, in key order, up to `n`: repositories with
- * manifests or referrers (those `keep` accepts, when given). 1 R2 list per 1,000 names
- * scanned (with `keep`, names it refuses are scanned too).
+ * Repository names after `last`, in key order, up to `n`: repositories with manifests or
+ * referrers (those `filter.keep` accepts, when given). 1 R2 list per 1,000 names scanned (with
+ * a filter, names it refuses are scanned too); with `filter.prefixes`, only names under them
+ * are scanned: at most 1 R2 list per prefix per 1,000 names under it, whatever the registry's size.
  */
 export async function listRepositories(
-  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null,
+  env: Env, n: number, last: string | null, filter?: { keep: (name: string) => boolean; prefixes: string[] | null } | null,
 ): Promise<{ names: string[]; more: boolean }> {
   const names: string[] = []
-  let cursor: string | undefined
-  for (;;) {
-    const page = await env.BLOBS.list({
-      prefix: REPOS_PREFIX,
-      delimiter: REPO_DELIMITER,
-      limit: keep ? 1000 : Math.min(1000, n + 1),
-      ...(cursor ? { cursor } : last ? { startAfter: reposAfter(last) } : {}),
-    })
-    for (const p of page.delimitedPrefixes) {
-      const name = repoOfPrefix(p)
-      if (!keep || keep(name)) names.push(name)
+  for (const prefix of filter?.prefixes ? disjoint(filter.prefixes) : ['']) {
+    // Names under a prefix that sorts before `last` (and does not hold it) all come before it.
+    if (last !== null && !last.startsWith(prefix) && last > prefix) continue
+    const after = last !== null && last.startsWith(prefix) ? last : null
+    let cursor: string | undefined
+    for (;;) {
+      const page = await env.BLOBS.list({
+        prefix: `${REPOS_PREFIX}${prefix}`,
+        delimiter: REPO_DELIMITER,
+        limit: filter ? 1000 : Math.min(1000, n + 1),
+        ...(cursor ? { cursor } : after !== null ? { startAfter: reposAfter(after) } : {}),
+      })
+      for (const p of page.delimitedPrefixes) {
+        const name = repoOfPrefix(p)
+        if (!filter || filter.keep(name)) names.push(name)
+      }
+      if (names.length > n) return { names: names.slice(0, n), more: true }
+      if (!page.truncated) break
+      cursor = page.cursor
     }
-    if (names.length > n || !page.truncated) break
-    cursor = page.cursor
   }
-  return { names: names.slice(0, n), more: names.length > n }
+  return { names, more: false }
+}
+
+/**
+ * Sorted prefixes none of which starts with another: listed one after the other they give
+ * names in key order, each once (every name under a prefix sorts before every name under a
+ * later one that it does not start).
+ */
+function disjoint(prefixes: string[]): string[] {
+  const out: string[] = []
+  for (const p of [...new Set(prefixes)].sort()) if (!out.some((q) => p.startsWith(q))) out.push(p)
+  return out
 }
