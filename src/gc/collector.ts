@@ -31,7 +31,7 @@ import { immutableRule } from './immutable'
 import type { RunParams } from './params'
 import { emptyPart, mergeParts, planBlobs, planRepos, planUploads, report, reportPart, type Policy, type Refs, type ReportPart } from './plan'
 import { retentionRules } from './retention'
-import { hashKey, hex12, hexRanges, inPacked, mergePacked, packSet, rangeOf, slicePacked, type HexRange } from './shards'
+import { hashKey, hex12, hexRanges, packSet, rangeOf, slicePacked, unpack, type HexRange } from './shards'
 import * as sweep from './sweep'
 
 export interface Runner {
@@ -52,7 +52,7 @@ export interface Fleet {
 export interface Sizes {
   /** KV keys (tags + links) per repository shard: ≤ 60,000 digests held, 720 KB packed, under a 1 MiB event. */
   repoKeys: number
-  /** Held digests per blob shard (its share of the packed set travels in its parameters, ≤ 1 MiB). */
+  /** Held digests per blob shard (its share of the packed sets travels in its parameters: 480 KB, under 1 MiB). */
   heldPerBlobShard: number
 }
 
@@ -109,7 +109,7 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   const uploadRanges = hexRanges(Math.ceil(blobRanges.length / 4))
   const protect: string[][] = uploadRanges.map(() => [])
   for (const [i, range] of blobRanges.entries()) {
-    const mine = params.repo === null ? mergePacked(held.map((h) => slicePacked(h, range.lo, range.hi))) : ''
+    const mine = params.repo === null ? held.map((h) => slicePacked(h, range.lo, range.hi)).join('') : ''
     await fleet.start(`b${i}`, task({ kind: 'blobs', range, held: mine, uploadRanges }))
   }
   for (const i of blobRanges.keys()) {
@@ -118,7 +118,7 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
     parts.push(r.part)
   }
   if (params.repo === null) {
-    for (const [i, range] of uploadRanges.entries()) await fleet.start(`u${i}`, task({ kind: 'uploads', range, protect: mergePacked(protect[i]!) }))
+    for (const [i, range] of uploadRanges.entries()) await fleet.start(`u${i}`, task({ kind: 'uploads', range, protect: protect[i]!.join('') }))
     for (const i of uploadRanges.keys()) parts.push((await fleet.result<PartResult>(`u${i}`)).part)
   }
 
@@ -253,7 +253,8 @@ async function planBlobShard(env: Env, task: ShardTask, job: Extract<Job, { kind
   }
   const graceMs = gcConfig(env).graceMs
   // With --repo, blobs are left for a full run: every one is kept (and counted).
-  const b = planBlobs(blobs, params.repo === null ? (d) => inPacked(job.held, hex12(d)) : () => true, now, graceMs)
+  const held = unpack(job.held)
+  const b = planBlobs(blobs, params.repo === null ? (d) => held.has(hex12(d)) : () => true, now, graceMs)
   const protect = job.uploadRanges.map(() => [] as string[])
   for (const at of b.protect) protect[rangeOf(job.uploadRanges, uploadIdOf(at))]!.push(await hashKey(at))
   const packed = protect.map(packSet)
@@ -266,7 +267,8 @@ async function planBlobShard(env: Env, task: ShardTask, job: Extract<Job, { kind
 async function uploadShard(env: Env, task: ShardTask, job: Extract<Job, { kind: 'uploads' }>, run: Runner): Promise<PartResult> {
   const uploads = []
   for await (const page of pages(run, 'uploads', (c) => listUploadsPage(env, c, job.range))) uploads.push(...page)
-  const doomed = await planUploads(uploads, (h) => inPacked(job.protect, h), task.now, gcConfig(env).graceMs)
+  const protect = unpack(job.protect)
+  const doomed = await planUploads(uploads, (h) => protect.has(h), task.now, gcConfig(env).graceMs)
   // Abandoned sessions past the upload expiry: nothing can point at them any more, so no mark is needed.
   if (!task.params.dryRun) await batches(run, 'sweep-uploads', doomed, sweep.BATCH.dropUploads, (b) => sweep.dropUploads(env, b))
   return { part: reportPart({ uploads: doomed }) }

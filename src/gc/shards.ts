@@ -21,20 +21,6 @@ export function packSet(values: Iterable<string>): string {
   return [...new Set(values)].sort().join('')
 }
 
-/** Membership in a packed set: binary search, no copy. */
-export function inPacked(packed: string, value: string): boolean {
-  let lo = 0
-  let hi = packed.length / 12
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    const at = packed.slice(mid * 12, mid * 12 + 12)
-    if (at === value) return true
-    if (at < value) lo = mid + 1
-    else hi = mid
-  }
-  return false
-}
-
 /** Entries of a packed set in [lo, hi) (hex prefixes; hi null = to the end). */
 export function slicePacked(packed: string, lo: string, hi: string | null): string {
   const first = lowerBound(packed, lo)
@@ -53,11 +39,11 @@ function lowerBound(packed: string, value: string): number {
   return lo
 }
 
-/** Merges packed sets into one. */
-export const mergePacked = (parts: string[]): string => {
-  const all: string[] = []
-  for (const p of parts) for (let i = 0; i < p.length; i += 12) all.push(p.slice(i, i + 12))
-  return packSet(all)
+/** A packed set's values, or several packed sets' joined (`parts.join('')`, unsorted): to look up by the shard that needs them. */
+export function unpack(packed: string): Set<string> {
+  const out = new Set<string>()
+  for (let i = 0; i < packed.length; i += 12) out.add(packed.slice(i, i + 12))
+  return out
 }
 
 /** A key's stand-in in a packed set (upload objects are named by key, not digest). */
