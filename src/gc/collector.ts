@@ -311,8 +311,8 @@ async function sweepRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kin
   const manifests = p.manifests.filter((m) => !rescued.manifests.has(m.key))
   const saved = new Set(p.manifests.filter((m) => rescued.manifests.has(m.key)).map((m) => `${m.repo}+${m.digest}`))
   const referrers = p.referrers.filter((r) => !saved.has(`${r.repo}+${r.digest}`))
-  await batches(run, 'sweep-referrers', referrers, sweep.BATCH.dropObjects, (b) => sweep.dropObjects(env, b.map((r) => r.key)))
-  await batches(run, 'sweep-manifests', manifests, sweep.BATCH.dropObjects, (b) => sweep.dropObjects(env, b.map((m) => m.key)))
+  await batches(run, 'sweep-referrers', referrers, sweep.BATCH.dropReferrers, (b) => sweep.dropReferrers(env, b))
+  await batches(run, 'sweep-manifests', manifests, sweep.BATCH.dropManifests, (b) => sweep.dropManifests(env, b))
   const kept = new Set((await batches(run, 'sweep-links', links, sweep.BATCH.sweepLinks, (b) => sweep.sweepLinks(env, task.run, b))).flat())
   // A blob goes only if every link it had was swept (a kept or rescued link keeps it).
   for (const k of [...kept, ...rescued.links]) holds.add(k.slice(k.indexOf('+') + 1))
@@ -410,9 +410,9 @@ async function cleanMarks(env: Env, run: Runner, name: string, list: (c: string 
   let i = 0
   for await (const page of pages(run, name, list)) {
     const old = page.filter((m) => m.uploaded < before).map((m) => m.key)
-    for (let j = 0; j < old.length; j += sweep.BATCH.dropObjects) {
-      const part = old.slice(j, j + sweep.BATCH.dropObjects)
-      await run.do(`${name}-clean:${i++}`, () => sweep.dropObjects(env, part))
+    for (let j = 0; j < old.length; j += sweep.BATCH.dropMarks) {
+      const part = old.slice(j, j + sweep.BATCH.dropMarks)
+      await run.do(`${name}-clean:${i++}`, () => sweep.dropMarks(env, part))
     }
   }
 }

@@ -1,14 +1,15 @@
 /**
  * The real run's writes, one batch per Workflow step. Every function may run again after a
  * crash (a step is retried or replayed): each call is safe to repeat, and a mark this run
- * already moved counts as this run's.
+ * already moved counts as this run's. Every delete of registry content is here, one function
+ * per kind: dropTags, dropManifests, dropReferrers, sweepLinks, sweepBlobs, dropUploads.
  */
 import type { Env } from '../env'
 import { isObject } from '../manifests/handler'
 import type { Digest, Repo, Tag } from '../names'
 import { sameWrite } from '../storage/blobs'
 import { blobMarkKey, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
-import type { BlobEntry, UploadObject } from '../storage/gc-scan'
+import type { BlobEntry, ManifestEntry, ReferrerEntry, UploadObject } from '../storage/gc-scan'
 import { keys } from '../storage/keys'
 import { putEndOfCollected } from '../storage/uploads'
 import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
@@ -34,7 +35,9 @@ export const BATCH = {
   sweepLinks: Math.floor(CALLS_PER_STEP / 4),
   sweepBlobs: Math.floor(CALLS_PER_STEP / 5),
   dropUploads: CALLS_PER_STEP,
-  dropObjects: 1000,
+  dropManifests: 1000,
+  dropReferrers: 1000,
+  dropMarks: 1000,
 }
 
 /** The link's metadata as the collector writes it back (its time, and its size when it had one). */
@@ -172,8 +175,18 @@ export async function dropUploads(env: Env, uploads: UploadObject[]): Promise<vo
     env.BLOBS.resumeMultipartUpload(keys.uploadParts(u.id), u.mp!).abort().catch(() => {})))
 }
 
-/** Free (R2 deletes, up to 1,000 keys per call). */
-export async function dropObjects(env: Env, objectKeys: string[]): Promise<void> {
-  if (objectKeys.length) await env.BLOBS.delete(objectKeys)
+/** Manifests no tag reaches (indexes before their children). Free (R2 deletes, up to 1,000 keys per call). */
+export async function dropManifests(env: Env, manifests: ManifestEntry[]): Promise<void> {
+  if (manifests.length) await env.BLOBS.delete(manifests.map((m) => m.key))
+}
+
+/** Referrer entries of deleted manifests (or naming none). Free (1 R2 delete per 1,000). */
+export async function dropReferrers(env: Env, referrers: ReferrerEntry[]): Promise<void> {
+  if (referrers.length) await env.BLOBS.delete(referrers.map((r) => r.key))
+}
+
+/** Marks of earlier runs (not registry content). Free (1 R2 delete per 1,000). */
+export async function dropMarks(env: Env, markKeys: string[]): Promise<void> {
+  if (markKeys.length) await env.BLOBS.delete(markKeys)
 }
 
