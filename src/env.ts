@@ -29,6 +29,8 @@ export interface Env {
   GC_SETTLE_SECONDS?: string
   /** "true" allows GC_GRACE_SECONDS / GC_SETTLE_SECONDS below their floors (tests, local trials). */
   GC_TEST_SHORT_GRACE?: string
+  /** KV writes (and KV deletes) one collection may make; unset: no limit ("900" on the Free plan). src/settings/gc-scale.ts */
+  GC_MAX_KV_WRITES?: string
   /** "true": every write answers 405 UNSUPPORTED (maintenance). */
   READ_ONLY?: string
   /** JSON retention rules per repository pattern (src/gc/retention.ts). */

@@ -31,6 +31,7 @@ import { immutableRule } from './immutable'
 import type { RunParams } from './params'
 import { emptyPart, mergeParts, planBlobs, planRepos, planUploads, report, reportPart, type Policy, type Refs, type ReportPart } from './plan'
 import { retentionRules } from './retention'
+import { gcMaxKvWrites } from '../settings/gc-scale'
 import { hashKey, hex12, hexRanges, packSet, rangeOf, slicePacked, unpack, type HexRange } from './shards'
 import * as sweep from './sweep'
 
@@ -70,13 +71,13 @@ export interface ShardTask {
 }
 
 type Job =
-  | { kind: 'repos'; cursor: string | null; after: string | null; keys: number }
+  | { kind: 'repos'; cursor: string | null; after: string | null; keys: number; kvBudget: number | null }
   | { kind: 'blobs'; range: HexRange; held: string; uploadRanges: HexRange[] }
   | { kind: 'uploads'; range: HexRange; protect: string }
   | { kind: 'repos-sweep'; shard: string; cursor: string | null; range: RepoRange }
   | { kind: 'blobs-sweep'; shard: string; range: HexRange; held: string[] }
 
-interface ReposResult { next: { cursor: string | null; after: string } | null; range: RepoRange; held: string; part: ReportPart }
+interface ReposResult { next: { cursor: string | null; after: string } | null; range: RepoRange; held: string; kvWrites: number; part: ReportPart }
 interface BlobsResult { protect: string[]; part: ReportPart }
 interface PartResult { part: ReportPart }
 interface ReposSweepResult { held: string[]; part: ReportPart }
@@ -85,6 +86,7 @@ interface ReposSweepResult { held: string[]; part: ReportPart }
 export async function collect(env: Env, id: string, params: RunParams, run: Runner, fleet: Fleet, sizes: Sizes = SIZES): Promise<GcReport> {
   const config = gcConfig(env)
   retentionRules(env) // a bad setting fails the run here, before any shard starts
+  gcMaxKvWrites(env)
   const { now, started } = await run.do('start', async () => ({ now: Date.now(), started: new Date().toISOString() }))
   const task = (job: Job): ShardTask => ({ run: id, params, now, job })
   const parts: ReportPart[] = []
@@ -92,11 +94,14 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   // Repository shards, in name order: a shard ends at a repository boundary and says where the next starts.
   const repos: { name: string; cursor: string | null; range: RepoRange }[] = []
   const held: string[] = []
+  // GC_MAX_KV_WRITES: what one shard does not spend, the next may.
+  let kvBudget = gcMaxKvWrites(env)
   for (let next: ReposResult['next'] = { cursor: null, after: '' }; next; ) {
     const name = `r${repos.length}`
     const cursor = next.cursor
-    await fleet.start(name, task({ kind: 'repos', cursor, after: next.after || null, keys: sizes.repoKeys }))
+    await fleet.start(name, task({ kind: 'repos', cursor, after: next.after || null, keys: sizes.repoKeys, kvBudget }))
     const r = await fleet.result<ReposResult>(name)
+    if (kvBudget !== null) kvBudget = Math.max(0, kvBudget - r.kvWrites)
     repos.push({ name, cursor, range: r.range })
     held.push(r.held)
     parts.push(r.part)
@@ -219,8 +224,8 @@ async function planRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kind
     referrers.push(...page.referrers)
   }
   const refs = await readRefs(env, run, 'refs', manifests)
-  const p = planRepos({ now, tags, links, manifests, refs, referrers }, policyOf(env, params))
-  const result = { next, range, held: packSet(p.held) }
+  const p = planRepos({ now, tags, links, manifests, refs, referrers }, { ...policyOf(env, params), kvBudget: job.kvBudget })
+  const result = { next, range, held: packSet(p.held), kvWrites: p.kvWrites }
   if (params.dryRun) return { ...result, part: reportPart(p) }
 
   await batches(run, 'sweep-tags', p.tags, sweep.BATCH.dropTags, (b) => sweep.dropTags(env, b))
@@ -236,7 +241,7 @@ async function planRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kind
     scanned: Object.fromEntries(links.map((l) => [`${l.repo}+${l.digest}`, l.t ?? null])),
   }
   await run.do('plan', () => putShardPlan(env, task.run, shardName(job), plan))
-  return { ...result, part: reportPart({ tags: p.tags }) }
+  return { ...result, part: reportPart({ tags: p.tags, deferred: p.deferred }) }
 }
 
 /** A repository shard's name in R2 (its range's start: stable across a resumed parent). */

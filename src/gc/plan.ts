@@ -29,6 +29,8 @@ export interface Scan {
 export interface Policy {
   params: RunParams
   graceMs: number
+  /** KV writes (and deletes) the plan may make (GC_MAX_KV_WRITES left for this shard); null: no limit. */
+  kvBudget?: number | null
   rules: RetentionRule[]
   isImmutable(repo: string, tag: string): boolean
 }
@@ -50,6 +52,10 @@ export interface Plan {
 export interface RepoPlan extends Pick<Plan, 'tags' | 'manifests' | 'referrers' | 'links' | 'unstamped'> {
   /** hex12 of every digest held (shards.ts). */
   held: Set<string>
+  /** In-scope repositories left for a later run (GC_MAX_KV_WRITES spent). */
+  deferred: number
+  /** KV writes (or deletes, the larger) this plan makes: counted against GC_MAX_KV_WRITES. */
+  kvWrites: number
 }
 
 const DAY = 86_400_000
@@ -75,7 +81,7 @@ export function planRepos(scan: Pick<Scan, 'now' | 'tags' | 'links' | 'manifests
   const now = scan.now
   const old = (t: number) => now - t >= graceMs
   const inScope = (repo: string) => params.repo === null || globMatch(params.repo, repo)
-  const out: RepoPlan = { tags: [], manifests: [], referrers: [], links: [], unstamped: [], held: new Set() }
+  const out: RepoPlan = { tags: [], manifests: [], referrers: [], links: [], unstamped: [], held: new Set(), deferred: 0, kvWrites: 0 }
 
   const byRepo = <T extends { repo: string }>(list: T[]) => {
     const m = new Map<string, T[]>()
@@ -91,13 +97,17 @@ export function planRepos(scan: Pick<Scan, 'now' | 'tags' | 'links' | 'manifests
   // both go into `held`, registry-wide.
   const hold = (digest: string) => out.held.add(hex12(digest))
 
+  const holdAll = (manifests: Map<string, ManifestEntry>, refsOf: (d: string) => Refs, links: LinkEntry[]) => {
+    for (const m of manifests.values()) for (const b of refsOf(m.digest).blobs) hold(b)
+    for (const l of links) hold(l.digest)
+  }
+  let left = policy.kvBudget ?? null
   for (const repo of [...repos].sort()) {
     const manifests = new Map((manifestsBy.get(repo) ?? []).map((m) => [m.digest, m]))
     const refsOf = (d: string) => scan.refs[manifests.get(d)?.key ?? ''] ?? { blobs: [], children: [] }
     const links = linksBy.get(repo) ?? []
     if (!inScope(repo)) {
-      for (const m of manifests.values()) for (const b of refsOf(m.digest).blobs) hold(b)
-      for (const l of links) hold(l.digest)
+      holdAll(manifests, refsOf, links)
       continue
     }
     const tags = tagsBy.get(repo) ?? []
@@ -105,7 +115,6 @@ export function planRepos(scan: Pick<Scan, 'now' | 'tags' | 'links' | 'manifests
     const drops = rule ? tagsToDrop(rule, tags, now, (t) => policy.isImmutable(repo, t)) : []
     const dropped = new Set(drops.map((d) => d.tag))
     const pushed = new Map(tags.map((t) => [t.tag, t.pushed]))
-    for (const d of drops) out.tags.push({ repo, ...d, pushed: pushed.get(d.tag) })
 
     // A manifest may go when no remaining tag reaches it, it is past the grace period, and the
     // mode allows it (--untagged, or the repository's untaggedDays rule).
@@ -128,6 +137,26 @@ export function planRepos(scan: Pick<Scan, 'now' | 'tags' | 'links' | 'manifests
       for (const c of refsOf(d).children) reach(c)
       for (const r of referrersOf.get(d) ?? []) reach(r)
     }
+    const used = new Set<string>()
+    for (const d of reachable) for (const b of refsOf(d).blobs) used.add(b)
+    const unstamped = links.filter((l) => !used.has(l.digest) && l.t === undefined)
+    const candidates = links.filter((l) => !used.has(l.digest) && l.t !== undefined && old(l.t))
+
+    // GC_MAX_KV_WRITES: a repository whose KV writes (stamps, marks) or deletes (tags, links) no
+    // longer fit waits, whole, for the next run, and so does every one after it.
+    const cost = Math.max(unstamped.length, drops.length) + candidates.length
+    if (left !== null && cost > 0) {
+      if (cost > left) {
+        left = 0
+        out.deferred++
+        holdAll(manifests, refsOf, links)
+        continue
+      }
+      left -= cost
+      out.kvWrites += cost
+    }
+
+    for (const d of drops) out.tags.push({ repo, ...d, pushed: pushed.get(d.tag) })
     const doomed = [...manifests.values()].filter((m) => !reachable.has(m.digest))
     // Indexes first: what names children goes before the children.
     doomed.sort((a, b) => refsOf(b.digest).children.length - refsOf(a.digest).children.length || (a.digest < b.digest ? -1 : 1))
@@ -137,18 +166,11 @@ export function planRepos(scan: Pick<Scan, 'now' | 'tags' | 'links' | 'manifests
       // A doomed referrer's entry; or (untagged mode) an entry naming a manifest that does not exist.
       if (gone.has(r.digest) || (params.untagged && !manifests.has(r.digest))) out.referrers.push(r)
     }
-
-    const used = new Set<string>()
-    for (const d of reachable) for (const b of refsOf(d).blobs) used.add(b)
     for (const b of used) hold(b)
-    for (const l of links) {
-      if (used.has(l.digest)) hold(l.digest)
-      else if (l.t === undefined) {
-        out.unstamped.push({ repo, digest: l.digest })
-        hold(l.digest)
-      } else if (old(l.t)) out.links.push({ repo, digest: l.digest, size: l.size ?? 0 })
-      else hold(l.digest)
-    }
+    const doomedLinks = new Set(candidates)
+    for (const l of links) if (!doomedLinks.has(l)) hold(l.digest)
+    for (const l of unstamped) out.unstamped.push({ repo, digest: l.digest })
+    for (const l of candidates) out.links.push({ repo, digest: l.digest, size: l.size ?? 0 })
   }
   return out
 }
@@ -195,17 +217,18 @@ export async function planUploads(uploads: UploadObject[], isProtected: (keyHash
 }
 
 /** What a report counts, from one shard's plan or work (parts add up: mergeParts). */
-export type ReportPart = Pick<GcReport, 'repositories' | 'totals' | 'freed' | 'kept'>
+export type ReportPart = Pick<GcReport, 'repositories' | 'totals' | 'freed' | 'kept'> & { deferred: number }
 
 export const emptyPart = (): ReportPart => ({
   repositories: {},
   totals: { manifests: 0, links: 0, blobs: 0, uploads: 0, bytes: 0 },
   freed: { manifests: 0, blobs: 0, uploads: 0 },
   kept: { blobs: 0, bytes: 0 },
+  deferred: 0,
 })
 
 /** The report part of a plan (what a dry run would delete), or of what a shard did. */
-export function reportPart(p: Partial<Plan>): ReportPart {
+export function reportPart(p: Partial<Plan> & { deferred?: number }): ReportPart {
   const out = emptyPart()
   const repo = (name: string) =>
     (out.repositories[name] ??= { manifests: { count: 0, bytes: 0 }, links: { count: 0, bytes: 0 }, tags: [] })
@@ -228,6 +251,7 @@ export function reportPart(p: Partial<Plan>): ReportPart {
     bytes: out.freed.manifests + out.freed.blobs + out.freed.uploads,
   }
   if (p.kept) out.kept = { ...p.kept }
+  out.deferred = p.deferred ?? 0
   return out
 }
 
@@ -247,6 +271,7 @@ export function mergeParts(parts: ReportPart[]): ReportPart {
     for (const k of Object.keys(out.freed) as (keyof ReportPart['freed'])[]) out.freed[k] += p.freed[k]
     out.kept.blobs += p.kept.blobs
     out.kept.bytes += p.kept.bytes
+    out.deferred += p.deferred
   }
   return out
 }

@@ -12,6 +12,7 @@ import { RegistryError } from '../errors'
 import { gcConfig } from '../gc/config'
 import type { RunParams } from '../gc/params'
 import { retentionRules } from '../gc/retention'
+import { gcMaxKvWrites } from '../settings/gc-scale'
 import { startRun } from '../gc/workflow'
 import { getReport, listReports } from '../storage/gc-reports'
 
@@ -30,6 +31,7 @@ export async function start(req: IRequest, env: Env): Promise<Response> {
   if (!params.dryRun && settings(env).readOnly) throw new RegistryError('UNSUPPORTED', null, {}, { message: 'the registry is read-only (READ_ONLY = "true"): only dry runs' })
   gcConfig(env) // a bad setting fails here, before a run starts
   retentionRules(env)
+  gcMaxKvWrites(env)
   const id = await startRun(env, params)
   return json({ id, ...params }, 202)
 }

@@ -28,6 +28,8 @@ export interface GcReport {
   freed: { manifests: number; blobs: number; uploads: number }
   /** Registry blobs left, and their bytes. */
   kept: { blobs: number; bytes: number }
+  /** Repositories left for a later run because GC_MAX_KV_WRITES was spent (reports before this field lack it). */
+  deferred?: number
 }
 
 /** 1 R2 put. */

@@ -171,4 +171,27 @@ describe('a collection split into shards', () => {
     expect(await pulls(r.keep)).toBe(true)
     expect(await violations(env)).toEqual([])
   })
+
+  it('GC_MAX_KV_WRITES: collects whole repositories in name order, across shards, while their KV writes fit; the next run takes the rest', async () => {
+    const e = gcEnv({ GC_MAX_KV_WRITES: '4' })
+    await gc(env, { untagged: true }) // what earlier tests left, out of the way
+    const r = await registry()
+    // a: 4 candidate links (the mounted layer, the untagged image's two, one unused); m and z: 1 each.
+    const dry = await gc(e, { untagged: true, dryRun: true }, driver(), undefined, TINY)
+    const first = await gc(e, { untagged: true }, driver(), undefined, TINY)
+    expect(first).toMatchObject({ totals: dry.totals, repositories: dry.repositories, deferred: dry.deferred })
+    expect(first.repositories[r.a]?.links.count).toBe(4)
+    expect(first.repositories[r.m]).toBeUndefined()
+    expect(first.repositories[r.z]).toBeUndefined()
+    expect(first.deferred).toBeGreaterThanOrEqual(2)
+    expect(await bindings.LINKS.get(keys.blobLink(r.m as Repo, r.unusedM as Digest))).not.toBeNull()
+    expect(await violations(e)).toEqual([])
+    const second = await gc(e, { untagged: true }, driver(), undefined, TINY)
+    expect(second.repositories[r.m]?.links.count).toBe(1)
+    expect(second.repositories[r.z]?.links.count).toBe(1)
+    expect(second.deferred).toBe(0)
+    expect(await pulls(r.keep)).toBe(true)
+    expect(await pulls(r.tagged)).toBe(true)
+    expect(await violations(e)).toEqual([])
+  })
 })
