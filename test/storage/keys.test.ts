@@ -49,6 +49,11 @@ describe('storage keys', () => {
     ['every upload (prefix)', keys.uploads(), 'data/'],
     ['gc mark on a link', keys.gcLinkMark(repo, d256), `_registry/gc-marks/links/library/ubuntu+sha256:${hex256}`],
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
+    ['gc marks on links (prefix)', keys.gcLinkMarks(), '_registry/gc-marks/links/'],
+    ['gc marks on blobs (prefix)', keys.gcBlobMarks(), '_registry/gc-marks/blobs/'],
+    ['a gc run\'s shard plans (prefix)', keys.gcRun('gc-1'), '_registry/gc-runs/gc-1/'],
+    ['a gc run\'s shard plan', keys.gcRunShard('gc-1', 'repos-'), '_registry/gc-runs/gc-1/repos-.json'],
+    ['a repository\'s KV keys (prefix)', keys.repoKeys(repo), 'repos/library/ubuntu+'],
     ['proxied tag list (edge cache)', keys.cachedTagList(origin, 'hub/library/nginx' as Repo, 'n=10'), 'https://registry.example.com/_cache/upstream/hub/library/nginx/tags?n=10'],
     ['proxied referrers (edge cache)', keys.cachedReferrers(origin, 'hub/library/nginx' as Repo, subject, ''), `https://registry.example.com/_cache/upstream/hub/library/nginx/referrers/${subject}?`],
   ])('%s', (_name, actual, expected) => {
@@ -57,8 +62,8 @@ describe('storage keys', () => {
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'manifest', 'referrer', 'referrers', 'robot', 'tag', 'tags', 'upload',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcBlobMarks', 'gcLinkMark',
+      'gcLinkMarks', 'gcMarks', 'gcReport', 'gcReports', 'gcRun', 'gcRunShard', 'manifest', 'referrer', 'referrers', 'repoKeys', 'robot', 'tag', 'tags', 'upload',
       'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
