@@ -9,6 +9,7 @@ import { retentionRules } from '../../src/gc/retention'
 import { gcConfig } from '../../src/gc/config'
 import { BLOB_ALGORITHMS, listBlobIndexPage, listKvPage, listRepoObjectsPage, listUploadsPage, type Page } from '../../src/storage/gc-scan'
 import { readRefs } from '../../src/gc/sweep'
+import { hex12, hexRanges, packSet, rangeOf, slicePacked, unpack } from '../../src/gc/shards'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo, Tag } from '../../src/names'
 import type { Env } from '../../src/env'
@@ -193,5 +194,30 @@ describe('a collection split into shards', () => {
     expect(await pulls(r.keep)).toBe(true)
     expect(await pulls(r.tagged)).toBe(true)
     expect(await violations(e)).toEqual([])
+  })
+})
+
+describe('shard ranges and the sets shards hand each other', () => {
+  it('splits the hex space into ranges that cover every key once, first from the start, last to the end', () => {
+    for (const n of [1, 2, 3, 16, 81, 5000]) {
+      const ranges = hexRanges(n)
+      expect(ranges.length).toBe(Math.min(n, 4096))
+      expect(ranges[0]!.lo).toBe('')
+      expect(ranges.at(-1)!.hi).toBeNull()
+      for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.lo).toBe(ranges[i - 1]!.hi)
+      for (const key of ['000', '0ff', '7a3c', 'fff', 'ffff', 'abandoned1', 'zz']) {
+        const i = rangeOf(ranges, key)
+        expect(ranges.filter((r) => key >= r.lo && (r.hi === null || key < r.hi))).toEqual([ranges[i]])
+      }
+    }
+  })
+
+  it('packs digests as sorted 12-hex prefixes; a range\'s slice holds exactly its own', () => {
+    const digests = ['sha256:0123456789abcdef', 'sha256:ffff000011112222', 'sha512:8000aaaabbbbcccc', 'sha256:0123456789abcdef']
+    const packed = packSet(digests.map(hex12))
+    expect(packed).toBe('0123456789ab8000aaaabbbbffff00001111')
+    expect([...unpack(slicePacked(packed, '8', 'f'))]).toEqual(['8000aaaabbbb'])
+    expect([...unpack(slicePacked(packed, '', null))]).toEqual(['0123456789ab', '8000aaaabbbb', 'ffff00001111'])
+    expect(slicePacked(packed, 'fffff', null)).toBe('')
   })
 })
