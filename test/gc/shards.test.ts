@@ -18,12 +18,13 @@ import { driver, gc, gcEnv, MANIFEST, params, pulls, pushImage, pushManifest, pu
 
 const env = gcEnv()
 
-async function all<T>(list: (c: string | null) => Promise<Page<T[]>>): Promise<T[]> {
+/** Every page of a listing, in order. */
+async function everyPage<T>(list: (c: string | null) => Promise<Page<T>>): Promise<T[]> {
   const out: T[] = []
   let cursor: string | null = null
   do {
-    const page: Page<T[]> = await list(cursor)
-    out.push(...page.items)
+    const page: Page<T> = await list(cursor)
+    out.push(page.items)
     cursor = page.cursor
   } while (cursor)
   return out
@@ -32,22 +33,17 @@ async function all<T>(list: (c: string | null) => Promise<Page<T[]>>): Promise<T
 /** The unsharded plan: one scan of everything, one `plan()`: the keys it would delete. */
 async function unshardedPlan(e: Env, p: Partial<RunParams>): Promise<Set<string>> {
   const scan: Scan = { now: Date.now(), tags: [], links: [], manifests: [], refs: {}, referrers: [], blobs: [], uploads: [] }
-  let cursor: string | null = null
-  do {
-    const page = await listKvPage(e, cursor)
-    scan.tags.push(...page.items.tags)
-    scan.links.push(...page.items.links)
-    cursor = page.cursor
-  } while (cursor)
-  do {
-    const page = await listRepoObjectsPage(e, cursor)
-    scan.manifests.push(...page.items.manifests)
-    scan.referrers.push(...page.items.referrers)
-    cursor = page.cursor
-  } while (cursor)
+  for (const page of await everyPage((c) => listKvPage(e, c))) {
+    scan.tags.push(...page.tags)
+    scan.links.push(...page.links)
+  }
+  for (const page of await everyPage((c) => listRepoObjectsPage(e, c))) {
+    scan.manifests.push(...page.manifests)
+    scan.referrers.push(...page.referrers)
+  }
   scan.refs = await readRefs(e, scan.manifests.map((m) => m.key))
-  for (const alg of BLOB_ALGORITHMS) scan.blobs.push(...(await all((c) => listBlobIndexPage(e, c, alg))))
-  scan.uploads = await all((c) => listUploadsPage(e, c))
+  for (const alg of BLOB_ALGORITHMS) scan.blobs.push(...(await everyPage((c) => listBlobIndexPage(e, c, alg))).flat())
+  scan.uploads = (await everyPage((c) => listUploadsPage(e, c))).flat()
   const graceMs = gcConfig(e).graceMs
   const out = await plan(scan, { params: params(p), graceMs, rules: retentionRules(e), isImmutable: () => false })
   return new Set([
