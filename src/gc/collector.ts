@@ -29,7 +29,7 @@ import { uploadIdOf } from '../storage/keys'
 import { gcConfig } from './config'
 import { immutableRule } from './immutable'
 import type { RunParams } from './params'
-import { emptyPart, mergeParts, planBlobs, planRepos, planUploads, report, reportPart, type Policy, type Refs, type ReportPart } from './plan'
+import { abridge, emptyPart, mergeParts, planBlobs, planRepos, planUploads, report, reportPart, type Policy, type Refs, type ReportPart } from './plan'
 import { retentionRules } from './retention'
 import { gcMaxKvWrites } from '../settings/gc-scale'
 import { hashKey, hex12, hexRanges, packSet, rangeOf, slicePacked, unpack, type HexRange } from './shards'
@@ -152,8 +152,14 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
     await run.do('report', () => putReport(env, out))
     await run.do('drop plans', () => dropShardPlans(env, id))
   }
-  return out
+  // The instance's output (what GET /admin/gc/<id> shows); a real run's R2 copy keeps every shard's part.
+  return abridge(out, OUTPUT_BYTES)
 }
+
+/** JSON of repositories a shard's result may carry (with up to 720 KB of held digests: under 1 MiB). */
+const PART_BYTES = 256 * 1024
+/** JSON of repositories a run's output may carry (Workflows keep an instance's output like a step's result). */
+const OUTPUT_BYTES = 768 * 1024
 
 /** One shard of a run (a child instance): its result goes to the parent. */
 export async function runShard(env: Env, task: ShardTask, run: Runner): Promise<unknown> {
@@ -226,7 +232,7 @@ async function planRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kind
   const refs = await readRefs(env, run, 'refs', manifests)
   const p = planRepos({ now, tags, links, manifests, refs, referrers }, { ...policyOf(env, params), kvBudget: job.kvBudget })
   const result = { next, range, held: packSet(p.held), kvWrites: p.kvWrites }
-  if (params.dryRun) return { ...result, part: reportPart(p) }
+  if (params.dryRun) return { ...result, part: abridge(reportPart(p), PART_BYTES) }
 
   await batches(run, 'sweep-tags', p.tags, sweep.BATCH.dropTags, (b) => sweep.dropTags(env, b))
   await batches(run, 'stamp', p.unstamped, sweep.BATCH.stampLinks, (b) => sweep.stampLinks(env, b))
@@ -241,7 +247,7 @@ async function planRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kind
     scanned: Object.fromEntries(links.map((l) => [`${l.repo}+${l.digest}`, l.t ?? null])),
   }
   await run.do('plan', () => putShardPlan(env, task.run, shardName(job), plan))
-  return { ...result, part: reportPart({ tags: p.tags, deferred: p.deferred }) }
+  return { ...result, part: abridge(reportPart({ tags: p.tags, deferred: p.deferred }), PART_BYTES) }
 }
 
 /** A repository shard's name in R2 (its range's start: stable across a resumed parent). */
@@ -323,7 +329,7 @@ async function sweepRepoShard(env: Env, task: ShardTask, job: Extract<Job, { kin
   for (const k of [...kept, ...rescued.links]) holds.add(k.slice(k.indexOf('+') + 1))
   const swept = new Set(links.map((l) => `${l.repo}+${l.digest}`).filter((k) => !kept.has(k)))
   await cleanMarks(env, run, 'link-marks', (c) => listLinkMarksPage(env, c, job.range), now - 2 * gcConfig(env).settleMs)
-  return { held: [...holds], part: reportPart({ manifests, links: p.links.filter((l) => swept.has(`${l.repo}+${l.digest}`)) }) }
+  return { held: [...holds], part: abridge(reportPart({ manifests, links: p.links.filter((l) => swept.has(`${l.repo}+${l.digest}`)) }), PART_BYTES) }
 }
 
 async function sweepBlobShard(env: Env, task: ShardTask, job: Extract<Job, { kind: 'blobs-sweep' }>, run: Runner): Promise<PartResult> {

@@ -4,7 +4,7 @@
  */
 import { globMatch } from '../auth/rules'
 import type { BlobEntry, LinkEntry, ManifestEntry, ReferrerEntry, TagEntry, UploadObject } from '../storage/gc-scan'
-import type { GcReport } from '../storage/gc-reports'
+import type { GcReport, RepoReport } from '../storage/gc-reports'
 import { keys } from '../storage/keys'
 import { MAX_SESSION_AGE_MS } from '../upload/state'
 import type { RunParams } from './params'
@@ -217,7 +217,7 @@ export async function planUploads(uploads: UploadObject[], isProtected: (keyHash
 }
 
 /** What a report counts, from one shard's plan or work (parts add up: mergeParts). */
-export type ReportPart = Pick<GcReport, 'repositories' | 'totals' | 'freed' | 'kept'> & { deferred: number }
+export type ReportPart = Pick<GcReport, 'repositories' | 'totals' | 'freed' | 'kept' | 'repositoriesOmitted'> & { deferred: number }
 
 export const emptyPart = (): ReportPart => ({
   repositories: {},
@@ -272,8 +272,31 @@ export function mergeParts(parts: ReportPart[]): ReportPart {
     out.kept.blobs += p.kept.blobs
     out.kept.bytes += p.kept.bytes
     out.deferred += p.deferred
+    if (p.repositoriesOmitted) out.repositoriesOmitted = (out.repositoriesOmitted ?? 0) + p.repositoriesOmitted
   }
   return out
+}
+
+/**
+ * A part whose `repositories` fit in about `maxBytes` of JSON (a shard's result travels as a
+ * Workflow event, a run's report as its output: 1 MiB each): the repositories freeing the most
+ * bytes stay, the rest are counted in `repositoriesOmitted`. Totals are untouched. CPU only.
+ */
+export function abridge<T extends ReportPart | GcReport>(part: T, maxBytes: number): T {
+  const entries = Object.entries(part.repositories)
+  const sizeOf = ([name, r]: [string, RepoReport]) => name.length + JSON.stringify(r).length + 4
+  if (entries.reduce((n, e) => n + sizeOf(e), 0) <= maxBytes) return part
+  const freed = ([, r]: [string, RepoReport]) => r.manifests.bytes + r.links.bytes + r.tags.length
+  entries.sort((a, b) => freed(b) - freed(a) || (a[0] < b[0] ? -1 : 1))
+  const repositories: Record<string, RepoReport> = {}
+  let used = 0
+  for (const e of entries) {
+    used += sizeOf(e)
+    if (used > maxBytes) break
+    repositories[e[0]] = e[1]
+  }
+  const omitted = entries.length - Object.keys(repositories).length
+  return { ...part, repositories, repositoriesOmitted: (part.repositoriesOmitted ?? 0) + omitted }
 }
 
 /** The report of a run: its parts summed. */

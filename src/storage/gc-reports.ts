@@ -30,6 +30,11 @@ export interface GcReport {
   kept: { blobs: number; bytes: number }
   /** Repositories left for a later run because GC_MAX_KV_WRITES was spent (reports before this field lack it). */
   deferred?: number
+  /**
+   * Repositories with something deleted that `repositories` does not name (a shard names at most
+   * ~256 KB of them, those freeing the most first; `totals` count everything). Absent when none.
+   */
+  repositoriesOmitted?: number
 }
 
 /** 1 R2 put. */

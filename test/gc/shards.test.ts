@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { bindings, listObjects, repoName } from '../helpers'
-import { plan, type Scan } from '../../src/gc/plan'
+import { abridge, plan, reportPart, type Scan } from '../../src/gc/plan'
 import { retentionRules } from '../../src/gc/retention'
 import { gcConfig } from '../../src/gc/config'
 import { BLOB_ALGORITHMS, listBlobIndexPage, listKvPage, listRepoObjectsPage, listUploadsPage, type Page } from '../../src/storage/gc-scan'
@@ -215,5 +215,19 @@ describe('shard ranges and the sets shards hand each other', () => {
     expect([...unpack(slicePacked(packed, '8', 'f'))]).toEqual(['8000aaaabbbb'])
     expect([...unpack(slicePacked(packed, '', null))]).toEqual(['0123456789ab', '8000aaaabbbb', 'ffff00001111'])
     expect(slicePacked(packed, 'fffff', null)).toBe('')
+  })
+
+  it('abridges a report part to its size, keeping the repositories freeing most, counting the rest, totals untouched', () => {
+    const links = Array.from({ length: 2000 }, (_, i) => ({ repo: `team/r${String(i).padStart(4, '0')}`, digest: `sha256:${i}`, size: i }))
+    const part = reportPart({ links })
+    const small = abridge(part, 10_000)
+    expect(small.totals).toEqual(part.totals)
+    const named = Object.keys(small.repositories)
+    expect(named.length).toBeGreaterThan(10)
+    expect(JSON.stringify(small.repositories).length).toBeLessThanOrEqual(10_000)
+    expect(small.repositoriesOmitted).toBe(2000 - named.length)
+    expect(named).toContain('team/r1999')
+    expect(named).not.toContain('team/r0000')
+    expect(abridge(part, 10_000_000)).toBe(part)
   })
 })
