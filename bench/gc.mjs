@@ -6,6 +6,8 @@
  * one instance, time, calls, and dollars at list prices (shared/COST.md). The entry is merged
  * into bench/results.json `gc.sizes` (one per size, replacing an earlier one of that size); the
  * raw run, with the load average, is kept in bench/gc/runs/. `--json` prints the entry alone.
+ * `--shard-scale K`: shards K times smaller than production's, to watch shard counts grow and
+ * steps per instance stay flat at sizes this machine builds; such entries go to `gc.scaled`.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -23,9 +25,14 @@ if (!Number.isSafeInteger(asked) || asked < 247) {
   process.exit(2)
 }
 const json = flag('--json') >= 0
+const scale = flag('--shard-scale') >= 0 ? Number(args[flag('--shard-scale') + 1]) : 1
+if (!Number.isSafeInteger(scale) || scale < 1) {
+  console.error('--shard-scale must be a whole number ≥ 1')
+  process.exit(2)
+}
 const loadBefore = loadavg()
 const run = spawnSync('npx', ['vitest', 'run', '--config', 'bench/vitest.gc.config.ts'], {
-  cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, BENCH_GC_OBJECTS: String(asked) },
+  cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, BENCH_GC_OBJECTS: String(asked), BENCH_GC_SHARD_SCALE: String(scale) },
 })
 const loadAfter = loadavg()
 const line = (run.stdout + run.stderr).split('\n').find((l) => l.includes('BENCH_GC '))
@@ -60,16 +67,18 @@ const entry = {
   registry: { ...o, links: o.blobs },
   dryRun: figure(raw.dryRun),
   realRun: figure(raw.realRun),
+  ...(scale > 1 ? { shardScale: scale, shardSizes: raw.sizes } : {}),
   buildMs: raw.buildMs,
   loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadAfter.map((x) => +x.toFixed(2)) },
   measured: new Date().toISOString(),
 }
 const runs = join(root, 'bench', 'gc', 'runs')
 mkdirSync(runs, { recursive: true })
-writeFileSync(join(runs, `${total}-${entry.measured.replace(/[:.]/g, '')}.json`), JSON.stringify({ entry, raw, prices: PRICES }, null, 2) + '\n')
+writeFileSync(join(runs, `${total}${scale > 1 ? `-scale${scale}` : ''}-${entry.measured.replace(/[:.]/g, '')}.json`), JSON.stringify({ entry, raw, prices: PRICES }, null, 2) + '\n')
 const file = join(root, 'bench', 'results.json')
 const results = JSON.parse(readFileSync(file, 'utf8'))
 results.gc ??= {}
-results.gc.sizes = [...(results.gc.sizes ?? []).filter((e) => e.objects !== total), entry].sort((a, b) => a.objects - b.objects)
+const series = scale > 1 ? 'scaled' : 'sizes'
+results.gc[series] = [...(results.gc[series] ?? []).filter((e) => e.objects !== total || (e.shardScale ?? 1) !== scale), entry].sort((a, b) => a.objects - b.objects)
 writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
 console.log(json ? JSON.stringify(entry) : JSON.stringify(entry, null, 2))

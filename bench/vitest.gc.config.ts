@@ -10,6 +10,6 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 export default defineConfig({
   root,
-  plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' }, miniflare: { bindings: { DELETE_ENABLED: 'true', BENCH_GC_OBJECTS: process.env.BENCH_GC_OBJECTS ?? '49400' } } })],
+  plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' }, miniflare: { bindings: { DELETE_ENABLED: 'true', BENCH_GC_OBJECTS: process.env.BENCH_GC_OBJECTS ?? '49400', BENCH_GC_SHARD_SCALE: process.env.BENCH_GC_SHARD_SCALE ?? '1' } } })],
   test: { include: ['bench/gc/*.bench-test.ts'], testTimeout: 1_800_000, hookTimeout: 1_800_000 },
 })

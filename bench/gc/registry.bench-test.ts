@@ -8,11 +8,15 @@
 import { it } from 'vitest'
 import { bindings } from '../../test/helpers'
 import { driver, gc, gcEnv, metered } from '../../test/gc/setup'
+import { SIZES } from '../../src/gc/collector'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo, Tag } from '../../src/names'
 
 const OBJECTS_PER_REPO = 247
 const REPOS = Math.max(1, Math.round(Number((bindings as unknown as Record<string, string>).BENCH_GC_OBJECTS ?? 49_400) / OBJECTS_PER_REPO))
+/** BENCH_GC_SHARD_SCALE: shards this many times smaller than production's (to see shard counts grow at sizes a laptop builds). */
+const SCALE = Math.max(1, Number((bindings as unknown as Record<string, string>).BENCH_GC_SHARD_SCALE ?? 1))
+const sizes = { repoKeys: Math.ceil(SIZES.repoKeys / SCALE), heldPerBlobShard: Math.ceil(SIZES.heldPerBlobShard / SCALE) }
 const MANIFESTS = 25 // per repository
 const LAYERS = 3 // + config
 
@@ -66,13 +70,13 @@ it(`collects a registry of ${REPOS} repositories`, async () => {
   const built = Date.now() - t0
   const objects = { repositories: REPOS, manifests: REPOS * MANIFESTS, blobs: REPOS * (MANIFESTS * (LAYERS + 1) + 1), tags: REPOS * MANIFESTS * 0.8 }
   const env = gcEnv()
-  const out: Record<string, unknown> = { objects, buildMs: built }
+  const out: Record<string, unknown> = { objects, buildMs: built, sizes }
   for (const dryRun of [true, false]) {
     const m = metered(env)
     const start = Date.now()
     const memo = new Map<string, unknown>()
     const steps = driver({ memo })
-    const report = await gc(m.env, { dryRun, untagged: true }, steps)
+    const report = await gc(m.env, { dryRun, untagged: true }, steps, undefined, sizes)
     const ms = Date.now() - start
     // Steps and stored step results per Workflow instance: the parent's are the names without "/",
     // a shard's those under "<shard>/" (workflow.ts runs each shard as its own instance).
