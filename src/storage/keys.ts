@@ -77,6 +77,7 @@ export const keys = {
   cachedJwks: (origin: string, issuer: string, jwksUri: string | null) =>
     `${origin}/_cache/oidc/jwks?iss=${encodeURIComponent(issuer)}${jwksUri ? `&jwks=${encodeURIComponent(jwksUri)}` : ''}`,
   gcReports: () => '_registry/gc/',
+  gcRuns: () => '_registry/gc-runs/',
   gcRun: (run: string) => `_registry/gc-runs/${run}/`,
   gcRunShard: (run: string, shard: string) => `_registry/gc-runs/${run}/${shard}.json`,
   gcReport: (id: string) => `_registry/gc/${id}.json`,

@@ -51,6 +51,7 @@ describe('storage keys', () => {
     ['gc mark on a blob', keys.gcBlobMark(d256), `_registry/gc-marks/blobs/sha256/${hex256}`],
     ['gc marks on links (prefix)', keys.gcLinkMarks(), '_registry/gc-marks/links/'],
     ['gc marks on blobs (prefix)', keys.gcBlobMarks(), '_registry/gc-marks/blobs/'],
+    ['every gc run\'s shard plans (prefix)', keys.gcRuns(), '_registry/gc-runs/'],
     ['a gc run\'s shard plans (prefix)', keys.gcRun('gc-1'), '_registry/gc-runs/gc-1/'],
     ['a gc run\'s shard plan', keys.gcRunShard('gc-1', 'repos-'), '_registry/gc-runs/gc-1/repos-.json'],
     ['a repository\'s KV keys (prefix)', keys.repoKeys(repo), 'repos/library/ubuntu+'],
@@ -63,7 +64,7 @@ describe('storage keys', () => {
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
       'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedJwks', 'cachedLink', 'cachedReferrers', 'cachedTagList', 'gcBlobMark', 'gcBlobMarks', 'gcLinkMark',
-      'gcLinkMarks', 'gcMarks', 'gcReport', 'gcReports', 'gcRun', 'gcRunShard', 'manifest', 'referrer', 'referrers', 'repoKeys', 'robot', 'tag', 'tags', 'upload',
+      'gcLinkMarks', 'gcMarks', 'gcReport', 'gcReports', 'gcRun', 'gcRunShard', 'gcRuns', 'manifest', 'referrer', 'referrers', 'repoKeys', 'robot', 'tag', 'tags', 'upload',
       'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
