@@ -32,7 +32,7 @@ import type { RunParams } from './params'
 import { abridge, emptyPart, mergeParts, planBlobs, planRepos, planUploads, report, reportPart, type Policy, type Refs, type ReportPart } from './plan'
 import { retentionRules } from './retention'
 import { gcMaxKvWrites } from '../settings/gc-scale'
-import { hashKey, hex12, hexRanges, packSet, rangeOf, slicePacked, unpack, type HexRange } from './shards'
+import { bucketOf, hashKey, hex12, hexRanges, packSet, rangeOf, slicePacked, unpack, uploadShards, type HexRange } from './shards'
 import * as sweep from './sweep'
 
 export interface Runner {
@@ -72,13 +72,14 @@ export interface ShardTask {
 
 type Job =
   | { kind: 'repos'; cursor: string | null; after: string | null; keys: number; kvBudget: number | null }
-  | { kind: 'blobs'; range: HexRange; held: string; uploadRanges: HexRange[] }
+  | { kind: 'blobs'; range: HexRange; held: string }
   | { kind: 'uploads'; range: HexRange; protect: string }
   | { kind: 'repos-sweep'; shard: string; cursor: string | null; range: RepoRange }
   | { kind: 'blobs-sweep'; shard: string; range: HexRange; held: string[] }
 
 interface ReposResult { next: { cursor: string | null; after: string } | null; range: RepoRange; held: string; kvWrites: number; part: ReportPart }
-interface BlobsResult { protect: string[]; part: ReportPart }
+/** `protect`: packed hashes of the upload keys its entries point at, by upload id bucket (shards.ts BUCKETS). */
+interface BlobsResult { protect: Record<number, string>; part: ReportPart }
 interface PartResult { part: ReportPart }
 interface ReposSweepResult { held: string[]; part: ReportPart }
 
@@ -111,20 +112,21 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
   // Blob shards by digest range, sized by what repositories hold; upload shards by id range.
   const heldCount = held.reduce((n, h) => n + h.length / 12, 0)
   const blobRanges = hexRanges(Math.ceil((heldCount + 1) / sizes.heldPerBlobShard))
-  const uploadRanges = hexRanges(Math.ceil(blobRanges.length / 4))
-  const protect: string[][] = uploadRanges.map(() => [])
   for (const [i, range] of blobRanges.entries()) {
     const mine = params.repo === null ? held.map((h) => slicePacked(h, range.lo, range.hi)).join('') : ''
-    await fleet.start(`b${i}`, task({ kind: 'blobs', range, held: mine, uploadRanges }))
+    await fleet.start(`b${i}`, task({ kind: 'blobs', range, held: mine }))
   }
+  // What blob entries point at, by upload id bucket: grouped into upload shards of a bounded size.
+  const protect = new Map<number, string[]>()
   for (const i of blobRanges.keys()) {
     const r = await fleet.result<BlobsResult>(`b${i}`)
-    r.protect.forEach((p, u) => protect[u]!.push(p))
+    for (const [bucket, packed] of Object.entries(r.protect)) (protect.get(+bucket) ?? protect.set(+bucket, []).get(+bucket)!).push(packed)
     parts.push(r.part)
   }
   if (params.repo === null) {
-    for (const [i, range] of uploadRanges.entries()) await fleet.start(`u${i}`, task({ kind: 'uploads', range, protect: protect[i]!.join('') }))
-    for (const i of uploadRanges.keys()) parts.push((await fleet.result<PartResult>(`u${i}`)).part)
+    const uploads = uploadShards(protect, sizes.heldPerBlobShard)
+    for (const [i, u] of uploads.entries()) await fleet.start(`u${i}`, task({ kind: 'uploads', range: u.range, protect: u.protect }))
+    for (const i of uploads.keys()) parts.push((await fleet.result<PartResult>(`u${i}`)).part)
   }
 
   if (!params.dryRun) {
@@ -157,7 +159,7 @@ export async function collect(env: Env, id: string, params: RunParams, run: Runn
 }
 
 /** JSON of repositories a shard's result may carry (with up to 720 KB of held digests: under 1 MiB). */
-const PART_BYTES = 256 * 1024
+const PART_BYTES = 200 * 1024
 /** JSON of repositories a run's output may carry (Workflows keep an instance's output like a step's result). */
 const OUTPUT_BYTES = 768 * 1024
 
@@ -266,9 +268,9 @@ async function planBlobShard(env: Env, task: ShardTask, job: Extract<Job, { kind
   // With --repo, blobs are left for a full run: every one is kept (and counted).
   const held = unpack(job.held)
   const b = planBlobs(blobs, params.repo === null ? (d) => held.has(hex12(d)) : () => true, now, graceMs)
-  const protect = job.uploadRanges.map(() => [] as string[])
-  for (const at of b.protect) protect[rangeOf(job.uploadRanges, uploadIdOf(at))]!.push(await hashKey(at))
-  const packed = protect.map(packSet)
+  const protect: Record<number, string[]> = {}
+  for (const at of b.protect) (protect[bucketOf(uploadIdOf(at))] ??= []).push(await hashKey(at))
+  const packed = Object.fromEntries(Object.entries(protect).map(([bucket, hashes]) => [bucket, packSet(hashes)]))
   if (params.dryRun || params.repo !== null) return { protect: packed, part: reportPart({ blobs: b.blobs, kept: b.kept }) }
   const marks = (await batches(run, 'mark-blobs', b.blobs, sweep.BATCH.markBlobs, (x) => sweep.markBlobs(env, task.run, x))).flat()
   await run.do('plan', () => putShardPlan(env, task.run, `blobs-${job.range.lo}`, { marks, kept: b.kept } satisfies BlobShardPlan))

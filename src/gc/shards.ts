@@ -66,10 +66,44 @@ export function hexRanges(n: number): HexRange[] {
   return Array.from({ length: count }, (_, i) => ({ lo: i === 0 ? '' : at(i), hi: i === count - 1 ? null : at(i + 1) }))
 }
 
-/** The index of the range holding `hex` (a digest's or an id's leading characters). */
+/** The index of the range holding `hex` (a digest's or an id's leading characters): binary search. */
 export function rangeOf(ranges: HexRange[], hex: string): number {
-  for (let i = ranges.length - 1; i > 0; i--) if (hex >= ranges[i]!.lo) return i
-  return 0
+  let lo = 0
+  let hi = ranges.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (hex >= ranges[mid]!.lo) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+/** Upload ids are sorted into this many buckets (3-hex prefixes) before upload shards are cut. */
+export const BUCKETS = hexRanges(4096)
+
+/** An upload id's bucket. */
+export const bucketOf = (id: string): number => rangeOf(BUCKETS, id)
+
+/**
+ * Upload shards: consecutive buckets grouped while their packed hashes stay under `most` entries
+ * each (an upload shard's share travels in its parameters, ≤ 1 MiB), at least one shard, the
+ * first from the start and the last to the end.
+ */
+export function uploadShards(protect: Map<number, string[]>, most: number): { range: HexRange; protect: string }[] {
+  const out: { first: number; last: number; parts: string[]; count: number }[] = [{ first: 0, last: 0, parts: [], count: 0 }]
+  for (let b = 0; b < BUCKETS.length; b++) {
+    const parts = protect.get(b) ?? []
+    const count = parts.reduce((n, p) => n + p.length / 12, 0)
+    let shard = out.at(-1)!
+    if (shard.count > 0 && shard.count + count > most) out.push((shard = { first: b, last: b, parts: [], count: 0 }))
+    shard.last = b
+    shard.parts.push(...parts)
+    shard.count += count
+  }
+  return out.map((s, i) => ({
+    range: { lo: i === 0 ? '' : BUCKETS[s.first]!.lo, hi: i === out.length - 1 ? null : BUCKETS[s.last]!.hi },
+    protect: s.parts.join(''),
+  }))
 }
 
 /** Whether `hex` lies in the range. */

@@ -32,7 +32,7 @@ export interface GcReport {
   deferred?: number
   /**
    * Repositories with something deleted that `repositories` does not name (a shard names at most
-   * ~256 KB of them, those freeing the most first; `totals` count everything). Absent when none.
+   * ~200 KB of them, those freeing the most first; `totals` count everything). Absent when none.
    */
   repositoriesOmitted?: number
 }

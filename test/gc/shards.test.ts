@@ -9,7 +9,7 @@ import { retentionRules } from '../../src/gc/retention'
 import { gcConfig } from '../../src/gc/config'
 import { BLOB_ALGORITHMS, listBlobIndexPage, listKvPage, listRepoObjectsPage, listUploadsPage, type Page } from '../../src/storage/gc-scan'
 import { readRefs } from '../../src/gc/sweep'
-import { hex12, hexRanges, packSet, rangeOf, slicePacked, unpack } from '../../src/gc/shards'
+import { bucketOf, hex12, hexRanges, inRange, packSet, rangeOf, slicePacked, unpack, uploadShards } from '../../src/gc/shards'
 import { keys } from '../../src/storage/keys'
 import type { Digest, Repo, Tag } from '../../src/names'
 import type { Env } from '../../src/env'
@@ -229,5 +229,22 @@ describe('shard ranges and the sets shards hand each other', () => {
     expect(named).toContain('team/r1999')
     expect(named).not.toContain('team/r0000')
     expect(abridge(part, 10_000_000)).toBe(part)
+  })
+
+  it('cuts upload shards from id buckets, each under its bound, contiguous from the start to the end', () => {
+    const h = (n: number) => String(n).padStart(12, '0')
+    const protect = new Map<number, string[]>([
+      [bucketOf('000a'), [h(1) + h(2)]],
+      [bucketOf('7ff0'), [h(3), h(4) + h(5)]],
+      [bucketOf('abandoned1'), [h(6)]],
+      [bucketOf('fff9'), [h(7) + h(8)]],
+    ])
+    const shards = uploadShards(protect, 3)
+    expect(shards.map((s) => unpack(s.protect).size)).toEqual([2, 3, 3])
+    expect(shards[0]!.range.lo).toBe('')
+    expect(shards.at(-1)!.range.hi).toBeNull()
+    for (let i = 1; i < shards.length; i++) expect(shards[i]!.range.lo).toBe(shards[i - 1]!.range.hi)
+    expect(shards.findIndex((s) => inRange(s.range, 'abandoned1'))).toBe(2)
+    expect(uploadShards(new Map(), 3)).toEqual([{ range: { lo: '', hi: null }, protect: '' }])
   })
 })
