@@ -108,9 +108,11 @@ try {
       console.log(`  ${name}: ${verb} ${repo.manifests.count} manifests (${fmt(repo.manifests.bytes)}), ${repo.links.count} blob links`)
       for (const t of repo.tags) console.log(`    tag ${t.tag} (${t.rule})`)
     }
+    if (r.repositoriesOmitted) console.log(`  … and ${r.repositoriesOmitted} more repositories (counted in the total)`)
     const t = r.totals
     console.log(`Total: ${verb} ${t.manifests} manifests, ${t.links} links, ${t.blobs} blobs, ${t.uploads} uploads: ${fmt(t.bytes)} freed`)
     console.log(`Kept: ${r.kept.blobs} blobs, ${fmt(r.kept.bytes)}`)
+    if (r.deferred) console.log(`Deferred: ${r.deferred} repositories left for the next run (GC_MAX_KV_WRITES)`)
   }
 } catch (err) {
   console.error(`gc: ${err.message}`)

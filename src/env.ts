@@ -33,7 +33,7 @@ export interface Env {
   /** Secret: HS256 key for tokens, at least 32 characters. */
   AUTH_TOKEN_SECRET?: string
   /** The garbage collector (src/gc/workflow.ts). */
-  GC_WORKFLOW?: Workflow<import('./gc/params').RunParams>
+  GC_WORKFLOW?: Workflow<import('./gc/params').GcPayload>
   /** Removes the tags of a manifest deleted by digest when there are too many for one request (src/gc/untag.ts). */
   UNTAG_WORKFLOW?: Workflow<import('./gc/untag').UntagParams>
   /** Nothing younger than this many seconds is collected (default 86400; ≥ 3600 unless GC_TEST_SHORT_GRACE). */
@@ -42,6 +42,8 @@ export interface Env {
   GC_SETTLE_SECONDS?: WholeNumber
   /** "true" allows GC_GRACE_SECONDS / GC_SETTLE_SECONDS below their floors (tests, local trials). */
   GC_TEST_SHORT_GRACE?: Flag
+  /** KV writes (and KV deletes) one collection may make; unset: no limit ("900" on the Free plan). src/settings/gc.ts */
+  GC_MAX_KV_WRITES?: string | number
   /** "true": every write answers 405 UNSUPPORTED (maintenance). */
   READ_ONLY?: Flag
   /** JSON retention rules per repository pattern (src/gc/retention.ts). */

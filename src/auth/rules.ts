@@ -48,6 +48,28 @@ export function actionsOn(rules: Rules, sub: string, repo: string): Set<Action> 
   return out
 }
 
+/**
+ * Where every repository `sub` may pull lies: the literal part of each pattern before its first
+ * `*` (an exact name is its own prefix, which also covers names extending it; the caller's
+ * `can` still decides each). null when a pattern starts with `*`: anywhere. CPU only.
+ */
+export function pullPrefixes(rules: Rules, sub: string): string[] | null {
+  const out: string[] = []
+  for (const rule of rules.repos) {
+    const grants = rule.anonymous.includes('pull') || (sub !== '' && (rule.users.has(sub) || rule.users.has('*')) && rule.actions.includes('pull'))
+    if (!grants) continue
+    for (const p of rule.patterns) {
+      const literal = literalPrefix(p)
+      if (literal === '') return null
+      out.push(literal)
+    }
+  }
+  return out
+}
+
+/** A pattern's part before its first `*`. */
+export const literalPrefix = (pattern: string): string => pattern.split('*', 1)[0]!
+
 /** Whether `sub` may list the catalog. */
 export const mayListCatalog = (rules: Rules, sub: string): boolean =>
   sub !== '' && (rules.catalog.has(sub) || rules.catalog.has('*'))

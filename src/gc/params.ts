@@ -7,3 +7,6 @@ export interface RunParams {
   /** Only repositories matching this pattern (`*` = one or more characters); blobs and uploads are then left alone. */
   repo: string | null
 }
+
+/** What a run's Workflow instance is given: a run (the parent), or one shard of a run (a child, collector.ts). */
+export type GcPayload = RunParams | { shard: import('./collector').ShardTask }

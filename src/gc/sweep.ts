@@ -1,14 +1,15 @@
 /**
  * The real run's writes, one batch per Workflow step. Every function may run again after a
  * crash (a step is retried or replayed): each call is safe to repeat, and a mark this run
- * already moved counts as this run's.
+ * already moved counts as this run's. Every delete of registry content is here, one function
+ * per kind: dropTags, dropManifests, dropReferrers, sweepLinks, sweepBlobs, dropUploads.
  */
 import type { Env } from '../env'
 import { isObject } from '../manifests/handler'
 import type { Digest, Repo, Tag } from '../names'
 import { sameWrite } from '../storage/blobs'
 import { blobMarkKey, linkMarkKey, moveMark, putMark } from '../storage/gc-marks'
-import type { BlobEntry, UploadObject } from '../storage/gc-scan'
+import type { BlobEntry, ManifestEntry, ReferrerEntry, UploadObject } from '../storage/gc-scan'
 import { keys } from '../storage/keys'
 import { putEndOfCollected } from '../storage/uploads'
 import { dropBlobLink, putStoredLink, type LinkMeta, type StoredLink } from '../storage/links'
@@ -16,10 +17,33 @@ import type { TagRecord } from '../storage/tags'
 import type { Refs } from './plan'
 import { BLOB_MEDIA_TYPE, newEvent, type EventTarget, type Origin } from '../events/event'
 import { publish } from '../events/publish'
-import type { ManifestEntry } from '../storage/gc-scan'
 
-export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number }
+export interface MarkedLink { repo: string; digest: string; etag: string; link: StoredLink; t: number; size?: number }
 export interface MarkedBlob extends BlobEntry { mark: string }
+
+/**
+ * Items per step for each function below: as many as its storage calls per item allow within
+ * CALLS_PER_STEP (a quarter of the 1,000 storage operations a Worker invocation may make, on
+ * every plan; small enough that a step's CPU stays within milliseconds). R2 deletes take 1,000 keys a call.
+ */
+const CALLS_PER_STEP = 250
+export const BATCH = {
+  readRefs: CALLS_PER_STEP,
+  dropTags: CALLS_PER_STEP / 2,
+  stampLinks: CALLS_PER_STEP / 2,
+  markLinks: Math.floor(CALLS_PER_STEP / 3),
+  markBlobs: CALLS_PER_STEP,
+  unmarkLinks: Math.floor(CALLS_PER_STEP / 4),
+  sweepLinks: Math.floor(CALLS_PER_STEP / 4),
+  sweepBlobs: Math.floor(CALLS_PER_STEP / 5),
+  dropUploads: CALLS_PER_STEP,
+  dropManifests: 1000,
+  dropReferrers: 1000,
+  dropMarks: 1000,
+}
+
+/** The link's metadata as the collector writes it back (its time, and its size when it had one). */
+const metaOf = (l: { t: number; size?: number }): LinkMeta => (l.size === undefined ? { t: l.t } : { t: l.t, size: l.size })
 
 /** What each manifest names: 1 R2 get each. */
 export async function readRefs(env: Env, manifestKeys: string[]): Promise<Record<string, Refs>> {
@@ -72,17 +96,11 @@ export async function dropTags(env: Env, tags: { repo: string; tag: string; push
   await reportDeletes(env, dropped.filter((t): t is EventTarget => t !== null))
 }
 
-/** Manifests no tag reaches (free R2 deletes), reported with the tags retention dropped from them. */
-export async function dropManifests(env: Env, manifests: (ManifestEntry & { tags?: string[] })[]): Promise<void> {
-  await dropObjects(env, manifests.map((m) => m.key))
-  await reportDeletes(env, manifests.map((m) => ({ repository: m.repo, digest: m.digest, size: m.size, length: m.size, ...(m.tags ? { tags: m.tags } : {}) })))
-}
-
 /** Links older than their timestamp: stamped now, collectable a grace period later. 1 KV get + 1 KV put each. */
 export async function stampLinks(env: Env, links: { repo: string; digest: string }[]): Promise<void> {
   await Promise.all(links.map(async ({ repo, digest }) => {
     const { value, metadata } = await env.LINKS.getWithMetadata<StoredLink, LinkMeta>(keys.blobLink(repo as Repo, digest as Digest), "json")
-    if (value && !metadata?.t) await putStoredLink(env, repo as Repo, digest as Digest, value, { t: Date.now() })
+    if (value && !metadata?.t) await putStoredLink(env, repo as Repo, digest as Digest, value, { t: Date.now(), size: value.size })
   }))
 }
 
@@ -93,9 +111,10 @@ export async function markLinks(env: Env, run: string, links: { repo: string; di
     const link = value
     if (!link) return null
     const etag = await putMark(env, linkMarkKey(repo as Repo, digest as Digest), run)
-    const t = metadata?.t ?? Date.now()
-    await putStoredLink(env, repo as Repo, digest as Digest, { at: link.at, size: link.size, gc: etag }, { t })
-    return { repo, digest, etag, link: { at: link.at, size: link.size }, t }
+    const marked: MarkedLink = { repo, digest, etag, link: { at: link.at, size: link.size }, t: metadata?.t ?? Date.now() }
+    if (metadata?.size !== undefined) marked.size = metadata.size
+    await putStoredLink(env, repo as Repo, digest as Digest, { ...marked.link, gc: etag }, metaOf(marked))
+    return marked
   }))
   return out.filter((l): l is MarkedLink => l !== null)
 }
@@ -115,7 +134,7 @@ export async function unmarkLinks(env: Env, links: MarkedLink[]): Promise<void> 
     const digest = l.digest as Digest
     await moveMark(env, linkMarkKey(repo, digest), l.etag, 'kept')
     const current = await env.LINKS.get<StoredLink>(keys.blobLink(repo, digest), 'json')
-    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, { t: l.t })
+    if (current?.gc === l.etag) await putStoredLink(env, repo, digest, l.link, metaOf(l))
   }))
 }
 
@@ -137,7 +156,7 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
     const digest = l.digest as Digest
     await dropBlobLink(env, repo, digest)
     if (await sweepMark(env, linkMarkKey(repo, digest), l.etag, run)) return null
-    await putStoredLink(env, repo, digest, l.link, { t: l.t })
+    await putStoredLink(env, repo, digest, l.link, metaOf(l))
     return `${l.repo}+${l.digest}`
   }))
   // Swept (now, or by this run before a replay): each a blob deleted from its repository.
@@ -179,8 +198,22 @@ export async function dropUploads(env: Env, uploads: UploadObject[]): Promise<vo
     env.BLOBS.resumeMultipartUpload(keys.uploadParts(u.id), u.mp!).abort().catch(() => {})))
 }
 
-/** Free (R2 deletes, up to 1,000 keys per call). */
-export async function dropObjects(env: Env, objectKeys: string[]): Promise<void> {
-  if (objectKeys.length) await env.BLOBS.delete(objectKeys)
+/**
+ * Manifests no tag reaches (indexes before their children), reported with the tags retention
+ * dropped from them. Free (R2 deletes, up to 1,000 keys per call), + Queue writes when an endpoint wants deletes.
+ */
+export async function dropManifests(env: Env, manifests: (ManifestEntry & { tags?: string[] })[]): Promise<void> {
+  if (manifests.length) await env.BLOBS.delete(manifests.map((m) => m.key))
+  await reportDeletes(env, manifests.map((m) => ({ repository: m.repo, digest: m.digest, size: m.size, length: m.size, ...(m.tags ? { tags: m.tags } : {}) })))
+}
+
+/** Referrer entries of deleted manifests (or naming none). Free (1 R2 delete per 1,000). */
+export async function dropReferrers(env: Env, referrers: ReferrerEntry[]): Promise<void> {
+  if (referrers.length) await env.BLOBS.delete(referrers.map((r) => r.key))
+}
+
+/** Marks of earlier runs (not registry content). Free (1 R2 delete per 1,000). */
+export async function dropMarks(env: Env, markKeys: string[]): Promise<void> {
+  if (markKeys.length) await env.BLOBS.delete(markKeys)
 }
 

@@ -31,7 +31,9 @@ export async function list(req: IRequest, c: Ctx): Promise<Response> {
   const from = filter ? await openResume(c.env, c.settings.UPLOAD_SECRET, url.searchParams.get('resume')) : null
   const listed = n === 0
     ? { names: [], more: false, scanned: null }
-    : await listRepositories(c.env, n, from ?? (last === null ? null : under + last), filter, under, CATALOG_SCAN_PAGES)  // R2 list(s)
+    : await listRepositories(c.env, n, from ?? (last === null ? null : under + last), {
+      keep: filter?.keep, prefixes: within(under, filter?.prefixes ?? null), maxPages: CATALOG_SCAN_PAGES,
+    })                                                                                                        // R2 list(s)
   const page = { ...listed, names: listed.names.map((name) => name.slice(under.length)) }
   const headers = new Headers({ 'Content-Type': 'application/json' })
   if (page.more) {
@@ -40,4 +42,14 @@ export async function list(req: IRequest, c: Ctx): Promise<Response> {
     headers.set('Link', page.scanned === null ? link : link.replace('>;', `&resume=${await sealResume(c.env, c.settings.UPLOAD_SECRET, page.scanned)}>;`))
   }
   return new Response(JSON.stringify({ repositories: page.names }), { headers })
+}
+
+/**
+ * Where to list: under a mirror's namespace (`under`), and under the prefixes a caller may pull
+ * (null: anywhere), both: a prefix outside the namespace holds nothing the mirror lists.
+ */
+function within(under: string, prefixes: string[] | null): string[] | null {
+  if (prefixes === null) return under ? [under] : null
+  if (!under) return prefixes
+  return prefixes.flatMap((p) => (p.startsWith(under) ? [p] : under.startsWith(p) ? [under] : []))
 }

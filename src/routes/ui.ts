@@ -18,6 +18,8 @@ import { listReports } from '../storage/gc-reports'
 import { getManifest, listRepositories, repoExists } from '../storage/manifests'
 import { listReferrers } from '../storage/referrers'
 import { listTagPage, readTag, type TagEntry } from '../storage/tags'
+import { repoSummary } from '../storage/repo-summary'
+import { pullFilter } from '../auth/access'
 import { APP_CSS, APP_ICON, APP_JS } from '../ui/assets'
 import { htmlResponse } from '../ui/layout'
 import { confirmDeletePage, messagePage, signInPage } from '../ui/pages/forms'
@@ -54,7 +56,7 @@ export const uiPage = (h: Page) => async (req: IRequest, env: Env, exec: Executi
   }
 }
 
-const REPOS_PER_PAGE = 25
+const REPOS_PER_PAGE = 50
 const TAGS_PER_PAGE = 50
 /** Tags a repository page reads to sort them (5 KV lists); a larger repository is listed by name. */
 const UI_SORT_TAGS = 5000
@@ -62,44 +64,34 @@ const UI_SORT_TAGS = 5000
 const UI_TAG_PAGES = 5
 /** R2 list pages of names the Repositories page scans at most (filtered by name and by access). */
 const REPO_SCAN_PAGES = 10
-/** Tags counted per repository on the Repositories page (1 KV list). */
-const ROW_TAGS = 1000
 /** Larger configs are not read (real ones are a few KiB). */
 const CONFIG_MAX_BYTES = 1024 * 1024
 const REPORTS_SHOWN = 100
 const REFERRERS_PER_PAGE = 50
 
 /**
- * GET / — Repositories. 1 R2 list per 1,000 names scanned (until a page of names the viewer may
- * pull and the filter matches, at most REPO_SCAN_PAGES: then the page is short and its next link
- * resumes where the scan stopped), then 1 KV list per repository shown: a repository's first
- * 1,000 tags are counted and sized ("1000+" beyond).
+ * GET / — Repositories, 50 a page. Names: 1 R2 list per 1,000 names scanned, only under the
+ * prefixes the viewer's rules name when they name any (pullPrefixes), at most REPO_SCAN_PAGES
+ * (then the page is short and its next link resumes where the scan stopped); then at most 2 KV
+ * lists per repository shown (repo-summary.ts; 1 for a repository of up to 1,000 links and tags):
+ * a page of 50 costs at most 10 + 100 calls at any registry size.
  */
 export const repositories: Page = async (req, c, viewer) => {
   const url = new URL(req.url)
   const q = (url.searchParams.get('q') ?? '').trim().toLowerCase().slice(0, 255)
   const last = url.searchParams.get('last')
-  const may = pullable(viewer)
-  const keep = (name: string) => (!q || name.includes(q)) && may(name)
+  const pull = viewer.access ? pullFilter(viewer.access) : null
+  const matches = (name: string) => !q || name.includes(q)
+  const keep = pull ? (name: string) => matches(name) && pull.keep(name) : q ? matches : null
   const from = await openResume(c.env, c.settings.UPLOAD_SECRET, url.searchParams.get('resume'))
-  const { names, more, scanned } = await listRepositories(c.env, REPOS_PER_PAGE, from ?? last, keep, '', REPO_SCAN_PAGES)  // R2 list(s)
-  // Independent: one KV list per repository shown.
-  const rows = await Promise.all(names.map((name) => repositoryRow(c.env, name as Repo)))
+  const { names, more, scanned } = await listRepositories(c.env, REPOS_PER_PAGE, from ?? last, {
+    keep, prefixes: pull?.prefixes ?? null, maxPages: REPO_SCAN_PAGES,
+  })                                                                                          // R2 list(s)
+  // Independent: at most 2 KV lists per repository shown.
+  const rows = await Promise.all(names.map(async (name): Promise<RepositoryRow> => ({ name, ...(await repoSummary(c.env, name as Repo)) })))
   const next = more ? names[names.length - 1] ?? last ?? '' : null
   const resume = scanned === null ? null : await sealResume(c.env, c.settings.UPLOAD_SECRET, scanned)
   return htmlResponse(repositoriesPage(viewer, { rows, q, next, resume, paged: !!last || !!from }), viewer)
-}
-
-/** A repository's row: its first 1,000 tags (1 KV list). */
-async function repositoryRow(env: Env, name: Repo): Promise<RepositoryRow> {
-  const { entries, more } = await listTagPage(env, name, ROW_TAGS, null, null, 1)             // KV list
-  let lastPush: number | null = null
-  const sizes = new Map<string, number>()
-  for (const { record } of entries) {
-    if (record?.pushed && (lastPush === null || record.pushed > lastPush)) lastPush = record.pushed
-    if (record?.digest && record.size !== undefined) sizes.set(record.digest, record.size)
-  }
-  return { name, tags: entries.length, moreTags: more, lastPush, size: [...sizes.values()].reduce((a, b) => a + b, 0) }
 }
 
 /** A repository's pull statistics when PULL_STATS is on (1 R2 get), else null (no call). */

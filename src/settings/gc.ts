@@ -26,6 +26,20 @@ export const GC_SETTLE_SECONDS = wholeNumber({
 
 export const GC_TEST_SHORT_GRACE = flag(false, '"true" allows GC_GRACE_SECONDS and GC_SETTLE_SECONDS below their floors (tests, local trials; never in production)')
 
+/**
+ * GC_MAX_KV_WRITES: how many KV writes, and how many KV deletes, one collection may make
+ * (docs/garbage-collection.md, "On the Free plan"). Unset or "": no limit. The Free plan allows
+ * 1,000 KV writes and 1,000 KV deletes a day: "900" keeps a daily run within them, and each run
+ * collects what its budget covers, repository by repository, leaving the rest to the next.
+ */
+export const GC_MAX_KV_WRITES = v.pipe(
+  v.optional(v.union([v.string(), v.number()], 'must be a whole number ≥ 1, or empty for no limit'), ''),
+  v.metadata({ description: 'KV writes (and KV deletes) one collection may make; empty: no limit ("900" on the Free plan)' }),
+  v.transform((x) => (typeof x === 'number' ? String(x) : x.trim())),
+  v.check((s) => s === '' || /^[1-9][0-9]{0,8}$/.test(s), 'must be a whole number ≥ 1, or empty for no limit'),
+  v.transform((s): number | null => (s === '' ? null : Number(s))),
+)
+
 type GcTiming = { GC_GRACE_SECONDS: number; GC_SETTLE_SECONDS: number; GC_TEST_SHORT_GRACE: boolean }
 
 /** The floors of GC_GRACE_SECONDS and GC_SETTLE_SECONDS hold unless GC_TEST_SHORT_GRACE lifts them. */

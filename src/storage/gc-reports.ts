@@ -30,6 +30,13 @@ export interface GcReport {
   freed: { manifests: number; blobs: number; uploads: number }
   /** Registry blobs left, and their bytes. */
   kept: { blobs: number; bytes: number }
+  /** Repositories left for a later run because GC_MAX_KV_WRITES was spent (reports before this field lack it). */
+  deferred?: number
+  /**
+   * Repositories with something deleted that `repositories` does not name (a shard names at most
+   * ~200 KB of them, those freeing the most first; `totals` count everything). Absent when none.
+   */
+  repositoriesOmitted?: number
 }
 
 /** 1 R2 put. */

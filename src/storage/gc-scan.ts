@@ -3,12 +3,12 @@
  * of what a list returns, so a step's result stays small. Each function makes the calls it says.
  */
 import type { Env } from '../env'
-import { digestOfBlobKey, keys, REPO_DELIMITER, REPOS_PREFIX, uploadIdOf } from './keys'
+import { digestOfBlobKey, keys, REPO_DELIMITER, REPOS_PREFIX, reposAfter, uploadIdOf } from './keys'
 import type { LinkMeta } from './links'
 import type { TagRecord } from './tags'
 
 export interface TagEntry { repo: string; tag: string; digest: string; pushed?: number }
-export interface LinkEntry { repo: string; digest: string; t?: number }
+export interface LinkEntry { repo: string; digest: string; t?: number; size?: number }
 export interface ManifestEntry { repo: string; digest: string; key: string; size: number; uploaded: number; subject: string | null }
 export interface ReferrerEntry { repo: string; subject: string; digest: string; key: string }
 export interface BlobEntry { digest: string; key: string; at: string; size: number; uploaded: number; etag: string; gone: boolean }
@@ -33,19 +33,27 @@ export async function listKvPage(env: Env, cursor: string | null): Promise<Page<
       const meta = k.metadata as LinkMeta | undefined
       const l: LinkEntry = { repo, digest: rest.slice(6) }
       if (meta?.t !== undefined) l.t = meta.t
+      if (meta?.size !== undefined) l.size = meta.size
       links.push(l)
     }
   }
   return { items: { tags, links }, cursor: page.list_complete ? null : page.cursor }
 }
 
-/** Manifests and referrer entries of every repository (R2 objects under repos/). 1 R2 list. */
-export async function listRepoObjectsPage(env: Env, cursor: string | null): Promise<Page<{ manifests: ManifestEntry[]; referrers: ReferrerEntry[] }>> {
-  const page = await env.BLOBS.list(withMetadata({ prefix: REPOS_PREFIX, cursor: cursor ?? undefined }))
+/** Repositories named in (after, last]: null after = from the first, null last = to the end. */
+export interface RepoRange { after: string | null; last: string | null }
+export const ALL_REPOS: RepoRange = { after: null, last: null }
+
+/** Manifests and referrer entries of the repositories in `range` (R2 objects under repos/). 1 R2 list. */
+export async function listRepoObjectsPage(env: Env, cursor: string | null, range: RepoRange = ALL_REPOS): Promise<Page<{ manifests: ManifestEntry[]; referrers: ReferrerEntry[] }>> {
+  const start = cursor ? { cursor } : range.after !== null ? { startAfter: reposAfter(range.after) } : {}
+  const page = await env.BLOBS.list(withMetadata({ prefix: REPOS_PREFIX, ...start }))
   const manifests: ManifestEntry[] = []
   const referrers: ReferrerEntry[] = []
   for (const o of page.objects) {
     const [repo, rest] = splitRepoKey(o.key)
+    // Keys sort by repository name ("+" sorts before every name character): past `last`, done.
+    if (range.last !== null && repo > range.last) return { items: { manifests, referrers }, cursor: null }
     if (rest.startsWith('manifests/')) {
       manifests.push({ repo, digest: rest.slice(10), key: o.key, size: o.size, uploaded: o.uploaded.getTime(), subject: o.customMetadata?.subject ?? null })
     } else if (rest.startsWith('referrers/')) {
@@ -56,10 +64,27 @@ export async function listRepoObjectsPage(env: Env, cursor: string | null): Prom
   return { items: { manifests, referrers }, cursor: page.truncated ? page.cursor : null }
 }
 
-/** Registry blob index entries (blobs/). 1 R2 list. */
-export async function listBlobIndexPage(env: Env, cursor: string | null): Promise<Page<BlobEntry[]>> {
-  const page = await env.BLOBS.list(withMetadata({ prefix: keys.blobs(), cursor: cursor ?? undefined }))
-  const items = page.objects.map((o): BlobEntry => {
+/** Hex ranges (shards.ts HexRange): [lo, hi), hi null = to the end. */
+export interface KeyRange { lo: string; hi: string | null }
+const ALL: KeyRange = { lo: '', hi: null }
+
+/** One page of `prefix` + [lo, hi): the objects, and the cursor (null past hi). 1 R2 list. */
+async function listRange(env: Env, prefix: string, range: KeyRange, cursor: string | null, meta: boolean): Promise<Page<R2Object[]>> {
+  const start = cursor ? { cursor } : range.lo ? { startAfter: prefix + range.lo } : {}
+  const options: R2ListOptions = { prefix, ...start }
+  const page = await env.BLOBS.list(meta ? withMetadata(options) : options)
+  const end = range.hi === null ? -1 : page.objects.findIndex((o) => o.key.slice(prefix.length) >= range.hi!)
+  if (end >= 0) return { items: page.objects.slice(0, end), cursor: null }
+  return { items: page.objects, cursor: page.truncated ? page.cursor : null }
+}
+
+/** The blob index's algorithms (keys.ts: blobs/<alg>/<hex>): a digest range is listed under each. */
+export const BLOB_ALGORITHMS = ['sha256', 'sha512'] as const
+
+/** Registry blob index entries (blobs/<alg>/ in `range`). 1 R2 list. */
+export async function listBlobIndexPage(env: Env, cursor: string | null, alg: (typeof BLOB_ALGORITHMS)[number] = 'sha256', range: KeyRange = ALL): Promise<Page<BlobEntry[]>> {
+  const page = await listRange(env, `${keys.blobs()}${alg}/`, range, cursor, true)
+  const items = page.items.map((o): BlobEntry => {
     const meta = o.customMetadata ?? {}
     return {
       digest: digestOfBlobKey(o.key),
@@ -71,26 +96,40 @@ export async function listBlobIndexPage(env: Env, cursor: string | null): Promis
       gone: meta.gone !== undefined,
     }
   })
-  return { items, cursor: page.truncated ? page.cursor : null }
+  return { items, cursor: page.cursor }
 }
 
-/** Upload objects and cancelled markers (data/). 1 R2 list. */
-export async function listUploadsPage(env: Env, cursor: string | null): Promise<Page<UploadObject[]>> {
-  const page = await env.BLOBS.list(withMetadata({ prefix: keys.uploads(), cursor: cursor ?? undefined }))
-  const items = page.objects.map((o): UploadObject => {
+/** Upload objects and cancelled markers (data/<id> with the id in `range`). 1 R2 list. */
+export async function listUploadsPage(env: Env, cursor: string | null, range: KeyRange = ALL): Promise<Page<UploadObject[]>> {
+  const page = await listRange(env, keys.uploads(), range, cursor, true)
+  const items = page.items.map((o): UploadObject => {
     const meta = o.customMetadata ?? {}
     const started = Number(meta.started ?? meta.cancelled ?? o.uploaded.getTime())
     const u: UploadObject = { key: o.key, id: uploadIdOf(o.key), size: o.size, uploaded: o.uploaded.getTime(), started }
     if (meta.mp) u.mp = meta.mp
     return u
   })
+  return { items, cursor: page.cursor }
+}
+
+/** Marks on links of the repositories in `range`: keys and when placed. 1 R2 list. */
+export async function listLinkMarksPage(env: Env, cursor: string | null, range: RepoRange): Promise<Page<{ key: string; uploaded: number }[]>> {
+  const prefix = keys.gcLinkMarks()
+  const start = cursor ? { cursor } : range.after !== null ? { startAfter: `${prefix}${range.after}${REPO_DELIMITER}~` } : {}
+  const page = await env.BLOBS.list({ prefix, ...start })
+  const items: { key: string; uploaded: number }[] = []
+  for (const o of page.objects) {
+    const repo = o.key.slice(prefix.length, o.key.lastIndexOf(REPO_DELIMITER))
+    if (range.last !== null && repo > range.last) return { items, cursor: null }
+    items.push({ key: o.key, uploaded: o.uploaded.getTime() })
+  }
   return { items, cursor: page.truncated ? page.cursor : null }
 }
 
-/** Marks of earlier runs (to clean up): keys and when placed. 1 R2 list. */
-export async function listMarksPage(env: Env, cursor: string | null): Promise<Page<{ key: string; uploaded: number }[]>> {
-  const page = await env.BLOBS.list({ prefix: keys.gcMarks(), cursor: cursor ?? undefined })
-  return { items: page.objects.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })), cursor: page.truncated ? page.cursor : null }
+/** Marks on blobs of `alg` in `range`: keys and when placed. 1 R2 list. */
+export async function listBlobMarksPage(env: Env, cursor: string | null, alg: (typeof BLOB_ALGORITHMS)[number], range: KeyRange): Promise<Page<{ key: string; uploaded: number }[]>> {
+  const page = await listRange(env, `${keys.gcBlobMarks()}${alg}/`, range, cursor, false)
+  return { items: page.items.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })), cursor: page.cursor }
 }
 
 function splitRepoKey(key: string): [string, string] {

@@ -25,6 +25,8 @@
  *                                             IMMUTABLE_TAGS rule (src/gc/immutable.ts)
  *   _registry/upload-secret                   random key signing upload state when UPLOAD_SECRET is unset
  *   _registry/gc/<run-id>.json                a garbage collection run's report (src/storage/gc-reports.ts)
+ *   _registry/gc-runs/<run-id>/<shard>.json  a real run's plan of one shard, between its mark and its sweep
+ *                                             (src/storage/gc-runs.ts); deleted when the run ends
  *   _registry/gc-marks/links/<name>+<digest>  a collection's mark on a repository's blob link (src/storage/gc-marks.ts)
  *   _registry/gc-marks/blobs/<alg>/<hex>      a collection's mark on a registry blob; customMetadata.state is
  *                                             "marked", "kept" (a push touched it) or "swept" (the run won)
@@ -87,6 +89,7 @@ export const keys = {
   referrer: (r: Repo, subject: Digest, d: Digest) => `repos/${r}+referrers/${subject}/${d}`,
   pins: (r: Repo, d: Digest) => `repos/${r}+pins/${d}/`,
   pin: (r: Repo, d: Digest, root: Digest) => `repos/${r}+pins/${d}/${root}`,
+  repoKeys: (r: Repo) => `repos/${r}+`,
   blobLink: (r: Repo, d: Digest) => `repos/${r}+blobs/${d}`,
   tags: (r: Repo) => `repos/${r}+tags/`,
   tag: (r: Repo, t: Tag) => `repos/${r}+tags/${t}`,
@@ -96,9 +99,14 @@ export const keys = {
   cachedJwks: (origin: string, issuer: string, jwksUri: string | null) =>
     `${origin}/_cache/oidc/jwks?iss=${encodeURIComponent(issuer)}${jwksUri ? `&jwks=${encodeURIComponent(jwksUri)}` : ''}`,
   gcReports: () => '_registry/gc/',
+  gcRuns: () => '_registry/gc-runs/',
+  gcRun: (run: string) => `_registry/gc-runs/${run}/`,
+  gcRunShard: (run: string, shard: string) => `_registry/gc-runs/${run}/${shard}.json`,
   gcReport: (id: string) => `_registry/gc/${id}.json`,
   gcMarks: () => '_registry/gc-marks/',
+  gcLinkMarks: () => '_registry/gc-marks/links/',
   gcLinkMark: (r: Repo, d: Digest) => `_registry/gc-marks/links/${r}+${d}`,
+  gcBlobMarks: () => '_registry/gc-marks/blobs/',
   gcBlobMark: (d: Digest) => `_registry/gc-marks/blobs/${d.replace(':', '/')}`,
   cachedUpstreamListing: (origin: string, upstream: string, path: string, query: string) =>
     `${origin}/_cache/upstream/${upstream}${path}?${query}`,

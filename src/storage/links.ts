@@ -17,6 +17,8 @@ export interface StoredLink extends BlobLocation {
 /** A link's KV metadata: when it was written (ms), for the collector's grace period. */
 export interface LinkMeta {
   t: number
+  /** The blob's size (links written before this field lack it): the collector reports freed bytes from the listing alone. */
+  size?: number
 }
 
 /** Per request: where cache copies live and how long they last. */
@@ -72,7 +74,7 @@ export async function readBlobLinkConfirmed(env: Env, c: LinkContext, repo: Repo
 /** 1 KV put (+ the cache copy, free). */
 export async function writeBlobLink(env: Env, c: LinkContext, repo: Repo, digest: Digest, link: BlobLocation): Promise<void> {
   const value: BlobLocation = { at: link.at, size: link.size }
-  const metadata: LinkMeta = { t: Date.now() }
+  const metadata: LinkMeta = { t: Date.now(), size: link.size }
   await Promise.all([
     env.LINKS.put(keys.blobLink(repo, digest), JSON.stringify(value), { metadata }),
     cacheLink(c, keys.cachedLink(c.origin, repo, digest), value),

@@ -68,32 +68,55 @@ export async function repoExists(env: Env, repo: Repo): Promise<boolean> {
 
 /**
  * Repository names after `last`, in key order, up to `n`: repositories with manifests or
- * referrers (those `keep` accepts, when given), only those starting with `under` when given (a
- * namespace and "/"). 1 R2 list per 1,000 names scanned, at most `maxPages`: when a filter
- * refuses that many pages of names, the page ends short, `more`, and `scanned` is the last name
- * read (where the next page resumes; it may be one `keep` refused).
+ * referrers (those `keep` accepts, when given), only under `prefixes` when given (a mirror's
+ * namespace, or the literal prefixes of what a caller may pull: at most 1 R2 list per prefix per
+ * 1,000 names under it, whatever the registry's size). 1 R2 list per 1,000 names scanned (names
+ * `keep` refuses are scanned too), at most `maxPages` in all: past that the page ends short,
+ * `more`, and `scanned` is the last name read (where the next page resumes; it may be one `keep`
+ * refused).
  */
 export async function listRepositories(
-  env: Env, n: number, last: string | null, keep?: ((name: string) => boolean) | null, under = '', maxPages = Infinity,
+  env: Env, n: number, last: string | null,
+  o: { keep?: ((name: string) => boolean) | null; prefixes?: string[] | null; maxPages?: number } = {},
 ): Promise<{ names: string[]; more: boolean; scanned: string | null }> {
   const names: string[] = []
-  let cursor: string | undefined
+  const maxPages = o.maxPages ?? Infinity
   let scanned: string | null = null
-  for (let pages = 0; ; pages++) {
-    if (pages === maxPages) return { names, more: true, scanned }
-    const page = await env.BLOBS.list({
-      prefix: REPOS_PREFIX + under,
-      delimiter: REPO_DELIMITER,
-      limit: keep ? 1000 : Math.min(1000, n + 1),
-      ...(cursor ? { cursor } : last ? { startAfter: reposAfter(last) } : {}),
-    })
-    for (const p of page.delimitedPrefixes) {
-      const name = repoOfPrefix(p)
-      scanned = name
-      if (!keep || keep(name)) names.push(name)
+  let pages = 0
+  for (const prefix of o.prefixes ? disjoint(o.prefixes) : ['']) {
+    // Names under a prefix that sorts before `last` (and does not hold it) all come before it.
+    if (last !== null && !last.startsWith(prefix) && last > prefix) continue
+    const after = last !== null && last.startsWith(prefix) ? last : null
+    let cursor: string | undefined
+    for (;;) {
+      if (pages === maxPages) return { names, more: true, scanned }
+      pages++
+      const page = await env.BLOBS.list({
+        prefix: `${REPOS_PREFIX}${prefix}`,
+        delimiter: REPO_DELIMITER,
+        limit: o.keep ? 1000 : Math.min(1000, n + 1),
+        ...(cursor ? { cursor } : after !== null ? { startAfter: reposAfter(after) } : {}),
+      })
+      for (const p of page.delimitedPrefixes) {
+        const name = repoOfPrefix(p)
+        scanned = name
+        if (!o.keep || o.keep(name)) names.push(name)
+      }
+      if (names.length > n) return { names: names.slice(0, n), more: true, scanned: null }
+      if (!page.truncated) break
+      cursor = page.cursor
     }
-    if (names.length > n || !page.truncated) break
-    cursor = page.cursor
   }
-  return { names: names.slice(0, n), more: names.length > n, scanned: null }
+  return { names, more: false, scanned: null }
+}
+
+/**
+ * Sorted prefixes none of which starts with another: listed one after the other they give
+ * names in key order, each once (every name under a prefix sorts before every name under a
+ * later one that it does not start).
+ */
+function disjoint(prefixes: string[]): string[] {
+  const out: string[] = []
+  for (const p of [...new Set(prefixes)].sort()) if (!out.some((q) => p.startsWith(q))) out.push(p)
+  return out
 }

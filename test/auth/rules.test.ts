@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { actionsOn, globMatch, grantedActions, mayAdmin, mayListCatalog, parseRules } from '../../src/auth/rules'
+import { actionsOn, globMatch, grantedActions, mayAdmin, mayListCatalog, parseRules, pullPrefixes } from '../../src/auth/rules'
 
 describe('globMatch', () => {
   it.each([
@@ -97,5 +97,31 @@ describe('parseRules', () => {
     ['[{"catalog":["x"],"repos":"a"}]', 'only "catalog"'],
   ])('refuses %s, naming the problem', (json, message) => {
     expect(() => parseRules(json)).toThrow(message)
+  })
+})
+
+describe('pullPrefixes', () => {
+  const rules = parseRules(JSON.stringify([
+    { repos: ['team-a/*', 'tools/lint'], users: ['rita'], actions: ['pull', 'push'] },
+    { repos: 'ci/*', users: ['rita'], actions: ['push'] },
+    { repos: 'public/*', anonymous: ['pull'] },
+    { repos: '*-dev', users: ['dave'], actions: ['pull'] },
+  ]))
+
+  it('names the literal part of each pattern that lets the caller pull (an exact name is its own prefix)', () => {
+    expect(pullPrefixes(rules, 'rita')).toEqual(['team-a/', 'tools/lint', 'public/'])
+    expect(pullPrefixes(rules, '')).toEqual(['public/'])
+  })
+
+  it('bounds nothing when a pattern that lets the caller pull starts with *', () => {
+    expect(pullPrefixes(rules, 'dave')).toBeNull()
+  })
+
+  it('covers every repository the caller may pull', () => {
+    for (const [sub, repo] of [['rita', 'team-a/app'], ['rita', 'tools/lint'], ['rita', 'public/x'], ['', 'public/y']] as const) {
+      expect(actionsOn(rules, sub, repo).has('pull')).toBe(true)
+      expect(pullPrefixes(rules, sub)!.some((p) => repo.startsWith(p))).toBe(true)
+    }
+    expect(actionsOn(rules, 'rita', 'ci/app').has('pull')).toBe(false)
   })
 })

@@ -1,7 +1,8 @@
 /** The collector's tests: a short-grace registry, image pushes, a Runner standing in for Workflows. */
 import { callWith, bindings, sha256, listObjects } from '../helpers'
 import type { Env } from '../../src/env'
-import { collect, type Runner } from '../../src/gc/collector'
+import { collect, SIZES, type Runner, type Sizes } from '../../src/gc/collector'
+import { inlineFleet } from '../../src/gc/fleet'
 import type { RunParams } from '../../src/gc/params'
 import type { GcReport } from '../../src/storage/gc-reports'
 
@@ -76,18 +77,20 @@ export interface Driver extends Runner {
 
 /**
  * A Runner as Workflows behave: a step's result is kept in `memo` (shared by a resumed run);
- * `crashAt`: the run dies when it reaches that step (after `crashAfter` = true: once it ran).
+ * `crashAt`: the run dies when it starts its k-th step (after `crashAfter` = true: once it ran).
  */
 export function driver(opts: { memo?: Map<string, unknown>; crashAt?: number; crashAfter?: boolean; onSleep?: () => Promise<void> } = {}): Driver {
   const memo = opts.memo ?? new Map<string, unknown>()
   const steps: string[] = []
+  let entered = 0 // steps started (a shard's steps run inside the parent's "await" step: inline fleet)
   return {
     steps,
     async do<T>(name: string, fn: () => Promise<T>): Promise<T> {
       if (memo.has(name)) return memo.get(name) as T
-      if (opts.crashAt === steps.length && !opts.crashAfter) throw new Crash(name)
+      const k = entered++
+      if (opts.crashAt === k && !opts.crashAfter) throw new Crash(name)
       const value = structuredClone(((await fn()) ?? null) as T)
-      if (opts.crashAt === steps.length && opts.crashAfter) throw new Crash(name) // the work done, its result lost
+      if (opts.crashAt === k && opts.crashAfter) throw new Crash(name) // the work done, its result lost
       steps.push(name)
       memo.set(name, value)
       return value
@@ -104,9 +107,12 @@ export const params = (p: Partial<RunParams> = {}): RunParams => ({ dryRun: fals
 
 let runs = 0
 /** A run; `id`: resume that run (a Workflow instance keeps its id). */
-export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), id = `gc-test-${runs++}`): Promise<GcReport> {
-  return collect(env, id, params(p), runner)
+export function gc(env: Env, p: Partial<RunParams>, runner: Runner = driver(), id = `gc-test-${runs++}`, sizes: Sizes = SIZES): Promise<GcReport> {
+  return collect(env, id, params(p), runner, inlineFleet(env, runner), sizes)
 }
+
+/** Shards of a few keys each: every repository, digest and upload range its own shard, or nearly. */
+export const TINY: Sizes = { repoKeys: 3, heldPerBlobShard: 1 }
 
 /**
  * The registry's invariants: every tag names a stored manifest; every live index entry's bytes

@@ -70,18 +70,21 @@ describe('admin endpoint access', () => {
 })
 
 describe('a run through the Workflow', () => {
-  it('starts, completes, reports; a real run stores its report under _registry/gc/', async () => {
+  it('starts, runs its shards as child instances, completes, reports; a real run stores its report under _registry/gc/', async () => {
     const workflows = await introspectWorkflow((env as unknown as Env).GC_WORKFLOW!)
     await workflows.modifyAll(async (m) => {
       await m.disableSleeps()
     })
     try {
       for (const dry of [true, false]) {
+        const before = workflows.get().length
         const res = await send(open, `http://localhost/admin/gc?dry-run=${dry}&untagged=true`, { method: 'POST', headers: LOCAL_CLIENT })
         expect(res.status).toBe(202)
         const { id } = (await res.json()) as { id: string }
-        const instance = workflows.get().at(-1)!
+        const instance = workflows.get()[before]!
         await instance.waitForStatus('complete')
+        // The parent and its shards (repositories, blobs, uploads; a real run's two sweeps), each an instance.
+        expect(workflows.get().length - before).toBeGreaterThanOrEqual(dry ? 4 : 6)
         const status = (await (await send(open, `http://localhost/admin/gc/${id}`, { headers: LOCAL_CLIENT })).json()) as { status: string; report: GcReport }
         expect(status.status).toBe('complete')
         expect(status.report).toMatchObject({ id, dryRun: dry, untagged: true, repo: null })

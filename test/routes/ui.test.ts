@@ -10,8 +10,23 @@ import type { Env } from '../../src/env'
 import { putReport, type GcReport } from '../../src/storage/gc-reports'
 import { api, build, index, MT, ociArtifact, ociImage, push, pushBlobOf, tagsOf, type Built } from '../manifests/fixtures'
 import { randomBlob } from '../helpers'
+import { formatBytes } from '../../src/ui/format'
 
 const EVIL = '<script>alert(1)</script>'
+
+/** Bindings that record each R2 and KV list call's options. */
+function listing(e: Env): { env: Env; r2: R2ListOptions[]; kv: KVNamespaceListOptions[] } {
+  const r2: R2ListOptions[] = []
+  const kv: KVNamespaceListOptions[] = []
+  const wrap = <T extends object>(target: T, log: unknown[]): T => new Proxy(target, {
+    get(t, prop) {
+      const v = Reflect.get(t, prop) as unknown
+      if (typeof v !== 'function') return v
+      return prop === 'list' ? (o: unknown) => (log.push(o ?? {}), v.call(t, o)) : v.bind(t)
+    },
+  })
+  return { env: { ...e, BLOBS: wrap(e.BLOBS, r2), LINKS: wrap(e.LINKS, kv) }, r2, kv }
+}
 
 /** An OCI image whose config carries labels, ports, entrypoint and history (config and layers pushed). */
 async function labelledImage(repo: string, labels: Record<string, string>): Promise<Built> {
@@ -60,6 +75,32 @@ describe('web UI, open registry', () => {
     expect(text).toContain(`<a href="/r/${repo}">${repo}</a>`)
     // Tag count and size from the tag records: two tags, one manifest, counted once.
     expect(text).toContain(`<td class="num">2</td><td class="num">`)
+  })
+
+  it('counts a layer two tags share once in a repository\'s size, and reads at most 2 KV lists per repository shown', async () => {
+    const shared = fresh('uishared')
+    const one = await ociImage(shared, { layers: 1 })
+    const two = await build({ ...JSON.parse(one.text), config: await pushBlobOf(shared, MT.ociConfig, '{"architecture":"arm64","os":"linux"}') })
+    await push(shared, 'a', one)
+    await push(shared, 'b', two)
+    const doc = JSON.parse(one.text) as { config: { size: number }; layers: { size: number }[] }
+    const other = JSON.parse(two.text) as { config: { size: number } }
+    const distinct = doc.config.size + doc.layers[0]!.size + other.config.size // the layer once
+    const m = listing(open)
+    const { text } = await page(`/?q=${encodeURIComponent(shared)}`, undefined, m.env)
+    expect(text).toContain(`<td class="num">2</td><td class="num">${formatBytes(distinct)}</td>`)
+    expect(m.kv.length).toBeLessThanOrEqual(2)
+  })
+
+  it('shows a page of 50 repositories for at most 1 R2 list per 1,000 names and 2 KV lists per row', async () => {
+    const m = listing(open)
+    const { text } = await page('/', undefined, m.env)
+    const rows = (text.match(/<tr data-name=/g) ?? []).length
+    expect(rows).toBeGreaterThan(0)
+    expect(rows).toBeLessThanOrEqual(50)
+    expect(m.kv.length).toBeLessThanOrEqual(2 * rows)
+    expect(m.kv.every((o) => /^repos\/.+\+(tags\/)?$/.test(o.prefix ?? ''))).toBe(true)
+    expect(m.r2.length).toBe(1)
   })
 
   it('filters repositories by a part of the name, and pages after a name', async () => {
@@ -403,6 +444,20 @@ describe('GET /v2/_catalog with auth', () => {
     expect(rita.names).not.toContain(priv)
     // team-a/* by her rule, public/* as anyone may.
     expect(rita.names.every((n) => n.startsWith('team-a/') || n.startsWith('public/'))).toBe(true)
+  })
+
+  it('lists it only under the prefixes the caller\'s rules name (one R2 list each), never the whole registry', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = fresh('elsewhere')
+      await push(r, 'v1', await ociImage(r))
+    }
+    const m = listing(e)
+    const res = await send(m.env, '/v2/_catalog', { headers: { Authorization: basic('rita', PASSWORDS.rita) } })
+    const names = ((await res.json()) as { repositories: string[] }).repositories
+    expect(names).toContain(team)
+    expect(names.some((n) => n.startsWith('elsewhere'))).toBe(false)
+    // rita: team-a/* by her rule, public/* as anyone may: two prefixes, one list each.
+    expect(m.r2.map((o) => o.prefix).sort()).toEqual(['repos/public/', 'repos/team-a/'])
   })
 
   it('does the same with a token that lacks the catalog scope', async () => {

@@ -60,15 +60,21 @@ describe('storage keys', () => {
     ['pull statistics of a repository (PULL_STATS)', keys.pullStats(repo), '_registry/pulls/library/ubuntu.json'],
     ['pull statistics: ".json" always ends the name, so no repository\'s key is another\'s', keys.pullStats('library/ubuntu.json' as Repo), '_registry/pulls/library/ubuntu.json.json'],
     ['delivery log of a NOTIFICATIONS endpoint', keys.deliveryLog('ci-hooks'), '_registry/events/ci-hooks.json'],
+    ['gc marks on links (prefix)', keys.gcLinkMarks(), '_registry/gc-marks/links/'],
+    ['gc marks on blobs (prefix)', keys.gcBlobMarks(), '_registry/gc-marks/blobs/'],
+    ['every gc run\'s shard plans (prefix)', keys.gcRuns(), '_registry/gc-runs/'],
+    ['a gc run\'s shard plans (prefix)', keys.gcRun('gc-1'), '_registry/gc-runs/gc-1/'],
+    ['a gc run\'s shard plan', keys.gcRunShard('gc-1', 'repos-'), '_registry/gc-runs/gc-1/repos-.json'],
+    ['a repository\'s KV keys (prefix)', keys.repoKeys(repo), 'repos/library/ubuntu+'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toBe(expected)
   })
 
   it('covers every key builder (add a row above for a new one)', () => {
     expect(Object.keys(keys).sort()).toEqual([
-      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'deliveryLog', 'gcBlobMark', 'gcLinkMark',
-      'gcMarks', 'gcReport', 'gcReports', 'healthProbe', 'manifest', 'manifests', 'pin', 'pins', 'pullStats', 'referrer', 'referrers', 'robot', 'tag', 'tags',
-      'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
+      'blob', 'blobLink', 'blobs', 'cachedBlob', 'cachedHealth', 'cachedJwks', 'cachedLink', 'cachedUpstreamListing', 'deliveryLog', 'gcBlobMark', 'gcBlobMarks',
+      'gcLinkMark', 'gcLinkMarks', 'gcMarks', 'gcReport', 'gcReports', 'gcRun', 'gcRunShard', 'gcRuns', 'healthProbe', 'manifest', 'manifests', 'pin', 'pins',
+      'pullStats', 'referrer', 'referrers', 'repoKeys', 'robot', 'tag', 'tags', 'throttleMark', 'upload', 'uploadParts', 'uploadSecret', 'uploadWrite', 'uploads',
     ])
   })
 

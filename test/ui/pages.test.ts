@@ -152,7 +152,7 @@ describe('repository page', () => {
 
 describe('repositories page', () => {
   it('keeps the filter as text and in the next-page link', () => {
-    const text = repositoriesPage(OPEN, { rows: [{ name: 'a/b', tags: 3, lastPush: null, size: 2000 }], q: `"${EVIL}`, next: 'a/b', paged: false }).text
+    const text = repositoriesPage(OPEN, { rows: [{ name: 'a/b', tags: 3, moreTags: false, lastPush: null, bytes: 2000, moreBytes: false }], q: `"${EVIL}`, next: 'a/b', paged: false }).text
     expect(text).toContain('value="&quot;&lt;script&gt;alert(1)&lt;/script&gt;"')
     expect(text).toContain(`href="/?last=a%2Fb&amp;q=${encodeURIComponent(`"${EVIL}`)}"`)
     expect(text).toContain('<td class="num">3</td><td class="num">2.0 KB</td>')

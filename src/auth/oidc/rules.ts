@@ -24,7 +24,7 @@
 import { globMatch } from '../../glob'
 import { parseRepo } from '../../names'
 import type { Action, Rules, Template } from '../../settings/auth'
-import { actionsOn } from '../rules'
+import { actionsOn, literalPrefix, pullPrefixes } from '../rules'
 import type { Scope } from '../scopes'
 
 export type { OidcRule } from '../../settings/auth'
@@ -50,6 +50,24 @@ export function oidcActionsOn(rules: Rules, id: OidcIdentity, repo: string): Set
   return out
 }
 
+/** pullPrefixes (rules.ts) of an OIDC caller: the anonymous ones and those of every rule its claims satisfy, claims filled in. */
+export function oidcPullPrefixes(rules: Rules, id: OidcIdentity): string[] | null {
+  const out = pullPrefixes(rules, '')
+  if (out === null) return null
+  for (const rule of rules.oidc) {
+    if (!rule.actions.includes('pull')) continue
+    if (rule.issuer !== id.alias || !rule.claims.every(([name, pattern]) => claimMatches(id.claims[name], pattern))) continue
+    for (const t of rule.patterns) {
+      const filled = fill(t, id.claims)
+      if (filled === null) continue // a claim missing: the pattern matches nothing
+      const literal = literalPrefix(filled)
+      if (literal === '') return null
+      out.push(literal)
+    }
+  }
+  return out
+}
+
 /** Of the actions a scope asks for, those an OIDC caller gets (repositories only: never the catalog). */
 export function oidcGrantedActions(rules: Rules, id: OidcIdentity, scope: Scope): string[] {
   if (scope.type !== 'repository') return []
@@ -65,6 +83,12 @@ function claimMatches(value: unknown, pattern: string): boolean {
 
 /** Whether `repo` matches the template with the caller's claims filled in; false when a claim cannot be. */
 function matches(t: Template, claims: Record<string, unknown>, repo: string): boolean {
+  const pattern = fill(t, claims)
+  return pattern !== null && globMatch(pattern, repo)
+}
+
+/** A template with its claims filled in; null when a claim is missing or not a repository path. */
+function fill(t: Template, claims: Record<string, unknown>): string | null {
   let pattern = ''
   for (const part of t) {
     if (typeof part === 'string') {
@@ -72,13 +96,13 @@ function matches(t: Template, claims: Record<string, unknown>, repo: string): bo
       continue
     }
     const value = claims[part.claim]
-    if (typeof value !== 'string' || !ASCII.test(value)) return false
+    if (typeof value !== 'string' || !ASCII.test(value)) return null
     const path = repoPath(value.replace(/[A-Z]/g, (ch) => ch.toLowerCase()))
-    if (path === null) return false
+    if (path === null) return null
     // A valid repository path holds no `*`: filled in, it matches only itself.
     pattern += path
   }
-  return globMatch(pattern, repo)
+  return pattern
 }
 
 function repoPath(s: string): string | null {

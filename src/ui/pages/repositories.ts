@@ -1,19 +1,13 @@
 /** The Repositories page: what the viewer may pull, filtered by name, a page at a time. */
 import type { Viewer } from '../../auth/session'
+import type { RepoSummary } from '../../storage/repo-summary'
 import { formatBytes, formatTime } from '../format'
 import { html, type Html } from '../html'
 import { page, time } from '../layout'
 import { repoUrl } from '../urls'
 
-export interface RepositoryRow {
+export interface RepositoryRow extends RepoSummary {
   name: string
-  tags: number
-  /** More tags than counted (`tags` is then a lower bound, `size` their part). */
-  moreTags?: boolean
-  /** Newest tag push, ms since epoch (null when no tag records it). */
-  lastPush: number | null
-  /** Sum of the sizes of the distinct manifests its tags point at. */
-  size: number
 }
 
 export interface RepositoriesData {
@@ -41,7 +35,7 @@ ${d.rows.length === 0
   : html`<div class="scroll"><table>
 <caption class="sr">Repositories</caption>
 <thead><tr><th scope="col">Repository</th><th scope="col" class="num">Tags</th><th scope="col" class="num">Size</th><th scope="col">Last push</th></tr></thead>
-<tbody>${d.rows.map((r) => html`<tr data-name="${r.name}"><td><a href="${repoUrl(r.name)}">${r.name}</a></td><td class="num">${r.tags}${r.moreTags ? '+' : ''}</td><td class="num">${formatBytes(r.size)}</td><td>${time(r.lastPush, formatTime(r.lastPush))}</td></tr>`)}</tbody>
+<tbody>${d.rows.map((r) => html`<tr data-name="${r.name}"><td><a href="${repoUrl(r.name)}">${r.name}</a></td><td class="num">${r.tags}${r.moreTags ? '+' : ''}</td><td class="num">${r.moreBytes ? '≥ ' : ''}${formatBytes(r.bytes)}</td><td>${time(r.lastPush, formatTime(r.lastPush))}</td></tr>`)}</tbody>
 </table></div>`}
 <nav class="pager" aria-label="Pages">
 ${d.paged && html`<a href="/?${q.slice(1)}">First page</a>`}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { authConfig } from '../../../src/auth/config'
 import { parseIssuers } from '../../../src/auth/oidc/config'
-import { oidcActionsOn, oidcGrantedActions, type OidcIdentity } from '../../../src/auth/oidc/rules'
+import { oidcActionsOn, oidcGrantedActions, oidcPullPrefixes, type OidcIdentity } from '../../../src/auth/oidc/rules'
 import { actionsOn, parseRules } from '../../../src/auth/rules'
 import { authEnv, send } from '../setup'
 
@@ -163,5 +163,22 @@ describe('AUTH_OIDC', () => {
       const res = await send(await authEnv(broken), '/v2/')
       expect(res.status).toBe(500)
     }
+  })
+})
+
+describe('OIDC rules: where a caller\'s pulls lie (oidcPullPrefixes)', () => {
+  const rules = rulesOf(
+    { repos: ['gh/${repository}', 'ci/${repository_owner}/*'], oidc: { issuer: 'github', claims: { repository_owner: 'acme' } }, actions: ['pull', 'push'] },
+    { repos: 'pushonly/*', oidc: { issuer: 'github', claims: { repository_owner: 'acme' } }, actions: ['push'] },
+    { repos: 'public/*', anonymous: ['pull'] },
+  )
+
+  it('fills the claims in, then takes each pattern\'s literal part; rules its claims do not meet add nothing', () => {
+    expect(oidcPullPrefixes(rules, gh({ repository_owner: 'acme', repository: 'acme/app' }))).toEqual(['public/', 'gh/acme/app', 'ci/acme/'])
+    expect(oidcPullPrefixes(rules, gh({ repository_owner: 'other', repository: 'other/app' }))).toEqual(['public/'])
+  })
+
+  it('bounds nothing when anonymous may pull anything', () => {
+    expect(oidcPullPrefixes(rulesOf({ repos: '*', anonymous: ['pull'] }), gh({ repository_owner: 'acme' }))).toBeNull()
   })
 })
