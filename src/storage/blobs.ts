@@ -96,26 +96,16 @@ export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: 
 }
 
 /**
- * Writes bytes of a known digest straight to their final key. R2 checks the
- * checksum before the object exists, so a mismatch leaves nothing. 1 R2 put.
- * Bytes already in memory are written only if the blob is new (+1 R2 head when
- * it was not); a stream is always written (the caller heads first).
+ * Writes bytes of a known digest, in memory, straight to their final key, unless a live entry
+ * is there (then that one is returned). R2 checks the checksum before the object exists, so a
+ * mismatch leaves nothing. 1 R2 put (+1 R2 head when it was not new).
  */
-export async function putVerifiedBlob(
-  env: Env,
-  digest: Digest,
-  repo: Repo,
-  body: ReadableStream<Uint8Array> | Uint8Array,
-): Promise<IndexedBlob> {
+export async function putVerifiedBlob(env: Env, digest: Digest, repo: Repo, body: Uint8Array): Promise<IndexedBlob> {
   const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
   const options: R2PutOptions = { [alg]: hex, customMetadata: { repo }, httpMetadata: { contentType: 'application/octet-stream' } }
-  if (body instanceof Uint8Array) {
-    const { put, winner } = await claimIndex(env, digest, body, options)
-    if (put) return { at: put.key, size: put.size, repo, indexed: put.uploaded.getTime() }
-    return winner ?? { at: keys.blob(digest), size: body.byteLength, repo, indexed: Date.now() }
-  }
-  const object = await env.BLOBS.put(keys.blob(digest), body, options)
-  return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
+  const { put, winner } = await claimIndex(env, digest, body, options)
+  if (put) return { at: put.key, size: put.size, repo, indexed: put.uploaded.getTime() }
+  return winner ?? { at: keys.blob(digest), size: body.byteLength, repo, indexed: Date.now() }
 }
 
 /**
