@@ -131,6 +131,11 @@ export async function putBlobIfAbsent(
   return object ? { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() } : null
 }
 
+/** The object at a blob's location, without its bytes. 1 R2 head. */
+export function headAt(env: Env, location: BlobLocation): Promise<R2Object | null> {
+  return env.BLOBS.head(location.at)
+}
+
 /** 1 R2 get (ranged when `range` is given). */
 export function readBlob(env: Env, location: BlobLocation, range?: R2Range): Promise<R2ObjectBody | null> {
   return env.BLOBS.get(location.at, range ? { range } : undefined)
