@@ -14,7 +14,7 @@ import { uploadSecret } from '../storage/secrets'
 import type { Algorithm } from '../digest/native'
 import { storeWithDigest } from '../upload/monolithic'
 import {
-  append, cancel as cancelSession, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
+  append, cancel as cancelSession, chunkMinLength, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
 } from '../upload/session'
 import { unknownUpload, uploadLocation, verifyState, type UploadState } from '../upload/state'
 
@@ -43,6 +43,8 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const opened = await progress(c, open(repo, c.auth?.sub, alg), 202)
   // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
   opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.maxChunkBytes))
+  // spec "Pushing a blob in chunks": every chunk but the last SHOULD be at least this long.
+  opened.headers.set('OCI-Chunk-Min-Length', String(chunkMinLength(c.settings.maxChunkBytes)))
   return opened
 }
 

@@ -148,12 +148,19 @@ export function status(env: Env, state: UploadState): Promise<UploadState> {
  * The session as storage knows it, whatever Location asked: the progress its latest write
  * recorded. BLOB_UPLOAD_UNKNOWN once it has ended (an end mark, completed parts, or its
  * only write indexed as a blob). 1 R2 list, +1 R2 head for a session of one write (+1 get
- * reading that write again when it recorded no digest: a first write streamed with its length).
+ * reading that write again when neither it nor the asking Location recorded its digest: a
+ * first write streamed with its length, asked about from the POST's Location).
  */
 async function truth(env: Env, state: UploadState): Promise<UploadState> {
   const stored = await listSession(env, state)
   if (stored.ended) throw unknownUpload(state.id)
   const latest = stored.latest ? withProgress(state, stored.latest.progress) : withProgress(state, fresh(state.alg))
+  // A first write streamed with its length records no digest (it is known only once the bytes
+  // are in), but the reply to that write carried it: a Location at that same state still knows
+  // it (signed by us), so a storm of requests from it never reads the write back.
+  if (latest.sum === undefined && firstOnly(latest) && firstOnly(state) && state.sum && state.offset === latest.offset && state.alg === latest.alg) {
+    latest.sum = state.sum
+  }
   if (await spent(env, latest)) throw unknownUpload(state.id)
   return latest
 }
