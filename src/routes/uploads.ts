@@ -44,7 +44,8 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
   opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.maxChunkBytes))
   // spec "Pushing a blob in chunks": every chunk but the last SHOULD be at least this long.
-  opened.headers.set('OCI-Chunk-Min-Length', String(chunkMinLength(c.settings.maxChunkBytes)))
+  const min = chunkMinLength(c.settings.maxChunkBytes)
+  if (min !== null) opened.headers.set('OCI-Chunk-Min-Length', String(min))
   return opened
 }
 

@@ -91,9 +91,10 @@ export const LEASE_MARGIN_MS = 60_000
  * The chunk size this registry asks clients to send at least (OCI-Chunk-Min-Length, spec
  * "Pushing a blob in chunks": every chunk but the last SHOULD be at least this long): a
  * multipart part, so that each chunk fills whole parts and none re-reads a remainder. Smaller
- * chunks still work (pieces, `fitsPiece`). Never over the request limit.
+ * chunks still work (pieces, `fitsPiece`). None when the request limit is under a part: no
+ * chunk could fill one, and any size works as well as another.
  */
-export const chunkMinLength = (maxChunkBytes: number): number => Math.min(PART_SIZE, maxChunkBytes)
+export const chunkMinLength = (maxChunkBytes: number): number | null => (maxChunkBytes >= PART_SIZE ? PART_SIZE : null)
 
 /** A request body to append: `length` null when the client did not say (chunked encoding). */
 export interface Body {
