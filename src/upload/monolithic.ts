@@ -35,8 +35,17 @@ export async function storeWithDigest(
   if (!existing) {
     // One pass feeds both the digest and R2, which checks the checksum itself.
     const fixed = new FixedLengthStream(length)
-    writer = fixed.writable.getWriter()
+    const feeding = fixed.writable.getWriter()
+    writer = feeding
     writing = putBlobIfAbsent(env, digest, repo, fixed.readable, onlyIf).catch(() => undefined)  // R2 put
+    // R2 may refuse the write (an entry got there first) before it has read the body: stop
+    // feeding it then, or the next write would wait for a reader that is gone.
+    void writing.then(() => {
+      if (writer === feeding) {
+        writer = null
+        feeding.abort().catch(() => {})
+      }
+    })
   }
   let received = 0
   let cut = false
@@ -47,7 +56,9 @@ export async function storeWithDigest(
       // R2 may stop reading once it refuses the write (an entry got there first): hash on.
       if (writer) await writer.write(piece).catch(() => (writer = null))
     }
-    await writer?.close().catch(() => {}) // a short body: R2 sees it and refuses the write
+    const last = writer as WritableStreamDefaultWriter<Uint8Array> | null
+    writer = null
+    await last?.close().catch(() => {}) // a short body: R2 sees it and refuses the write
   } catch {
     cut = true // the body broke off
     await writer?.abort().catch(() => {})
