@@ -1,6 +1,13 @@
 /**
  * The registry-wide blob store in R2: one verified object (or pointer) per digest.
  * Storage returns null for absent things and never picks an error code.
+ *
+ * Every write of an index entry is conditional: it replaces nothing but a collected blob's
+ * tombstone or an entry a collection is sweeping (`claimIndex`; `putBlobIfAbsent` with the
+ * condition `headBlobOrSlot` gives), never a live entry. So an entry, once written, names the
+ * same bytes until the collector removes it, and a link, written from an entry, names what its
+ * entry names, which the collector keeps (docs/storage.md, promise 1). What an entry names is
+ * never replaced or deleted while it names it: storage/uploads.ts keeps that for session objects.
  */
 import type { Env } from '../env'
 import { gcConfig } from '../gc/config'

@@ -6,36 +6,13 @@
 import { describe, expect, it } from 'vitest'
 import type { Digest } from '../../src/names'
 import { keys } from '../../src/storage/keys'
-import { bindings, randomBlob, repoName, sha256, withDigest } from '../helpers'
+import { bindings, randomBlob, repoName, sha256, slowBody, withDigest } from '../helpers'
 import { driver, gc, gcEnv, MANIFEST, pulls, pushManifest, putBlob, via, violations, type Image } from './setup'
 
 const env = gcEnv()
 const WEEK = 7 * 86_400_000
 /** A run as it would start a week from now: every session of this test is past the upload expiry. */
 const aWeekLater = () => driver({ memo: new Map<string, unknown>([['start', { now: Date.now() + WEEK, started: new Date().toISOString() }]]) })
-
-/** A body that sends its first `at` bytes, then waits for `open()` (a slow client). */
-function slowBody(bytes: Uint8Array, at: number): { stream: ReadableStream<Uint8Array>; reading: Promise<void>; open(): void } {
-  let started!: () => void
-  let go!: () => void
-  const reading = new Promise<void>((r) => (started = r))
-  const gate = new Promise<void>((r) => (go = r))
-  let sent = 0
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (sent === 0) {
-        c.enqueue(bytes.slice(0, at))
-        sent = at
-        return started()
-      }
-      await gate
-      if (sent >= bytes.length) return c.close()
-      c.enqueue(bytes.slice(sent))
-      sent = bytes.length
-    },
-  })
-  return { stream, reading, open: go }
-}
 
 /** An image in `repo` whose only layer is `layer` (already pushed there), tagged v1. */
 async function imageOf(repo: string, layer: string, size: number): Promise<Image> {

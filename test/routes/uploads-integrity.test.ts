@@ -8,7 +8,7 @@ import type { Digest } from '../../src/names'
 import { keys } from '../../src/storage/keys'
 import { PART_SIZE } from '../../src/upload/session'
 import {
-  bindings, bytesOf, call, callWith, errorCode, MiB, randomBlob, repoName, sha256, sha512, startUpload, streamOf, withDigest,
+  bindings, bytesOf, call, callWith, errorCode, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest,
 } from '../helpers'
 
 const range = (from: number, to: number) => ({ 'Content-Range': `${from}-${to - 1}` })
@@ -90,33 +90,6 @@ describe('a spent Location replayed with the other algorithm’s digest', () => 
     expect((await call(`/v2/${repo}/blobs/${await sha256(bytes)}`, { method: 'HEAD' })).status).toBe(404)
   })
 })
-
-/**
- * A request body that sends its first `at` bytes, then waits for `open()`: a slow client, so
- * another request can run while this one is in the middle of its body.
- */
-function slowBody(bytes: Uint8Array, at: number): { stream: ReadableStream<Uint8Array>; reading: Promise<void>; open(): void } {
-  let started!: () => void
-  let go!: () => void
-  const reading = new Promise<void>((r) => (started = r))
-  const gate = new Promise<void>((r) => (go = r))
-  let sent = 0
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (sent === 0) {
-        c.enqueue(bytes.slice(0, at))
-        sent = at
-        started()
-        return
-      }
-      await gate
-      if (sent >= bytes.length) return c.close()
-      c.enqueue(bytes.slice(sent))
-      sent = bytes.length
-    },
-  })
-  return { stream, reading, open: go }
-}
 
 describe('a monolithic POST racing a session close of the same blob', () => {
   it.each([
