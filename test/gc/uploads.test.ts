@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Digest } from '../../src/names'
 import { keys } from '../../src/storage/keys'
-import { bindings, randomBlob, repoName, sha256, slowBody, withDigest } from '../helpers'
+import { bindings, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
 import { driver, gc, gcEnv, MANIFEST, pulls, pushManifest, putBlob, via, violations, type Image } from './setup'
 
 const env = gcEnv()
@@ -75,4 +75,26 @@ describe('a monolithic POST racing a session close of the same blob, then a coll
     expect(await pulls(img)).toBe(true)
     expect(await violations(env)).toEqual([])
   })
+
+  it('a write closed at once under both algorithms: collecting one blob leaves the other its bytes', async () => {
+    const repo = repoName('sess')
+    const layer = randomBlob(200_000)
+    const d256 = await sha256(layer)
+    const d512 = await sha512(layer)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const l1 = (await via(post.headers.get('Location')!, { method: 'PATCH', body: layer, headers: { 'Content-Length': String(layer.length) } })).headers.get('Location')!
+    const closes = await Promise.all([d256, d512].map((d) => via(withDigest(l1, d), { method: 'PUT' })))
+    // concurrent: usually both closes run before either ends the session (else one answers 404)
+    expect(closes.map((r) => r.status).sort()).toContain(201)
+    const at256 = (await bindings.BLOBS.head(keys.blob(d256 as Digest)))?.customMetadata?.at
+    const at512 = (await bindings.BLOBS.head(keys.blob(d512 as Digest)))?.customMetadata?.at
+    expect(at512 === undefined || at512 !== at256, 'one object, one index entry').toBe(true)
+    // the sha512 blob unlinked and collected; the sha256 one tagged
+    if (closes[1]!.status === 201) expect((await via(`/v2/${repo}/blobs/${d512}`, { method: 'DELETE' })).status).toBe(202)
+    const img = closes[0]!.status === 201 ? await imageOf(repo, d256, layer.length) : null
+    await gc(env, {}, aWeekLater())
+    if (img) expect(await pulls(img)).toBe(true)
+    expect(await violations(env)).toEqual([])
+  })
 })
+

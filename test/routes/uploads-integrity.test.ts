@@ -223,3 +223,61 @@ describe('two PATCHes at one offset of a session with multipart parts', () => {
     }
   })
 })
+
+describe('every old Location, replayed after the session ended', () => {
+  it.each(['closed', 'cancelled'] as const)('a session that went through every kind of write, %s: every method, either algorithm, 404; the blob intact', async (ending) => {
+    const repo = repoName('replay')
+    const bytes = randomBlob(3 * MiB + 1024 + 12 * MiB + 5000)
+    const cuts = [0, 3 * MiB, 3 * MiB + 1024, 3 * MiB + 1024 + 12 * MiB, bytes.length]
+    const locations = [await startUpload(repo)]
+    // a first write sent whole, a piece, a fold into parts, a chunk of unknown length
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const chunk = bytes.subarray(cuts[i], cuts[i + 1])
+      const init: RequestInit = i === 3
+        ? { method: 'PATCH', body: streamOf(chunk, 2000) }
+        : { method: 'PATCH', body: chunk, headers: { 'Content-Length': String(chunk.length), ...(i ? range(cuts[i]!, cuts[i + 1]!) : {}) } }
+      const res = await callWith({}, locations.at(-1)!, init)
+      expect(res.status, `chunk ${i}`).toBe(202)
+      locations.push(res.headers.get('Location')!)
+    }
+    const digest = await sha256(bytes)
+    if (ending === 'closed') expect((await call(withDigest(locations.at(-1)!, digest), { method: 'PUT' })).status).toBe(201)
+    else expect((await call(locations[2]!, { method: 'DELETE' })).status).toBe(204)
+    for (const [i, location] of locations.entries()) {
+      await expectSpent(location, [digest, await sha512(bytes), zero512], `Location ${i}`)
+      await expectUnknown(await call(withDigest(location, digest), { method: 'PUT', body: bytes.subarray(0, 10) }), `Location ${i}: PUT with a body`)
+      await expectUnknown(await callWith({}, location, { method: 'PATCH', body: streamOf(randomBlob(3000), 1000) }), `Location ${i}: PATCH of unknown length`)
+    }
+    if (ending === 'closed') await expectServed(repo, digest, bytes)
+    else expect((await call(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+  })
+})
+
+describe('a close racing a chunk at the same Location', () => {
+  it.each([
+    ['one write', false],
+    ['one write through parts (docker)', true],
+  ] as const)('%s: the PUT’s blob is intact, whatever the PATCH was told', async (_how, streamed) => {
+    for (let run = 0; run < 3; run++) {
+      const repo = repoName('race')
+      const bytes = randomBlob(streamed ? PART_SIZE + 3000 : 300_000)
+      const digest = await sha256(bytes)
+      const l1 = (await callWith({}, await startUpload(repo), streamed
+        ? { method: 'PATCH', body: streamOf(bytes, 100_003) }
+        : { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length) } })).headers.get('Location')!
+      const more = randomBlob(run === 2 ? 11 * MiB : 1000) // a piece, or a fold
+      const [put, patch] = await Promise.all([
+        call(withDigest(l1, digest), { method: 'PUT' }),
+        call(l1, { method: 'PATCH', body: more, headers: { 'Content-Length': String(more.length), ...range(bytes.length, bytes.length + more.length) } }),
+      ])
+      expect([201, 416], `run ${run}: PUT`).toContain(put.status)
+      expect([202, 404, 416], `run ${run}: PATCH`).toContain(patch.status)
+      if (put.status === 201) await expectServed(repo, digest, bytes, `run ${run}`)
+      // and whatever the PATCH's Location does next, the blob keeps its bytes
+      const next = patch.headers.get('Location')
+      if (next) await call(next, { method: 'DELETE' })
+      if (put.status === 201) await expectServed(repo, digest, bytes, `run ${run}, after a DELETE of the chunk's Location`)
+    }
+  })
+})
+
