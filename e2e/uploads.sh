@@ -166,7 +166,7 @@ done
 
 echo "— two PATCHes at one offset of a session with multipart parts, several runs (issue 19)"
 head -c 12582912 /dev/urandom >"$WORK/c1"
-for RUN in 1 2 3 4; do
+for RUN in 1 2 3; do
   for MODE in length chunked; do
     head -c 12582912 /dev/urandom >"$WORK/ca"
     head -c 12582912 /dev/urandom >"$WORK/cb"

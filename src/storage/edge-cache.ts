@@ -35,9 +35,12 @@ export async function blobBytes(
   const cached = await caches.default.match(rangeRequest(key, range))
   if (cached?.body) {
     if (isWhole(cached, blob.size, range)) return exactly(cached.body, length)
-    console.error(`blob ${digest}: the cached copy at ${c.origin} is not ${blob.size} bytes; dropped`)
     await cached.body.cancel()
-    await caches.default.delete(key)
+    // A whole copy of another length is dropped; a range the cache did not answer as asked is read from R2.
+    if (!range) {
+      console.error(`blob ${digest}: the cached copy at ${c.origin} is not ${blob.size} bytes; dropped`)
+      await caches.default.delete(key)
+    }
   }
   if (range || blob.size > CACHE_MAX_BYTES || blob.size === 0) return readExactly(env, digest, blob, range)
   const object = await readChecked(env, digest, blob)
