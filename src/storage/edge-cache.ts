@@ -34,7 +34,9 @@ export async function blobBytes(
   const length = range ? range.length : blob.size
   const cached = await caches.default.match(rangeRequest(key, range))
   if (cached?.body) {
-    if (isWhole(cached, blob.size, range)) return exactly(cached.body, length)
+    // A cached copy was filled only through `exactly` below, at the recorded size: served as it is
+    // (cutting it again would cost the warm pull a quarter of its speed; measured in the report).
+    if (isWhole(cached, blob.size, range)) return cached.body
     await cached.body.cancel()
     // A whole copy of another length is dropped; a range the cache did not answer as asked is read from R2.
     if (!range) {
