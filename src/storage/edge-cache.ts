@@ -4,9 +4,9 @@
  *
  * Never bytes that are not the digest's (issue 19, defence in depth): an object whose size is
  * not the one its index entry recorded is treated as absent and logged as corrupt, a cached
- * copy of another length is dropped, and every body is cut to exactly the length announced, so
- * a read that ends early or breaks off fails the response (and the cache fill) instead of
- * serving fewer bytes.
+ * copy of another length is dropped, and every body read from R2 is cut to exactly the length
+ * announced, so a read that ends early or breaks off fails the response (and the cache fill,
+ * whose partial copy is dropped) instead of serving fewer bytes.
  */
 import type { Env } from '../env'
 import type { ByteRange } from '../http/ranges'
