@@ -29,7 +29,8 @@
  *   - a first write: 1 R2 put of L bytes; of unknown length or announced chunked beyond
  *     BUFFER_LIMIT: ⌈L/P⌉ uploadParts + 1 createMultipartUpload + 1 R2 put, L bytes written;
  *   - a later chunk that fits a piece (`fitsPiece`: the pieces stay under P bytes and
- *     MAX_PIECES): 1 R2 put of L bytes (+1 R2 head of the blob index after a single write);
+ *     MAX_PIECES; of unknown length, one that ends within PROBE_BYTES): 1 R2 put of L bytes (+1 R2
+ *     head of the blob index after a single write);
  *   - any other later chunk (a fold): 1 R2 put (the claim) + 1 R2 get per tail/piece (at most
  *     1 + MAX_PIECES) + ⌈(T + p + L)/P⌉ uploadParts (+1 createMultipartUpload) + 1 R2 put (the new
  *     tail, under P), where the tail T is under P except a first write sent whole (≤ MAX_CHUNK_BYTES,
@@ -78,6 +79,8 @@ export const BUFFER_LIMIT = 8 * 1024 * 1024
 const BATCH_SIZE = 1024 * 1024
 /** Pieces a session keeps before the next chunk folds them (bounds the state's size and a fold's reads). */
 export const MAX_PIECES = 32
+/** A later chunk of unknown length is read up to this much before it is known to be small (a piece) or not. */
+const PROBE_BYTES = 1024 * 1024
 /**
  * A fold's claim on its offset lasts LEASE_BASE_MS plus its bytes (read back and received) at
  * LEASE_BYTES_PER_SECOND; the fold starts no part upload in the last LEASE_MARGIN_MS of it, and
@@ -226,12 +229,37 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
     }
     return appendThroughParts(env, state, chunks, body.chunked, null)
   }
-  if (body.length !== null && fitsPiece(state, body.length)) {
+  // A chunk of unknown length that turns out small is read whole first: it may land as a piece.
+  const { length, rest } = body.length === null ? await probe(chunks, PROBE_BYTES) : { length: body.length, rest: chunks }
+  if (length !== null && fitsPiece(state, length)) {
     // Continuing the only write so far, which may be a blob already: the session is over then.
     if (await spent(env, state)) throw unknownUpload(state.id)
-    return appendPiece(env, state, chunks, body.length)
+    return appendPiece(env, state, rest, length)
   }
-  return appendThroughParts(env, state, chunks, body.chunked, await claimFold(env, state, body))
+  return appendThroughParts(env, state, rest, body.chunked, await claimFold(env, state, body))
+}
+
+/**
+ * The body's length when it ends within `limit` bytes (read into memory), else null; and its
+ * chunks, the ones read first included.
+ */
+async function probe(chunks: AsyncGenerator<Uint8Array>, limit: number): Promise<{ length: number | null; rest: AsyncGenerator<Uint8Array> }> {
+  const read: Uint8Array[] = []
+  let length = 0
+  for (;;) {
+    const next = await chunks.next().catch(rethrowAsBodyError)
+    if (next.done) return { length, rest: (async function* () { yield* read })() }
+    read.push(next.value)
+    length += next.value.byteLength
+    if (length > limit) break
+  }
+  return {
+    length: null,
+    rest: (async function* () {
+      yield* read.splice(0)
+      yield* chunks
+    })(),
+  }
 }
 
 /**
