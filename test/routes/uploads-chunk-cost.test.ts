@@ -72,6 +72,15 @@ async function closeAndCheck(repo: string, location: string, whole: Uint8Array):
   expect(await sha256(got)).toBe(digest)
 }
 
+/** Closes the blob the one 202 among `replies` made: `first`, then that request's chunk. */
+async function closeWinner(repo: string, replies: Response[], first: Uint8Array, chunks: Uint8Array[]): Promise<void> {
+  const won = replies.findIndex((r) => r.status === 202)
+  const whole = new Uint8Array(first.length + chunks[won]!.length)
+  whole.set(first)
+  whole.set(chunks[won]!, first.length)
+  await closeAndCheck(repo, replies[won]!.headers.get('Location')!, whole)
+}
+
 describe('OCI-Chunk-Min-Length', () => {
   it('is advertised on the POST that opens a session: a multipart part; none when MAX_CHUNK_BYTES is under a part', async () => {
     const res = await callWith({}, `/v2/${repoName('cost')}/blobs/uploads/`, { method: 'POST' })
@@ -118,11 +127,7 @@ describe('small chunks land as pieces, without re-reading or re-writing the tail
     // the first write read back, let alone once per request.
     expect(meter.written + meter.read).toBeLessThan(MiB)
     expect(meter.calls).toBeLessThan(5 * maxCalls(1))
-    const won = replies.findIndex((r) => r.status === 202)
-    const whole = new Uint8Array(first.length + 1)
-    whole.set(first)
-    whole.set(bytes[won]!, first.length)
-    await closeAndCheck(repo, replies[won]!.headers.get('Location')!, whole)
+    await closeWinner(repo, replies, first, bytes)
   })
 })
 
@@ -136,11 +141,7 @@ describe('a chunk of unknown length after a first write sent whole', () => {
     const replies = await Promise.all(chunks.map((c) => patchVia(bucket, l1, c, first.length, false)))
     expect(replies.map((r) => r.status).sort()).toEqual([202, 416, 416])
     expect(meter.read).toBeLessThan(first.length + MiB) // the winner's fold only
-    const won = replies.findIndex((r) => r.status === 202)
-    const whole = new Uint8Array(first.length + chunks[won]!.length)
-    whole.set(first)
-    whole.set(chunks[won]!, first.length)
-    await closeAndCheck(repo, replies[won]!.headers.get('Location')!, whole)
+    await closeWinner(repo, replies, first, chunks)
   })
 })
 
