@@ -188,3 +188,30 @@ export class StaleKV {
     return this.kv.getWithMetadata(key, options as KVNamespaceGetOptions<'text'>)
   }
 }
+
+/**
+ * A request body that sends its first `at` bytes, then waits for `open()`: a slow client, so
+ * another request can run while this one is in the middle of its body. `reading` resolves once
+ * the body is being read (the handler has looked at storage and started streaming it).
+ */
+export function slowBody(bytes: Uint8Array, at: number): { stream: ReadableStream<Uint8Array>; reading: Promise<void>; open(): void } {
+  let started!: () => void
+  let go!: () => void
+  const reading = new Promise<void>((r) => (started = r))
+  const gate = new Promise<void>((r) => (go = r))
+  let sent = 0
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (sent === 0) {
+        c.enqueue(bytes.slice(0, at))
+        sent = at
+        return started()
+      }
+      await gate
+      if (sent >= bytes.length) return c.close()
+      c.enqueue(bytes.slice(sent))
+      sent = bytes.length
+    },
+  })
+  return { stream, reading, open: go }
+}

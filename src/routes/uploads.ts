@@ -15,7 +15,7 @@ import { uploadSecret } from '../storage/secrets'
 import type { Algorithm } from '../digest/native'
 import { storeWithDigest } from '../upload/monolithic'
 import {
-  append, cancel as cancelSession, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
+  append, cancel as cancelSession, chunkMinLength, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
 } from '../upload/session'
 import { unknownUpload, uploadLocation, verifyState, type UploadState } from '../upload/state'
 
@@ -44,6 +44,9 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
   const opened = await progress(c, open(repo, c.auth?.sub, alg), 202)
   // Clients that know this header (Cloudflare's proposal to the OCI) keep each request under it.
   opened.headers.set('OCI-Chunk-Max-Length', String(c.settings.MAX_CHUNK_BYTES))
+  // spec "Pushing a blob in chunks": every chunk but the last SHOULD be at least this long.
+  const min = chunkMinLength(c.settings.MAX_CHUNK_BYTES)
+  if (min !== null) opened.headers.set('OCI-Chunk-Min-Length', String(min))
   return opened
 }
 

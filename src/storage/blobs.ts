@@ -1,6 +1,13 @@
 /**
  * The registry-wide blob store in R2: one verified object (or pointer) per digest.
  * Storage returns null for absent things and never picks an error code.
+ *
+ * Every write of an index entry is conditional: it replaces nothing but a collected blob's
+ * tombstone or an entry a collection is sweeping (`claimIndex`; `putBlobIfAbsent` with the
+ * condition `headBlobOrSlot` gives), never a live entry. So an entry, once written, names the
+ * same bytes until the collector removes it, and a link, written from an entry, names what its
+ * entry names, which the collector keeps (docs/storage.md, promise 1). What an entry names is
+ * never replaced or deleted while it names it: storage/uploads.ts keeps that for session objects.
  */
 import type { Env } from '../env'
 import type { Digest, Repo } from '../names'
@@ -96,26 +103,16 @@ export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: 
 }
 
 /**
- * Writes bytes of a known digest straight to their final key. R2 checks the
- * checksum before the object exists, so a mismatch leaves nothing. 1 R2 put.
- * Bytes already in memory are written only if the blob is new (+1 R2 head when
- * it was not); a stream is always written (the caller heads first).
+ * Writes bytes of a known digest, in memory, straight to their final key, unless a live entry
+ * is there (then that one is returned). R2 checks the checksum before the object exists, so a
+ * mismatch leaves nothing. 1 R2 put (+1 R2 head when it was not new).
  */
-export async function putVerifiedBlob(
-  env: Env,
-  digest: Digest,
-  repo: Repo,
-  body: ReadableStream<Uint8Array> | Uint8Array,
-): Promise<IndexedBlob> {
+export async function putVerifiedBlob(env: Env, digest: Digest, repo: Repo, body: Uint8Array): Promise<IndexedBlob> {
   const [alg, hex] = digest.split(':') as ['sha256' | 'sha512', string]
   const options: R2PutOptions = { [alg]: hex, customMetadata: { repo }, httpMetadata: { contentType: 'application/octet-stream' } }
-  if (body instanceof Uint8Array) {
-    const { put, winner } = await claimIndex(env, digest, body, options)
-    if (put) return { at: put.key, size: put.size, repo, indexed: put.uploaded.getTime() }
-    return winner ?? { at: keys.blob(digest), size: body.byteLength, repo, indexed: Date.now() }
-  }
-  const object = await env.BLOBS.put(keys.blob(digest), body, options)
-  return { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() }
+  const { put, winner } = await claimIndex(env, digest, body, options)
+  if (put) return { at: put.key, size: put.size, repo, indexed: put.uploaded.getTime() }
+  return winner ?? { at: keys.blob(digest), size: body.byteLength, repo, indexed: Date.now() }
 }
 
 /**
@@ -139,6 +136,11 @@ export async function putBlobIfAbsent(
     onlyIf,
   })
   return object ? { at: object.key, size: object.size, repo, indexed: object.uploaded.getTime() } : null
+}
+
+/** The object at a blob's location, without its bytes. 1 R2 head. */
+export function headAt(env: Env, location: BlobLocation): Promise<R2Object | null> {
+  return env.BLOBS.head(location.at)
 }
 
 /** 1 R2 get (ranged when `range` is given). */

@@ -8,14 +8,18 @@
  *                                             empty with customMetadata.gone: collected (a tombstone, = absent)
  *   data/<upload-id>/<offset>                 one write of an upload session, made by the request that appended
  *                                             at <offset> (16 digits), written once (conditional), never
- *                                             overwritten while the session lives: the tail (a JSON list of part
+ *                                             replaced (uploads.ts states why): the tail (a JSON list of part
  *                                             etags, then the bytes not yet in a part) or a piece after it;
  *                                             customMetadata.state = the session's progress after it. Empty with
- *                                             customMetadata.ended: the session ended there (cancelled, refused).
- *                                             A tail completed without parts is the blob's bytes, pointed at
- *                                             from blobs/. Every object here carries customMetadata.started
+ *                                             customMetadata.ended: the session ended there (closed, cancelled,
+ *                                             refused). Empty (a nonce) with customMetadata.claim = a lease end
+ *                                             (ms): a request holds the offset while it folds bytes into parts
+ *                                             (the only objects here ever replaced). A tail completed without
+ *                                             parts is the blob's bytes, pointed at from blobs/. Every object
+ *                                             here carries customMetadata.started
  *   data/<upload-id>/parts                    multipart target of an upload (its R2 uploadId is in
- *                                             customMetadata.mp of the session's writes); once complete, a
+ *                                             customMetadata.mp of the session's writes), or the tail and pieces
+ *                                             of an upload without parts joined at its close; once there, a
  *                                             blob's bytes
  *   repos/<name>+manifests/<digest>           manifest bytes; httpMetadata.contentType = media type
  *   repos/<name>+referrers/<subject>/<digest> descriptor of a manifest whose `subject` is <subject>

@@ -2,20 +2,24 @@
  * The monolithic push (spec "Single POST"): bytes with their digest and length in one
  * request, no session. Straight to blobs/<alg>/<hex>, R2 checking the checksum.
  */
+import { NativeHash } from '../digest/native'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
 import { algorithmOf, hexOf, type Digest, type Repo } from '../names'
-import { headBlob, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
-import { batched, pumpTo, toHex } from '../storage/streams'
+import { headBlob, headBlobOrSlot, putBlobIfAbsent, type IndexedBlob } from '../storage/blobs'
+import { batched } from '../storage/streams'
 
 /** Bytes hashed and written at a time (see streams.ts `batched`). */
 const BATCH_SIZE = 1024 * 1024
 
 /**
  * Stores a blob whose digest the client gave before its bytes, outside any session
- * (monolithic POST ?digest=, whose reply names no session to replay). Known already: the bytes are hashed and compared,
- * not stored again (1 R2 head). New: streamed to blobs/ with R2's checksum check
- * (1 R2 head + 1 R2 put). A mismatch stores nothing.
+ * (monolithic POST ?digest=, whose reply names no session to replay). The bytes are always
+ * hashed and compared. Known already: not stored again (1 R2 head). New: streamed to blobs/
+ * with R2's checksum check, conditionally (1 R2 head + 1 R2 put): like every index write, it
+ * never replaces a live entry (docs/storage.md: an index entry, once written, names the same
+ * bytes until the collector removes it, so the links copied from it stay true). An upload of the
+ * same bytes that got there while this one streamed wins (+1 R2 head); a mismatch stores nothing.
  */
 export async function storeWithDigest(
   env: Env,
@@ -24,31 +28,48 @@ export async function storeWithDigest(
   body: ReadableStream<Uint8Array> | null,
   length: number,
 ): Promise<IndexedBlob> {
-  const existing = await headBlob(env, digest)
-  const hash = new crypto.DigestStream(algorithmOf(digest) === 'sha256' ? 'SHA-256' : 'SHA-512')
-  const hashing = hash.getWriter()
+  const { blob: existing, onlyIf } = await headBlobOrSlot(env, digest)                // R2 head
+  const hash = new NativeHash(algorithmOf(digest))
+  let writer: WritableStreamDefaultWriter<Uint8Array> | null = null
+  let writing: Promise<IndexedBlob | null | undefined> = Promise.resolve(undefined)
+  if (!existing) {
+    // One pass feeds both the digest and R2, which checks the checksum itself.
+    const fixed = new FixedLengthStream(length)
+    const feeding = fixed.writable.getWriter()
+    writer = feeding
+    writing = putBlobIfAbsent(env, digest, repo, fixed.readable, onlyIf).catch(() => undefined)  // R2 put
+    // R2 may refuse the write (an entry got there first) before it has read the body: stop
+    // feeding it then, or the next write would wait for a reader that is gone.
+    void writing.then(() => {
+      if (writer === feeding) {
+        writer = null
+        feeding.abort().catch(() => {})
+      }
+    })
+  }
   let received = 0
-  const feed = (piece: Uint8Array) => {
-    received += piece.byteLength
-    return hashing.write(piece)
-  }
-  const pieces = batched(body ?? new Response('').body!, BATCH_SIZE)
-  let stored: IndexedBlob | null = existing
+  let cut = false
   try {
-    if (existing) {
-      for await (const piece of pieces) await feed(piece)
-    } else {
-      // One pass feeds both the digest and R2, which checks the checksum itself.
-      const fixed = new FixedLengthStream(length)
-      ;[stored] = await Promise.all([putVerifiedBlob(env, digest, repo, fixed.readable), pumpTo(pieces, fixed.writable, feed)])
+    for await (const piece of batched(body ?? new Response('').body!, BATCH_SIZE)) {
+      received += piece.byteLength
+      await hash.update(piece)
+      // R2 may stop reading once it refuses the write (an entry got there first): hash on.
+      if (writer) await writer.write(piece).catch(() => (writer = null))
     }
+    const last = writer as WritableStreamDefaultWriter<Uint8Array> | null
+    writer = null
+    await last?.close().catch(() => {}) // a short body: R2 sees it and refuses the write
   } catch {
-    stored = null // R2 refused the checksum, or the body was not `length` bytes.
+    cut = true // the body broke off
+    await writer?.abort().catch(() => {})
   }
-  await hashing.close().catch(() => {})
-  if (received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
-  const actual = toHex(new Uint8Array(await hash.digest))
-  if (actual !== hexOf(digest) || !stored) throw new RegistryError('DIGEST_INVALID', { digest })
-  if (existing && existing.size !== length) throw new RegistryError('SIZE_INVALID', { expected: existing.size, received })
+  const put = await writing
+  const actual = await hash.hex()
+  if (cut || received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
+  if (actual !== hexOf(digest)) throw new RegistryError('DIGEST_INVALID', { digest })
+  // Known before, stored now, or stored meanwhile by another upload (R2 refused ours: +1 R2 head).
+  const stored = existing ?? put ?? (put === null ? await headBlob(env, digest) : null)
+  if (!stored) throw new RegistryError('BLOB_UPLOAD_INVALID', 'the blob could not be stored: push it again')
+  if (stored.size !== length) throw new RegistryError('SIZE_INVALID', { expected: stored.size, received })
   return stored
 }

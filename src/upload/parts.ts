@@ -4,6 +4,7 @@
  * holds at most two parts in memory.
  */
 import type { Env } from '../env'
+import { RegistryError } from '../errors'
 import { putPart, startParts } from '../storage/uploads'
 import type { UploadState } from './state'
 
@@ -20,10 +21,16 @@ export class PartWriter {
   private filled = 0
   private inFlight: Promise<void> = Promise.resolve()
 
+  /**
+   * `deadline` (ms): no part upload starts after it. A request that claimed its offset
+   * (storage/uploads.ts `putClaim`) stops before its lease ends, so that a request taking the
+   * offset over later never has a part replaced under it.
+   */
   constructor(
     private readonly env: Env,
     private readonly state: UploadState,
     etags: string[],
+    private readonly deadline = Infinity,
   ) {
     this.etags = [...etags]
     this.mp = state.mp
@@ -56,6 +63,9 @@ export class PartWriter {
 
   private async flush(): Promise<void> {
     await this.inFlight
+    if (Date.now() > this.deadline) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the chunk arrived too slowly (its claim on the offset ran out): send it again, or in smaller chunks')
+    }
     if (!this.mp) this.mp = await startParts(this.env, this.state)
     const slot = this.etags.push('') - 1
     const bytes = this.current

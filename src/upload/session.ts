@@ -4,22 +4,41 @@
  *   open    POST                a new state; nothing stored
  *   append  PATCH, a PUT's body bytes at the session's offset
  *   close   PUT ?digest=        the bytes verified and indexed as a blob; the session is over
- *   cancel  DELETE              the session is over, its bytes dropped
+ *   cancel  DELETE              the session is over
  *   status  GET                 where the session truly stands
  *
  * The client holds the state (state.ts); storage holds the truth (storage/uploads.ts owns
- * where the bytes live). Each write is made at the offset its request started at, once,
- * and no write is deleted while the session can be named (the collector removes what no
- * blob uses after the upload expiry). So a state is current exactly while nothing is
- * written at its offset and the session has not ended:
+ * where the bytes live, and states the invariants kept here). Each write is made at the offset
+ * its request started at, once, and no object holding bytes is ever replaced or deleted while
+ * the session can be named. So a state is current exactly while nothing holds its offset and
+ * the session has not ended:
  *   - a first write (offset 0) is refused by R2 when offset 0 is taken;
- *   - a later write or a close heads its offset first (a later write must not touch the
- *     parts before it knows); a write continuing the only write so far also heads the
- *     blob index, which is how a session of one write that became a blob is recognised;
- *   - every other ending (cancel, a refused digest, a close of several writes) writes an
- *     end mark at the last offset.
+ *   - a later chunk that lands as a piece is refused the same way at its offset;
+ *   - a later chunk that folds the tail and pieces into multipart parts first claims its
+ *     offset (`putClaim`): it touches no part, and reads nothing back, before it has won it;
+ *   - a close of several writes, or with the other algorithm, first puts the end mark at its
+ *     offset (the same claim: a concurrent PATCH or close there is refused);
+ *   - the common close (one write, its own digest) makes no end mark: the blob index entry
+ *     naming that write is how later requests find the session over (`spent`);
+ *   - a cancel puts the end mark where the session truly stands.
  * A state found out of date costs one R2 list: `Moved` (416 with the true Range) while
  * the session lives, BLOB_UPLOAD_UNKNOWN once it has ended.
+ *
+ * What one PATCH may cost, whatever the chunk sizes and concurrency (P = PART_SIZE, 10 MiB;
+ * L = the chunk's length, at most MAX_CHUNK_BYTES; see docs/performance.md):
+ *   - a first write: 1 R2 put of L bytes; of unknown length or announced chunked beyond
+ *     BUFFER_LIMIT: ⌈L/P⌉ uploadParts + 1 createMultipartUpload + 1 R2 put, L bytes written;
+ *   - a later chunk that fits a piece (`fitsPiece`: the pieces stay under P bytes and
+ *     MAX_PIECES; of unknown length, one that ends within PROBE_BYTES): 1 R2 put of L bytes (+1 R2
+ *     head of the blob index after a single write);
+ *   - any other later chunk (a fold): 1 R2 put (the claim) + 1 R2 get per tail/piece (at most
+ *     1 + MAX_PIECES) + ⌈(T + p + L)/P⌉ uploadParts (+1 createMultipartUpload) + 1 R2 put (the new
+ *     tail, under P), where the tail T is under P except a first write sent whole (≤ MAX_CHUNK_BYTES,
+ *     read back once per session) and the pieces p are under P: at most 2·(MAX_CHUNK_BYTES + P) + L
+ *     bytes moved and MAX_PIECES + 5 + ⌈(MAX_CHUNK_BYTES + P + L)/P⌉ calls;
+ *   - refused (its offset held): +1 R2 head (+1 R2 put taking over a lapsed claim) + 1 R2 list.
+ * Concurrent requests at one offset: only the one holding it reads back or uploads parts; the
+ * others stop at their first write (a claim, a piece: the piece's L bytes at most).
  *
  * Hashing, only with the session's algorithm: a first write is hashed natively on the way
  * (crypto.DigestStream), which covers the common flows (one PATCH, or a PUT with the body).
@@ -27,8 +46,10 @@
  * (digest/hasher.ts, WebAssembly) in its state (`hs`), updated by every later chunk, and
  * its close compares that digest without reading the blob back:
  *   - a first write that announced more (Content-Range) is hashed resumably from the start;
- *   - otherwise the second chunk starts one from the first write's bytes, which it reads
- *     anyway to fold them into parts (no added call) when they are one object;
+ *   - otherwise the first fold starts one from the first write's bytes (and the pieces after
+ *     it), which it reads anyway to fold them into parts (no added call);
+ *   - a session whose first write is not hashed resumably and that was never folded (a first
+ *     write and pieces) is hashed at the close, natively, as its bytes are joined into one object;
  *   - a first write of unknown length already in multipart parts (docker, podman: they send
  *     one PATCH) cannot be read again before the close: such a session, or a close with the
  *     other algorithm, is hashed once at the close by reading the blob back.
@@ -40,12 +61,12 @@ import { RegistryError } from '../errors'
 import { countBodyBytes } from '../log'
 import type { Env } from '../env'
 import { algorithmOf, hexOf, type Digest, type Repo } from '../names'
-import { headBlob, indexBlob, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
+import { headBlob, headBlobOrSlot, indexBlob, putBlobIfAbsent, putVerifiedBlob, type IndexedBlob } from '../storage/blobs'
 import { isUploadKey } from '../storage/keys'
-import { batched, concat, readAtMost } from '../storage/streams'
+import { batched, concat, readAtMost, type Carry } from '../storage/streams'
 import {
-  abortParts, completeParts, deleteParts, isEnded, isWritten, listSession, putEnd, putPart, putWrite, readPending,
-  readUploaded, writeKey,
+  abortParts, completeParts, deleteParts, endClaim, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
+  putWrite, readPending, readUploaded, releaseClaim, writeKey, type Claim,
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
 import {
@@ -57,8 +78,27 @@ export { PART_SIZE } from './parts'
 export const BUFFER_LIMIT = 8 * 1024 * 1024
 /** Bytes hashed and written at a time (see streams.ts `batched`). */
 const BATCH_SIZE = 1024 * 1024
-/** Pieces a session keeps before its tail is folded into parts again (bounds the state's size). */
-const MAX_PIECES = 32
+/** Pieces a session keeps before the next chunk folds them (bounds the state's size and a fold's reads). */
+export const MAX_PIECES = 32
+/** A later chunk of unknown length is read up to this much before it is known to be small (a piece) or not. */
+const PROBE_BYTES = 1024 * 1024
+/**
+ * A fold's claim on its offset lasts LEASE_BASE_MS plus its bytes (read back and received) at
+ * LEASE_BYTES_PER_SECOND; the fold starts no part upload in the last LEASE_MARGIN_MS of it, and
+ * another request may take the offset over once it has run out (a request that died holding it).
+ */
+export const LEASE_BASE_MS = 120_000
+export const LEASE_BYTES_PER_SECOND = 64 * 1024
+export const LEASE_MARGIN_MS = 60_000
+
+/**
+ * The chunk size this registry asks clients to send at least (OCI-Chunk-Min-Length, spec
+ * "Pushing a blob in chunks": every chunk but the last SHOULD be at least this long): a
+ * multipart part, so that each chunk fills whole parts and none re-reads a remainder. Smaller
+ * chunks still work (pieces, `fitsPiece`). None when the request limit is under a part: no
+ * chunk could fill one, and any size works as well as another.
+ */
+export const chunkMinLength = (maxChunkBytes: number): number | null => (maxChunkBytes >= PART_SIZE ? PART_SIZE : null)
 
 /** A request body to append: `length` null when the client did not say (chunked encoding). */
 export interface Body {
@@ -117,12 +157,19 @@ export function status(env: Env, state: UploadState): Promise<UploadState> {
  * The session as storage knows it, whatever Location asked: the progress its latest write
  * recorded. BLOB_UPLOAD_UNKNOWN once it has ended (an end mark, completed parts, or its
  * only write indexed as a blob). 1 R2 list, +1 R2 head for a session of one write (+1 get
- * reading that write again when it recorded no digest: a first write streamed with its length).
+ * reading that write again when neither it nor the asking Location recorded its digest: a
+ * first write streamed with its length, asked about from the POST's Location).
  */
 async function truth(env: Env, state: UploadState): Promise<UploadState> {
   const stored = await listSession(env, state)
   if (stored.ended) throw unknownUpload(state.id)
   const latest = stored.latest ? withProgress(state, stored.latest.progress) : withProgress(state, fresh(state.alg))
+  // A first write streamed with its length records no digest (it is known only once the bytes
+  // are in), but the reply to that write carried it: a Location at that same state still knows
+  // it (signed by us), so a storm of requests from it never reads the write back.
+  if (latest.sum === undefined && firstOnly(latest) && firstOnly(state) && state.sum && state.offset === latest.offset && state.alg === latest.alg) {
+    latest.sum = state.sum
+  }
   if (await spent(env, latest)) throw unknownUpload(state.id)
   return latest
 }
@@ -145,10 +192,10 @@ const firstOnly = (s: UploadState): boolean => s.offset > 0 && s.at === 0 && !s.
 const pendingBytes = (s: UploadState): number => s.size + (s.more ?? []).reduce((n, [, size]) => n + size, 0)
 
 /**
- * Whether a session of one write is over: the index entry of its digest points at its
- * bytes, or (+1 R2 head) at another upload's, this session's first write having been
- * dropped for an end mark. (Every other ending leaves an end mark at the last offset.)
- * 0 calls, or 1 R2 head (+1 R2 get when the write recorded no digest).
+ * Whether a session of one write is over: the index entry of its digest names that write (the
+ * common close leaves no end mark; every other ending does, at the last offset, which the
+ * caller finds by its own write or head there). 0 calls, or 1 R2 head (+1 R2 get when the
+ * write recorded no digest).
  */
 async function spent(env: Env, s: UploadState): Promise<boolean> {
   if (!firstOnly(s)) return false
@@ -160,50 +207,94 @@ async function spent(env: Env, s: UploadState): Promise<boolean> {
     sum = await hashStream(bytes, s.alg)
   }
   const blob = await headBlob(env, `${s.alg}:${sum}` as Digest)
-  if (!blob) return false
-  return isUploadKey(blob.at, s.id) || isEnded(env, s, 0)
-}
-
-/**
- * Throws unless the state is current: nothing written at its offset (1 R2 head) and, for a
- * state continuing the only write so far (`spentToo`), that write not a blob already (+1 R2 head).
- */
-async function assertCurrent(env: Env, state: UploadState, spentToo: boolean): Promise<void> {
-  const [taken, over] = await Promise.all([
-    isWritten(env, state, state.offset),
-    spentToo && firstOnly(state) ? spent(env, state) : Promise.resolve(false),
-  ])
-  if (taken || over) throw await moved(env, state)
+  return blob !== null && isUploadKey(blob.at, s.id)
 }
 
 // ---------------------------------------------------------------------------------------
 // append
 
 /**
- * PATCH (or a PUT's body): appends the body at the state's offset; the new state.
- * An empty body touches no storage.
+ * PATCH (or a PUT's body): appends the body at the state's offset; the new state. An empty
+ * body touches no storage. The calls and bytes each kind of write may cost are at the top.
  * - first write, known length (one PATCH, as skopeo, crane): 1 R2 put, hashed on the way;
  * - first write of unknown length (docker, podman), or of a chunked upload beyond
  *   BUFFER_LIMIT: one uploadPart per PART_SIZE (+1 createMultipartUpload) + 1 R2 put;
- * - a later chunk that fills no part once parts exist: 1 R2 head + 1 R2 put (a piece);
- * - other later chunks: 1 R2 head + 1 R2 get per tail object/piece (never more than a
- *   part's remainder) + one uploadPart per PART_SIZE + 1 R2 put;
- * - a chunk continuing the only write so far: +1 R2 head (the blob index).
+ * - a later chunk that fits a piece: 1 R2 put (+1 R2 head of the blob index after a single write);
+ * - other later chunks: a fold (`claimFold`, then `appendThroughParts`).
  */
 export async function append(env: Env, state: UploadState, body: Body): Promise<UploadState> {
   if (body.length !== null && body.length > body.limit) throw chunkTooLarge(body.limit)
   const chunks = await nonEmpty(body)
   if (!chunks) return state
-  if (state.offset === 0 && body.length !== null && !(body.chunked && body.length > BUFFER_LIMIT)) {
-    return appendFirst(env, state, chunks, body.length, body.chunked)
+  if (state.offset === 0) {
+    // A first write needs no look: its write at offset 0 is refused if that offset is taken
+    // (a multipart upload it started meanwhile is then aborted; it is its own, no other's).
+    if (body.length !== null && !(body.chunked && body.length > BUFFER_LIMIT)) {
+      return appendFirst(env, state, chunks, body.length, body.chunked)
+    }
+    return appendThroughParts(env, state, chunks, body.chunked, null)
   }
-  // A first write needs no look: its write at offset 0 is refused if that offset is taken
-  // (a multipart upload it started meanwhile is then aborted).
-  if (state.offset > 0) await assertCurrent(env, state, true)
-  if (state.mp && body.length !== null && pendingBytes(state) + body.length < PART_SIZE && (state.more?.length ?? 0) < MAX_PIECES) {
-    return appendPiece(env, state, chunks, body.length)
+  // A chunk of unknown length that turns out small is read whole first: it may land as a piece.
+  const { length, rest } = body.length === null ? await probe(chunks, PROBE_BYTES) : { length: body.length, rest: chunks }
+  if (length !== null && fitsPiece(state, length)) {
+    // Continuing the only write so far, which may be a blob already: the session is over then.
+    if (await spent(env, state)) throw unknownUpload(state.id)
+    return appendPiece(env, state, rest, length)
   }
-  return appendThroughParts(env, state, chunks, body.chunked)
+  return appendThroughParts(env, state, rest, body.chunked, await claimFold(env, state, body))
+}
+
+/**
+ * The body's length when it ends within `limit` bytes (read into memory), else null; and its
+ * chunks, the ones read first included.
+ */
+async function probe(chunks: AsyncGenerator<Uint8Array>, limit: number): Promise<{ length: number | null; rest: AsyncGenerator<Uint8Array> }> {
+  const read: Uint8Array[] = []
+  let length = 0
+  for (;;) {
+    const next = await chunks.next().catch(rethrowAsBodyError)
+    if (next.done) return { length, rest: (async function* () { yield* read })() }
+    read.push(next.value)
+    length += next.value.byteLength
+    if (length > limit) break
+  }
+  return {
+    length: null,
+    rest: (async function* () {
+      yield* read.splice(0)
+      yield* chunks
+    })(),
+  }
+}
+
+/**
+ * Whether a later chunk of `length` bytes is written once, as a piece, rather than folding the
+ * tail and pieces into parts: while the pieces stay under MAX_PIECES and a part's worth of bytes,
+ * and either the bytes not yet in parts stay under a part (a fold would fill none) or the tail
+ * alone is a part or more (a first write sent whole: folding it for a small chunk would read
+ * all of it back). So a small chunk never re-reads nor re-writes the tail (issue 20).
+ */
+function fitsPiece(s: UploadState, length: number): boolean {
+  const pieces = s.more ?? []
+  const after = pieces.reduce((n, [, size]) => n + size, 0) + length
+  return pieces.length < MAX_PIECES && after < PART_SIZE && (s.size + after < PART_SIZE || s.size >= PART_SIZE)
+}
+
+/**
+ * Claims the state's offset for a fold (storage/uploads.ts `putClaim`) and, meanwhile, checks
+ * whether a state continuing the only write so far is a blob already (`spent`: the session
+ * then ends here). The lease covers the bytes the fold reads back and receives. 1 R2 put (+1 R2 head).
+ */
+async function claimFold(env: Env, state: UploadState, body: Body): Promise<Claim> {
+  const bytes = pendingBytes(state) + (body.length ?? body.limit)
+  const until = Date.now() + LEASE_BASE_MS + Math.ceil((bytes / LEASE_BYTES_PER_SECOND) * 1000)
+  const [claim, over] = await Promise.all([putClaim(env, state, state.offset, until), spent(env, state)])
+  if (!claim) throw await moved(env, state)
+  if (over) {
+    await endClaim(env, state, claim, 'closed')
+    throw unknownUpload(state.id)
+  }
+  return claim
 }
 
 /** The body's chunks, counted against its length and the limit; null for an empty body (nothing read from storage). */
@@ -304,7 +395,7 @@ async function streamInto(
   return true
 }
 
-/** Once there are parts, a chunk that completes none is written once, as a piece. 1 R2 put. */
+/** A later chunk that fits a piece (`fitsPiece`) is written once, at its offset, as it came. 1 R2 put. */
 async function appendPiece(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
   const hash = resumed(state)
   const pieces: Uint8Array[] = []
@@ -330,19 +421,26 @@ function later(state: UploadState): Progress {
 }
 
 /**
- * The bytes not yet in a part, then the body, through PART_SIZE parts; what fills no
- * part becomes the new tail, written at the state's offset (after the etag list).
- * The body is hashed on the way: a first write as `firstHash` says, a later one with the
- * state's resumable hash; a state without one whose bytes so far are all in the tail (the
- * first write, one object) starts one from them as they are read.
+ * The bytes not yet in a part (tail and pieces), then the body, through PART_SIZE parts; what
+ * fills no part becomes the new tail, written at the state's offset (after the etag list). A
+ * later chunk holds `claim` on that offset (`claimFold`) before it reads back or touches a part,
+ * and its tail replaces the claim; a first write (no claim) streams into a multipart upload of
+ * its own. The body is hashed on the way: a first write as `firstHash` says, a later one with
+ * the state's resumable hash; a state without one whose bytes so far are all in the first write
+ * and the pieces after it (no parts) starts one from them as they are read.
  */
-async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, chunked: boolean): Promise<UploadState> {
+async function appendThroughParts(
+  env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, chunked: boolean, claim: Claim | null,
+): Promise<UploadState> {
   const pending = await readPending(env, state)
-  if (!pending) throw await moved(env, state)
+  if (!pending) {
+    if (claim) await releaseClaim(env, state, claim)
+    throw await moved(env, state)
+  }
   const first = state.offset === 0
-  const rehash = !first && !state.hs && state.at === 0 && !state.mp && !state.more?.length
+  const rehash = !first && !state.hs && state.at === 0 && !state.mp
   const hash = first ? firstHash(state, chunked) : rehash ? new ResumableHash(state.alg) : resumed(state)
-  const parts = new PartWriter(env, state, pending.etags)
+  const parts = new PartWriter(env, state, pending.etags, claim ? claim.until - LEASE_MARGIN_MS : Infinity)
   let received = 0
   try {
     for await (const chunk of pending.chunks) {
@@ -358,6 +456,7 @@ async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIte
   } catch (err) {
     // A multipart upload this request started is named by no state: abort it (free).
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
+    if (claim) await releaseClaim(env, state, claim)
     if (err instanceof RegistryError || !state.mp || received > 0) rethrowAsBodyError(err)
     // R2 refused a part before the body was read: the parts were completed or aborted meanwhile.
     throw await moved(env, state)
@@ -375,7 +474,8 @@ async function appendThroughParts(env: Env, state: UploadState, chunks: AsyncIte
     ...(await hashed(hash, first)),
   }
   delete after.more // the pieces are in the new tail or parts now
-  if (!(await putWrite(env, state, state.offset, concat([list, rest]), after))) {
+  if (!(await putWrite(env, state, state.offset, concat([list, rest]), after, { claim }))) {
+    // Offset 0 was taken, or a cancel (or, past its lease, another request) took the claim over.
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     throw await moved(env, state)
   }
@@ -399,7 +499,7 @@ export async function closeWhole(env: Env, state: UploadState, digest: Digest, b
   let written: boolean
   try {
     written = await streamInto(length, chunks, (piece) => (received += piece.byteLength), (readable) =>
-      putWrite(env, state, 0, readable, after, alg === 'sha256' ? { sha256: hexOf(digest) } : { sha512: hexOf(digest) }))
+      putWrite(env, state, 0, readable, after, { checksum: alg === 'sha256' ? { sha256: hexOf(digest) } : { sha512: hexOf(digest) } }))
   } catch (err) {
     // R2 checks the checksum before the condition: a replayed or out-of-date state is told so first (+1 R2 head).
     if (await isWritten(env, state, 0)) throw await moved(env, state)
@@ -408,87 +508,148 @@ export async function closeWhole(env: Env, state: UploadState, digest: Digest, b
     throw err
   }
   if (!written) throw await moved(env, state)
-  return publish(env, withProgress(state, after), digest, writeKey(state, 0), true)
+  return publish(env, withProgress(state, after), digest, writeKey(state, 0), false)
 }
 
 /**
  * PUT ?digest=: verifies the bytes received against `digest`, makes them a blob (or finds
  * the copy that already is one) and ends the session. The caller links it.
- * - one write, closed with the session's algorithm: 1 R2 head + 1 R2 put (index);
- * - parts: 1 R2 head + 1 R2 get (tail) + 1 uploadPart + 1 complete + 1 R2 put (index);
- * - bytes from several requests: +1 R2 put marking the end; verified by the state's
- *   resumable hash, or, without one (see the top) or closed with the other algorithm,
- *   +1 R2 get reading them all back once to hash them.
+ * - one write, closed with its own digest (`closeFirst`): 1 R2 head + 1 R2 put (index);
+ *   through parts: + 1 R2 get (tail) + 1 uploadPart + 1 complete;
+ * - any other close first puts the end mark at the offset (1 R2 put: the session is over,
+ *   and no concurrent request at this offset can touch its parts or name its bytes), then
+ *   makes one object of the bytes: the tail as it is, the parts completed (1 R2 get per
+ *   tail/piece + uploadParts for the bytes not yet in a part, under 2 parts + 1 complete), or
+ *   the tail and pieces of a session without parts joined (1 R2 get each + 1 R2 put); then
+ *   indexes it (1 R2 put). Verified by the state's resumable hash; without one (see the top),
+ *   as the bytes are joined, or (closed with the other algorithm, or in parts) +1 R2 get
+ *   reading them back once to hash them.
  */
 export async function close(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
   if (state.offset === 0) return closeEmpty(env, state, digest)
-  const sum = state.alg !== algorithmOf(digest) ? undefined : state.sum ?? resumed(state)?.hex()
-  const trusted = sum !== undefined
-  if (trusted && sum !== hexOf(digest)) {
-    await assertCurrent(env, state, true)
-    await end(env, state, 'refused')
+  const alg = algorithmOf(digest)
+  const sum = state.alg !== alg ? undefined : state.sum ?? resumed(state)?.hex()
+  if (firstOnly(state) && sum === hexOf(digest)) return closeFirst(env, state, digest)
+  // The only write so far may be a blob already, whatever digest this request names: a replay.
+  if (await spent(env, state)) throw unknownUpload(state.id)
+  if (!(await putEnd(env, state, state.offset, 'closed'))) throw await moved(env, state)
+  if (sum !== undefined && sum !== hexOf(digest)) {
+    await abortParts(env, state)
     throw digestInvalid(digest)
   }
-  await assertCurrent(env, state, false)
-  let at: string
+  const bytes = await gather(env, state, sum === undefined ? alg : null)
+  if (sum === undefined) {
+    const actual = bytes.sum ?? (await hashUploaded(env, bytes.at, alg))
+    if (actual !== hexOf(digest)) {
+      if (bytes.at === partsKey(state)) await deleteParts(env, state)
+      throw digestInvalid(digest)
+    }
+    // A session's first write may be named by one index entry only, its own algorithm's
+    // (`closeFirst` may be naming it right now, unclaimed): under another digest, a copy.
+    if (alg !== state.alg && bytes.at === writeKey(state, 0)) return copyAsBlob(env, state, digest, bytes.at)
+  }
+  return publish(env, state, digest, bytes.at, true)
+}
+
+/**
+ * The common close (skopeo, crane, docker, podman: one PATCH, then PUT): the session's only
+ * write holds its bytes, and their digest, recorded as they came, is the one asked. 1 R2 head
+ * (nothing at the offset) + 1 R2 put (the index entry); in parts (docker): + 1 R2 get (the tail)
+ * + 1 uploadPart + 1 complete. No end mark: the index entry naming the write is how later
+ * requests find the session over (`spent`), and since no write holding bytes is ever replaced
+ * (storage/uploads.ts, invariant 2), nothing another request does can empty what it names.
+ */
+async function closeFirst(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
+  if (await isWritten(env, state, state.offset)) throw await moved(env, state)
+  let at = writeKey(state, 0)
   if (state.mp) {
     try {
       at = await completeUpload(env, state)
     } catch {
-      throw await moved(env, state) // the tail was read, or the parts completed, by a request before this one
-    }
-  } else {
-    at = writeKey(state, state.at)
-  }
-  if (!trusted) {
-    const bytes = await readUploaded(env, at, 0)
-    if (!bytes || (await hashStream(bytes, algorithmOf(digest))) !== hexOf(digest)) {
-      if (state.mp) await deleteParts(env, state)
-      await end(env, state, 'refused')
-      throw digestInvalid(digest)
+      throw await moved(env, state) // the parts were completed, or taken on, by a request before this one
     }
   }
-  return publish(env, state, digest, at, trusted)
+  return publish(env, state, digest, at, false)
 }
 
-/** The pending bytes as the last part, then the multipart upload completed: its key. 1 R2 get per tail/piece, 1 uploadPart, 1 complete. */
+/**
+ * The session's bytes as one object (its end mark is placed: no other request touches them):
+ * the tail as it is, the parts completed, or the tail and pieces joined under the parts key,
+ * hashed with `alg` on the way when given (`sum`).
+ */
+async function gather(env: Env, state: UploadState, alg: Algorithm | null): Promise<{ at: string; sum?: string }> {
+  if (state.mp) {
+    try {
+      return { at: await completeUpload(env, state) }
+    } catch {
+      await abortParts(env, state)
+      throw await moved(env, state)
+    }
+  }
+  if (!state.more?.length) return { at: writeKey(state, state.at) }
+  const pending = await readPending(env, state)
+  if (!pending) throw await moved(env, state)
+  const hash = alg ? new NativeHash(alg) : null
+  const joined = await streamInto(state.offset, pending.chunks, (piece) => hash?.update(piece), (readable) => putJoined(env, state, readable))
+  if (!joined) throw await moved(env, state)
+  return { at: partsKey(state), ...(hash ? { sum: await hash.hex() } : {}) }
+}
+
+/** Hex digest (`alg`) of an object the session made. 1 R2 get, its bytes read once. */
+async function hashUploaded(env: Env, at: string, alg: Algorithm): Promise<string | null> {
+  const bytes = await readUploaded(env, at, 0)
+  return bytes ? hashStream(bytes, alg) : null
+}
+
+/**
+ * The bytes not yet in a part, as parts of PART_SIZE (the last shorter), then the multipart
+ * upload completed: its key. 1 R2 get per tail/piece, 1 uploadPart per part (at most 2: a
+ * session with parts keeps less than a part pending), 1 complete.
+ */
 async function completeUpload(env: Env, state: UploadState): Promise<string> {
   const pending = await readPending(env, state)
   if (!pending) throw new Error('the tail is gone')
   const etags = pending.etags
-  if (pendingBytes(state) > 0) {
-    const last = await readAtMost(pending.chunks, pendingBytes(state), { pending: null })
-    etags.push(await putPart(env, state, etags.length + 1, last))
+  const carry: Carry = { pending: null }
+  for (let left = pendingBytes(state); left > 0; left -= PART_SIZE) {
+    const part = await readAtMost(pending.chunks, Math.min(left, PART_SIZE), carry)
+    etags.push(await putPart(env, state, etags.length + 1, part))
   }
   return completeParts(env, state, etags)
 }
 
 /**
+ * A session of one write closed with the other algorithm's digest (verified): the bytes are
+ * copied under the blob's own key (R2 checking the checksum) rather than named where they are,
+ * or the live blob of that digest is used. 1 R2 head (+1 R2 get + 1 R2 put: the copy).
+ */
+async function copyAsBlob(env: Env, state: UploadState, digest: Digest, at: string): Promise<IndexedBlob> {
+  const { blob, onlyIf } = await headBlobOrSlot(env, digest)
+  if (blob) return blob
+  const bytes = await readUploaded(env, at, 0)
+  if (!bytes) throw await moved(env, state)
+  const copied = await putBlobIfAbsent(env, digest, state.repo as Repo, bytes.pipeThrough(new FixedLengthStream(state.offset)), onlyIf)
+  const winner = copied ?? (await headBlob(env, digest))
+  if (!winner) throw await moved(env, state)
+  return winner
+}
+
+/**
  * Indexes the session's bytes at `at` as `digest` (1 R2 put, conditional). The index had
  * it already (+1 R2 head): a replay of this close (the blob is this session's:
- * BLOB_UPLOAD_UNKNOWN), or another upload of the same bytes won (ours are dropped for an
- * end mark, +1 R2 head +1 R2 put for a session of one write, else +2 R2 puts; the winner is linked).
- * The end is marked (+1 R2 put) unless later steps can tell it otherwise: a session of one
- * write closed with its own algorithm is found in the blob index.
+ * BLOB_UPLOAD_UNKNOWN), or another upload of the same bytes won: the winner is linked, our
+ * completed or joined parts are deleted (named by nothing), a first write is left to the
+ * collector (never replaced: invariant 2), and the session ends (+1 R2 put, unless `claimed`:
+ * its end mark is there already).
  */
-async function publish(env: Env, state: UploadState, digest: Digest, at: string, trusted: boolean): Promise<IndexedBlob> {
+async function publish(env: Env, state: UploadState, digest: Digest, at: string, claimed: boolean): Promise<IndexedBlob> {
   const created = await indexBlob(env, digest, state.repo as Repo, { at, size: state.offset })
-  if (!created) {
-    const existing = await headBlob(env, digest)
-    if (!existing || isUploadKey(existing.at, state.id)) throw unknownUpload(state.id)
-    if (state.mp) await deleteParts(env, state)
-    if (!(firstOnly(state) && trusted)) {
-      await end(env, state, 'duplicate')
-    } else {
-      // One write, lost to another upload: its bytes become the end mark (`spent` reads it).
-      // A replay of this close finds that mark instead of its bytes (+1 R2 head).
-      if (await isEnded(env, state, 0)) throw unknownUpload(state.id)
-      await putEnd(env, state, 0, 'duplicate', true)
-    }
-    return existing
-  }
-  if (!(firstOnly(state) && trusted)) await putEnd(env, state, state.offset, 'closed')
-  return created
+  if (created) return created
+  const existing = await headBlob(env, digest)
+  if (!existing || isUploadKey(existing.at, state.id)) throw unknownUpload(state.id)
+  if (at === partsKey(state)) await deleteParts(env, state)
+  if (!claimed) await putEnd(env, state, state.offset, 'duplicate')
+  return existing
 }
 
 /**
@@ -505,17 +666,16 @@ async function closeEmpty(env: Env, state: UploadState, digest: Digest): Promise
 // ---------------------------------------------------------------------------------------
 // cancel
 
-/** DELETE: ends the session wherever it truly stands (1 R2 list), dropping its bytes. */
-export async function cancel(env: Env, state: UploadState): Promise<void> {
-  await end(env, await truth(env, state), 'cancelled')
-}
-
 /**
- * Ends a session that made no blob of its own: the end mark at its offset (1 R2 put), its
- * first write's bytes replaced by one too (+1 R2 put), its parts aborted (free). Later tails
- * (each under a part) are left to the collector: deleting one would free its offset again.
+ * DELETE: ends the session where it truly stands (1 R2 list + 1 R2 put, the end mark), and
+ * aborts its multipart upload (free). A request holding the offset meanwhile (a fold's claim)
+ * loses it: its write is refused. The bytes already written stay for the collector (never
+ * deleted while a Location of the session verifies: that would free their offset again).
  */
-async function end(env: Env, state: UploadState, why: string): Promise<void> {
-  await putEnd(env, state, state.offset, why)
-  await Promise.all([state.offset > 0 ? putEnd(env, state, 0, why, true) : Promise.resolve(), abortParts(env, state)])
+export async function cancel(env: Env, state: UploadState): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const now = await truth(env, state)
+    if (await putEnd(env, now, now.offset, 'cancelled', true)) return abortParts(env, now)
+  }
+  throw await moved(env, state) // a session moving on faster than it can be read: 416 with where it is
 }

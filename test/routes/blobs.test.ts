@@ -1,6 +1,7 @@
 /** GET/HEAD/DELETE /v2/<name>/blobs/<digest> (src/routes/blobs.ts). */
-import { describe, expect, it } from 'vitest'
-import type { Digest } from '../../src/names'
+import { describe, expect, it, vi } from 'vitest'
+import type { Env } from '../../src/env'
+import type { Digest, Repo } from '../../src/names'
 import { keys } from '../../src/storage/keys'
 import {
   bindings, bytesOf, call, callWith, errorCode, ORIGIN, pushBlob, randomBlob, repoName, sha256, StaleKV, startUpload,
@@ -190,6 +191,97 @@ describe('GET and HEAD a blob', () => {
       expect(res.status, name).toBe(404)
       expect(await errorCode(res)).toBe('BLOB_UNKNOWN')
     }
+  })
+})
+
+/** Where the repository's link says the blob's bytes are. */
+async function linkedAt(repo: string, digest: string): Promise<string> {
+  const link = await bindings.LINKS.get<{ at: string }>(keys.blobLink(repo as Repo, digest as Digest), 'json')
+  return link!.at
+}
+
+/** The bucket, with reads of `key` answering a body that ends (or fails) after `after` bytes. */
+function breakingBucket(key: string, after: number, how: 'ends' | 'fails'): R2Bucket {
+  return new Proxy(bindings.BLOBS, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver)
+      if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
+      return async (...args: Parameters<R2Bucket['get']>) => {
+        const object = await target.get(...args)
+        if (!object || !('body' in object) || args[0] !== key) return object
+        const reader = object.body.getReader()
+        let sent = 0
+        const body = new ReadableStream<Uint8Array>({
+          async pull(c) {
+            if (sent >= after) return how === 'ends' ? c.close() : c.error(new Error('R2 read reset'))
+            const { done, value: chunk } = await reader.read()
+            if (done) return c.close()
+            const piece = chunk.subarray(0, after - sent)
+            sent += piece.byteLength
+            c.enqueue(piece)
+          },
+        })
+        return new Proxy(object, { get: (o, n) => (n === 'body' ? body : Reflect.get(o, n)) })
+      }
+    },
+  })
+}
+
+/** The body of a reply, or the error reading it raised. */
+async function read(res: Response): Promise<Uint8Array | Error> {
+  try {
+    return await bytesOf(res)
+  } catch (err) {
+    return err as Error
+  }
+}
+
+describe('a blob GET serves exactly the digest’s bytes, or nothing', () => {
+  it.each([
+    ['emptied (an end mark where the bytes were)', 0],
+    ['shorter', 400],
+    ['longer', 1400],
+  ])('an object %s than the index entry says: 404 BLOB_UNKNOWN, logged as corrupt, nothing cached', async (_how, size) => {
+    const { repo, digest } = await pushed(1000)
+    await bindings.BLOBS.put(await linkedAt(repo, digest), randomBlob(size)) // what a broken write would leave
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      for (const headers of [{}, { Range: 'bytes=10-19' }] as Record<string, string>[]) {
+        const res = await call(`/v2/${repo}/blobs/${digest}`, { headers })
+        expect(res.status, JSON.stringify(headers)).toBe(404)
+        expect(await errorCode(res)).toBe('BLOB_UNKNOWN')
+      }
+      expect(errors.mock.calls.flat().join(' ')).toMatch(/corrupt/)
+      expect(errors.mock.calls.flat().join(' ')).toContain(digest)
+    } finally {
+      errors.mockRestore()
+    }
+    expect(await caches.default.match(keys.cachedBlob(ORIGIN, digest as Digest))).toBeUndefined()
+  })
+
+  it('a cached copy of another length is not served: the bytes come from R2 again', async () => {
+    const { repo, bytes, digest } = await pushed(1000)
+    const key = keys.cachedBlob(ORIGIN, digest as Digest)
+    await caches.default.put(key, new Response(new Uint8Array(0), { headers: { 'Content-Length': '0', 'Cache-Control': 'max-age=3600' } }))
+    const res = await call(`/v2/${repo}/blobs/${digest}`)
+    expect(res.status).toBe(200)
+    expect(await bytesOf(res)).toEqual(bytes)
+  })
+
+  it.each(['ends', 'fails'] as const)('a read that %s mid-stream: the reply is cut (never a short 200), nothing cached', async (how) => {
+    const { repo, digest } = await pushed(300_000)
+    const BLOBS = breakingBucket(await linkedAt(repo, digest), 100_000, how)
+    for (const headers of [{}, { Range: 'bytes=0-199999' }] as Record<string, string>[]) {
+      const res = await callWith({ BLOBS } as Partial<Env>, `/v2/${repo}/blobs/${digest}`, { headers })
+      const got = await read(res)
+      // a 5xx before any byte, or a body that fails: never fewer bytes than Content-Length says
+      if (res.status < 500) expect(got, `${how} ${JSON.stringify(headers)}: ${res.status}`).toBeInstanceOf(Error)
+      expect(await caches.default.match(keys.cachedBlob(ORIGIN, digest as Digest))).toBeUndefined()
+    }
+    // the next reader at this location gets the whole blob
+    const res = await call(`/v2/${repo}/blobs/${digest}`)
+    expect(res.status).toBe(200)
+    expect((await bytesOf(res)).length).toBe(300_000)
   })
 })
 

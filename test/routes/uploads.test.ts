@@ -597,7 +597,7 @@ describe('concurrent uploads of the same content', () => {
   it.each([
     ['small', 20_000],
     ['streamed', BUFFER_LIMIT + 1234],
-  ] as const)('%s: both succeed, both repositories serve it, one copy is kept', async (_how, size) => {
+  ] as const)('%s: both succeed, both repositories serve it, one copy is indexed (the other left to the collector)', async (_how, size) => {
     await reset()
     const bytes = randomBlob(size)
     const repos = [repoName('uploads'), repoName('uploads')]
@@ -605,7 +605,14 @@ describe('concurrent uploads of the same content', () => {
     expect(digests[0]).toBe(await sha256(bytes))
     expect(digests[1]).toBe(digests[0])
     for (const repo of repos) await expectServed(repo, digests[0]!, bytes)
-    expect((await listObjects()).filter((o) => o.size === size)).toHaveLength(1)
+    const copies = (await listObjects()).filter((o) => o.size === size).map((o) => o.key)
+    expect(copies).toHaveLength(2) // each session's write: never replaced, since an index entry may name it
+    const index = await listObjects(keys.blob(digests[0] as Digest))
+    expect(copies).toContain(index[0]!.customMetadata!.at)
+    // the loser's session ended where its bytes end
+    const loser = copies.find((k) => k !== index[0]!.customMetadata!.at)!
+    const ended = (await listObjects(loser.replace(/\d{16}$/, ''))).filter((o) => o.customMetadata?.ended)
+    expect(ended.map((o) => o.customMetadata!.ended)).toEqual(['duplicate'])
   })
 
   it('monolithic: both succeed and both repositories serve it', async () => {

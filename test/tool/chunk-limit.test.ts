@@ -3,7 +3,7 @@ import { EXIT, ToolError } from '../../tool/core/errors.mjs'
 import { push } from '../../tool/core/push.mjs'
 import { Registry } from '../../tool/core/registry.mjs'
 import { bindings, MiB, repoName } from '../helpers'
-import { HOST, memoryImage, pulled, routerFetch, sameBytes, type Sent } from './fixtures'
+import { HOST, memoryImage, pulled, routerFetch, sameBytes, workerFetch, type Sent } from './fixtures'
 
 /** The registry with MAX_CHUNK_BYTES at its 1 MiB minimum. */
 const limited = (log: Sent[] = []) => routerFetch({ ...bindings, MAX_CHUNK_BYTES: String(MiB) }, log)
@@ -59,6 +59,15 @@ describe('chunk size (OCI-Chunk-Max-Length, MAX_CHUNK_BYTES)', () => {
     }) as typeof fetch
     await push(image.source, registry(repoName('tool'), withMin), { reference: 'v1', chunkSize: 0.9 * MiB })
     expect(patchSizes(sent)).toEqual([0.75 * MiB, 0.75 * MiB, 0.75 * MiB, 0.25 * MiB])
+  })
+
+  it('against this registry (OCI-Chunk-Min-Length: a 10 MiB part), sends whole parts under --chunk-size', async () => {
+    const repo = repoName('tool')
+    const image = await memoryImage([25 * MiB])
+    const sent: Sent[] = []
+    await push(image.source, registry(repo, workerFetch(sent, { minimum: true })), { reference: 'v1', chunkSize: 15 * MiB })
+    expect(patchSizes(sent)).toEqual([10 * MiB, 10 * MiB, 5 * MiB])
+    for (const [digest, bytes] of image.blobs) expect(sameBytes(await pulled(repo, digest), bytes)).toBe(true)
   })
 
   it('when the limit only shows on a 413 (not on the POST), sends the same bytes again in chunks under it', async () => {

@@ -76,4 +76,30 @@ describe('storeWithDigest', () => {
     expect(await codeOf(storeWithDigest(env, repo, (await sha512(randomBlob(10))) as Digest, body(randomBlob(10)), 10)))
       .toBe('DIGEST_INVALID')
   })
+
+  it('never replaces an index entry written while it streamed: the entry there wins, the bytes are still verified', async () => {
+    // The entry appears between the look and the write (a session closed meanwhile): the look misses it.
+    const bytes = randomBlob(3 * 1024 * 1024)
+    const d = await digest256(bytes)
+    const session = { at: 'data/0123456789abcdef0123456789abcdef/0000000000000000', size: String(bytes.length), repo: 'unit/session' }
+    await env.BLOBS.put(session.at, bytes)
+    await env.BLOBS.put(keys.blob(d), null, { customMetadata: session })
+    const late = () => {
+      let looked = false
+      const blind = new Proxy(env.BLOBS, {
+        get(t, name, receiver) {
+          const value = Reflect.get(t, name, receiver)
+          if (name !== 'head') return typeof value === 'function' ? value.bind(t) : value
+          return async (key: string) => (key === keys.blob(d) && !looked ? ((looked = true), null) : t.head(key))
+        },
+      })
+      return { ...env, BLOBS: blind }
+    }
+    expect(await storeWithDigest(late(), repo, d, body(bytes), bytes.length)).toMatchObject({ at: session.at, size: bytes.length })
+    expect((await env.BLOBS.head(keys.blob(d)))?.customMetadata).toMatchObject({ at: session.at })
+    // other bytes under that digest: refused, the entry untouched
+    expect(await codeOf(storeWithDigest(late(), repo, d, body(randomBlob(bytes.length)), bytes.length))).toBe('DIGEST_INVALID')
+    expect((await env.BLOBS.head(keys.blob(d)))?.customMetadata).toMatchObject({ at: session.at })
+    expect(await sha256(await r2Bytes(session.at))).toBe(d)
+  })
 })

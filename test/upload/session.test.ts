@@ -144,7 +144,7 @@ describe('a state that is not the latest', () => {
     for (const [stale, chunk] of [[s0, bytes.subarray(0, 8000)], [s1, bytes.subarray(8000, 12_000)]] as const) {
       const err = await failure(append(env, stale, sized(chunk, true)))
       expect(err).toBeInstanceOf(Moved)
-      expect((err as Moved).truth).toMatchObject({ offset: 12_000, at: 8000 })
+      expect((err as Moved).truth).toMatchObject({ offset: 12_000, at: 0, more: [[8000, 4000]] }) // the second chunk: a piece
     }
     expect((await status(env, s0)).offset).toBe(12_000)
     const s3 = await append(env, s2, sized(bytes.subarray(12_000), true))
@@ -170,8 +170,10 @@ describe('close', () => {
     const state = await append(env, open(repo), sized(bytes))
     expect(await codeOf(close(env, state, await d256(randomBlob(10))))).toBe('DIGEST_INVALID')
     expect(await codeOf(close(env, state, await d256(bytes)))).toBe('BLOB_UPLOAD_UNKNOWN')
-    // its bytes are gone: the first write is an empty end mark
-    expect((await env.BLOBS.head(keys.uploadWrite(state.id, 0)))?.size).toBe(0)
+    // the end mark at its offset; the first write is never replaced (the collector removes it)
+    expect((await env.BLOBS.head(keys.uploadWrite(state.id, bytes.length)))?.customMetadata?.ended).toBe('closed')
+    expect((await env.BLOBS.head(keys.uploadWrite(state.id, 0)))?.size).toBe(bytes.length)
+    expect(await env.BLOBS.head(keys.blob(await d256(bytes)))).toBeNull()
   })
 
   it('verifies a digest of the algorithm it did not hash by reading the bytes back', async () => {
@@ -190,19 +192,20 @@ describe('close', () => {
     expect(await codeOf(close(env, state, empty))).toBe('BLOB_UPLOAD_UNKNOWN')
   })
 
-  it('lets the first of two uploads of the same bytes win; the loser’s bytes are dropped', async () => {
+  it('lets the first of two uploads of the same bytes win; the loser’s session ends, its bytes left to the collector', async () => {
     const bytes = randomBlob(40_000)
     const d = await d256(bytes)
     const [a, b] = await Promise.all([append(env, open(repo), sized(bytes)), append(env, open(repo), sized(bytes))])
     const won = await close(env, a!, d)
     expect(await close(env, b!, d)).toMatchObject({ at: won.at, size: bytes.length })
-    expect((await listObjects()).filter((o) => o.size === bytes.length).map((o) => o.key)).toEqual([won.at])
+    expect(await sessionKeys(b!)).toEqual([keys.uploadWrite(b!.id, 0), keys.uploadWrite(b!.id, bytes.length)])
+    expect((await env.BLOBS.head(keys.uploadWrite(b!.id, bytes.length)))?.customMetadata?.ended).toBe('duplicate')
     expect(await codeOf(status(env, b!))).toBe('BLOB_UPLOAD_UNKNOWN')
     // the loser's Locations are spent too: its close replayed, a further chunk, a cancel
     expect(await codeOf(close(env, b!, d))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(append(env, b!, sized(randomBlob(10), true)))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(cancel(env, b!))).toBe('BLOB_UPLOAD_UNKNOWN')
-    expect((await listObjects()).filter((o) => o.size === bytes.length)).toHaveLength(1)
+    expect((await env.BLOBS.head(keys.blob(d)))?.customMetadata?.at).toBe(won.at)
   })
 })
 
@@ -271,15 +274,17 @@ describe('the hash of a session that spans requests', () => {
 })
 
 describe('cancel', () => {
-  it('ends the session where it stands, marks it, drops its first write and aborts its parts', async () => {
+  it('ends the session where it stands, marks it and aborts its parts; its writes are left to the collector', async () => {
     const bytes = randomBlob(PART_SIZE + MiB)
     const s1 = await append(env, open(repo), unsized(bytes))
     await cancel(env, s1)
     const objects = await listObjects(keys.upload(s1.id))
     expect(objects.map((o) => [o.key, o.size, o.customMetadata?.ended])).toEqual([
-      [keys.uploadWrite(s1.id, 0), 0, 'cancelled'],
+      [keys.uploadWrite(s1.id, 0), s1.skip + s1.size, undefined],
       [keys.uploadWrite(s1.id, bytes.length), 0, 'cancelled'],
     ])
+    const parts = env.BLOBS.resumeMultipartUpload(keys.uploadParts(s1.id), s1.mp)
+    await expect(parts.uploadPart(3, randomBlob(10))).rejects.toThrow() // aborted
     expect(await codeOf(append(env, s1, sized(randomBlob(10))))).toBe('BLOB_UPLOAD_UNKNOWN')
     expect(await codeOf(close(env, s1, await d256(bytes)))).toBe('BLOB_UPLOAD_UNKNOWN')
   })

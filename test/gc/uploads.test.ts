@@ -1,0 +1,103 @@
+/**
+ * The collector and upload sessions that raced (issue 19): what a link names is what the blob
+ * index names, so the collector, which keeps whatever a live index entry names, never deletes
+ * a linked session's bytes at the upload expiry.
+ */
+import { describe, expect, it } from 'vitest'
+import type { Digest } from '../../src/names'
+import { keys } from '../../src/storage/keys'
+import { bindings, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
+import { driver, gc, gcEnv, MANIFEST, pulls, pushManifest, putBlob, via, violations, type Image } from './setup'
+
+const env = gcEnv()
+const WEEK = 7 * 86_400_000
+/** A run as it would start a week from now: every session of this test is past the upload expiry. */
+const aWeekLater = () => driver({ memo: new Map<string, unknown>([['start', { now: Date.now() + WEEK, started: new Date().toISOString() }]]) })
+
+/** An image in `repo` whose only layer is `layer` (already pushed there), tagged v1. */
+async function imageOf(repo: string, layer: string, size: number): Promise<Image> {
+  const config = await putBlob(repo, crypto.getRandomValues(new Uint8Array(40)))
+  const bytes = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 40 },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size }],
+  })
+  return { repo, digest: await pushManifest(repo, 'v1', bytes, MANIFEST), config, layer, bytes }
+}
+
+describe('a monolithic POST racing a session close of the same blob, then a collection past the upload expiry', () => {
+  it('both images pull: the session’s bytes stay while the index entry names them', async () => {
+    const mono = repoName('mono')
+    const sess = repoName('sess')
+    const layer = randomBlob(2 * 1024 * 1024)
+    const digest = await sha256(layer)
+    const slow = slowBody(layer, 1024 * 1024)
+    const posting = via(`/v2/${mono}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: slow.stream, headers: { 'Content-Length': String(layer.length) } })
+    await slow.reading
+    const post = await via(`/v2/${sess}/blobs/uploads/`, { method: 'POST' })
+    expect((await via(withDigest(post.headers.get('Location')!, digest), { method: 'PUT', body: layer })).status).toBe(201)
+    slow.open()
+    expect((await posting).status).toBe(201)
+    const at = (await bindings.BLOBS.head(keys.blob(digest as Digest)))!.customMetadata!.at!
+    expect(at).toMatch(/^data\//)
+    const images = [await imageOf(sess, digest, layer.length), await imageOf(mono, digest, layer.length)]
+    const report = await gc(env, {}, aWeekLater())
+    expect(report.totals.blobs).toBe(0)
+    expect(await bindings.BLOBS.head(at)).not.toBeNull()
+    for (const img of images) expect(await pulls(img), img.repo).toBe(true)
+    expect(await violations(env)).toEqual([])
+  })
+
+  it('sessions that raced each other (claims, pieces, joined bytes): past the expiry, only what no index entry names goes', async () => {
+    const repo = repoName('sess')
+    const first = randomBlob(300_000)
+    const big = randomBlob(2 * 1024 * 1024)
+    const small = randomBlob(1000)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const l1 = (await via(post.headers.get('Location')!, { method: 'PATCH', body: first, headers: { 'Content-Length': String(first.length) } })).headers.get('Location')!
+    // a chunk of unknown length over the probe claims its offset (a fold); a small one at the
+    // same offset lands as a piece: whichever holds the offset first, the other is refused
+    const [a, b] = await Promise.all([
+      via(l1, { method: 'PATCH', body: new Blob([big]).stream() }),
+      via(l1, { method: 'PATCH', body: small, headers: { 'Content-Length': String(small.length), 'Content-Range': `${first.length}-${first.length + small.length - 1}` } }),
+    ])
+    expect([a.status, b.status].sort()).toEqual([202, 416])
+    const more = a.status === 202 ? big : small
+    const whole = new Uint8Array(first.length + more.length)
+    whole.set(first)
+    whole.set(more, first.length)
+    const l2 = (a.status === 202 ? a : b).headers.get('Location')!
+    const digest = await sha256(whole)
+    expect((await via(withDigest(l2, digest), { method: 'PUT' })).status).toBe(201)
+    const img = await imageOf(repo, digest, whole.length)
+    const at = (await bindings.BLOBS.head(keys.blob(digest as Digest)))!.customMetadata!.at!
+    const report = await gc(env, {}, aWeekLater())
+    expect(report.totals.uploads).toBeGreaterThanOrEqual(1) // the first write, the end mark, any claim
+    expect(await bindings.BLOBS.head(at)).not.toBeNull()
+    expect(await pulls(img)).toBe(true)
+    expect(await violations(env)).toEqual([])
+  })
+
+  it('a write closed at once under both algorithms: collecting one blob leaves the other its bytes', async () => {
+    const repo = repoName('sess')
+    const layer = randomBlob(200_000)
+    const d256 = await sha256(layer)
+    const d512 = await sha512(layer)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const l1 = (await via(post.headers.get('Location')!, { method: 'PATCH', body: layer, headers: { 'Content-Length': String(layer.length) } })).headers.get('Location')!
+    const closes = await Promise.all([d256, d512].map((d) => via(withDigest(l1, d), { method: 'PUT' })))
+    // concurrent: usually both closes run before either ends the session (else one answers 404)
+    expect(closes.map((r) => r.status).sort()).toContain(201)
+    const at256 = (await bindings.BLOBS.head(keys.blob(d256 as Digest)))?.customMetadata?.at
+    const at512 = (await bindings.BLOBS.head(keys.blob(d512 as Digest)))?.customMetadata?.at
+    expect(at512 === undefined || at512 !== at256, 'one object, one index entry').toBe(true)
+    // the sha512 blob unlinked and collected; the sha256 one tagged
+    if (closes[1]!.status === 201) expect((await via(`/v2/${repo}/blobs/${d512}`, { method: 'DELETE' })).status).toBe(202)
+    const img = closes[0]!.status === 201 ? await imageOf(repo, d256, layer.length) : null
+    await gc(env, {}, aWeekLater())
+    if (img) expect(await pulls(img)).toBe(true)
+    expect(await violations(env)).toEqual([])
+  })
+})
+
