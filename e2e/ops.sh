@@ -184,7 +184,9 @@ start_docker() {
 
 other_address_signs_in() {
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'CF-Connecting-IP: 192.0.2.77' -u "alice:$PASSWORD" "http://$REG/token?scope=repository:$REPO:pull")
+  # Another client address: the front passes the socket's peer as CF-Connecting-IP (and drops a
+  # client's own), so the request really comes from 127.0.0.2 (all of 127/8 is this machine).
+  code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -u "alice:$PASSWORD" "http://$REG/token?scope=repository:$REPO:pull")
   [ "$code" = 200 ] || fail "/token from another address answered $code"
 }
 
