@@ -4,20 +4,24 @@
  * settings (never their values), and logs what is wrong with each (settings/index.ts
  * `logMisconfiguration`). Fail closed: a broken AUTH_RULES must not open the registry, and a
  * broken RETENTION must not wait for the collector to be noticed. CPU only: the settings are
- * parsed once per env object.
+ * parsed once per env object. A missing binding a setting needs is named the same way
+ * (`EVENTS: missing from wrangler.toml [[queues.producers]]`).
  */
 import type { IRequest } from 'itty-router'
 import type { Env } from '../env'
 import { RegistryError } from '../errors'
-import { logMisconfiguration, readSettings, type Problem } from '../settings'
+import { logMisconfiguration, missingBindings, readSettings, type Problem } from '../settings'
 
 export function assertConfigured(req: IRequest, env: Env): void {
   // /_health names bad settings itself (a 503 a monitor can read), so it must still answer.
   if (new URL(req.url).pathname === '/_health') return
   const s = readSettings(env)
-  if (s.ok) return
-  logMisconfiguration(s.problems, { method: req.method, path: new URL(req.url).pathname })
-  throw misconfigured(s.problems)
+  // A queue the events settings need and wrangler.toml lacks fails closed too (events would be
+  // lost); a missing Rate Limiting binding only turns its limit off (/_health names it).
+  const problems = s.ok ? missingBindings(s.settings, (b, kind) => kind === 'ratelimit' || (env as unknown as Record<string, unknown>)[b] !== undefined) : s.problems
+  if (problems.length === 0) return
+  logMisconfiguration(problems, { method: req.method, path: new URL(req.url).pathname })
+  throw misconfigured(problems)
 }
 
 /** The 500 of a misconfigured registry: docker, podman and skopeo print its message. */

@@ -145,6 +145,16 @@ describe('a registry with a bad setting', () => {
     expect(JSON.stringify(log.mock.calls)).not.toContain(SECRET_MARK)
   })
 
+  it('answers every path 500 naming a queue the events settings need and wrangler.toml lacks (events would be lost)', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const key = `whsec_${btoa('k'.repeat(32))}`
+    const res = await callWith({ NOTIFICATIONS: '[{"name":"ci","url":"https://ci.example.com/hook"}]', NOTIFICATION_SECRETS: `{"ci":"${key}"}`, EVENTS: undefined } as unknown as Partial<Env>, '/v2/', {})
+    expect(res.status).toBe(500)
+    const body = (await res.json()) as { errors: { message: string; detail: { settings: string[] } }[] }
+    expect(body.errors[0]!.detail.settings).toContain('EVENTS')
+    expect(log.mock.calls.at(-1)![0]).toMatchObject({ event: 'misconfigured', problems: [expect.stringMatching(/^EVENTS: missing from wrangler.toml \[\[queues.producers\]\]/)] })
+  })
+
   it('answers a HEAD 500 without a body', async () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const res = await callWith({ READ_ONLY: 'yes' }, '/v2/a/b/manifests/latest', { method: 'HEAD' })
