@@ -74,6 +74,18 @@ export type LogEvent =
   | { event: 'throttle.unbound'; binding: string }
   | { event: 'gc.skipped'; reason: string }
   | { event: 'gc.finished'; run: string; dryRun: boolean; deleted: Record<string, number>; kept: { blobs: number; bytes: number } }
+  | { event: 'events.not-queued'; error: string; events: unknown[] }
+  | { event: 'events.message-dropped'; queue: string; id: string }
+  | { event: 'events.endpoint-gone'; endpoint: string; deliveries: number }
+  | { event: 'events.log-not-written'; endpoint: string; error: string; records: unknown[] }
+  | { event: 'events.dead-letter'; endpoint: string; id: string; attempts: number }
+  | { event: 'events.dead-letter-lost'; delivery: unknown }
+  | { event: 'events.dead-letter-retry'; id: string; error: string }
+  | { event: 'pulls.not-written'; repo: string; error: string }
+  | { event: 'storage.write-conflict'; key: string; error: string }
+  | { event: 'blob.corrupt'; digest: string; at: string; size: number; expected: number }
+  | { event: 'blob.cache-mismatch'; digest: string; origin: string; expected: number }
+  | { event: 'blob.read-broke'; digest: string; at: string; error: string }
 
 type Level = 'log' | 'warn' | 'error'
 

@@ -7,6 +7,7 @@ import type { Env } from '../env'
 import type { Repo } from '../names'
 import { addPulls, type PullStat } from '../storage/pull-stats'
 import type { Pull } from './messages'
+import { logEvent } from '../log'
 
 export async function countPulls(messages: Message<Pull>[], env: Env): Promise<void> {
   const byRepo = new Map<string, { messages: Message<Pull>[]; pulls: Map<string, PullStat> }>()
@@ -22,7 +23,7 @@ export async function countPulls(messages: Message<Pull>[], env: Env): Promise<v
       await addPulls(env, repo as Repo, pulls)                                               // R2 get + R2 put
       for (const m of messages) m.ack()
     } catch (err) {
-      console.error(JSON.stringify({ message: 'pull statistics not written, retrying', repo, error: String(err) }))
+      logEvent('error', { event: 'pulls.not-written', repo, error: String(err) }) // retried
       for (const m of messages) m.retry({ delaySeconds: 60 })
     }
   }))

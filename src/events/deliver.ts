@@ -21,6 +21,7 @@ import { recordDeliveries, type DeliveryRecord } from '../storage/deliveries'
 import { render } from './formats'
 import type { Delivery } from './messages'
 import { webhookHeaders } from './sign'
+import { logEvent } from '../log'
 
 /** Seconds before retry n+1 (n = attempts so far). */
 export const backoffSeconds = (attempts: number): number => Math.min(10 * 2 ** Math.max(0, attempts - 1), 3600)
@@ -36,7 +37,7 @@ export async function deliver(messages: Message<Delivery>[], env: Env): Promise<
     const endpoint = settings.endpoints.find((e) => e.name === name)
     if (endpoint) return deliverTo(env, endpoint, settings.keys.get(name)!, messages)
     // The endpoint was removed from NOTIFICATIONS since: nobody to deliver to.
-    console.warn(JSON.stringify({ message: 'endpoint no longer in NOTIFICATIONS, deliveries dropped', endpoint: name, deliveries: messages.length }))
+    logEvent('warn', { event: 'events.endpoint-gone', endpoint: name, deliveries: messages.length }) // no longer in NOTIFICATIONS: dropped
     for (const m of messages) m.ack()
   }))
 }
@@ -77,7 +78,7 @@ async function deliverTo(env: Env, endpoint: Endpoint, key: Uint8Array, messages
     await recordDeliveries(env, endpoint.name, records)                                      // R2 get + R2 put
   } catch (err) {
     logged = false
-    console.error(JSON.stringify({ message: 'delivery log not written', endpoint: endpoint.name, error: String(err), records }))
+    logEvent('error', { event: 'events.log-not-written', endpoint: endpoint.name, error: String(err), records })
   }
   for (const { m, outcome, delaySeconds } of outcomes) {
     if (outcome === 'delivered') m.ack()
@@ -92,11 +93,11 @@ async function deadLetter(env: Env, m: Message<Delivery>): Promise<void> {
   try {
     if (env.EVENTS_DLQ) {
       await env.EVENTS_DLQ.send(m.body, { contentType: 'json' })                             // Queue write
-      console.warn(JSON.stringify({ message: 'dead letter', endpoint: m.body.endpoint, id: m.body.id, attempts: m.attempts }))
-    } else console.error(JSON.stringify({ message: 'dead letter (no EVENTS_DLQ binding)', delivery: m.body }))
+      logEvent('warn', { event: 'events.dead-letter', endpoint: m.body.endpoint, id: m.body.id, attempts: m.attempts })
+    } else logEvent('error', { event: 'events.dead-letter-lost', delivery: m.body }) // no EVENTS_DLQ binding
     m.ack()
   } catch (err) {
-    console.error(JSON.stringify({ message: 'dead-letter queue refused, retrying', id: m.body.id, error: String(err) }))
+    logEvent('error', { event: 'events.dead-letter-retry', id: m.body.id, error: String(err) }) // the dead-letter queue refused
     m.retry({ delaySeconds: 60 })
   }
 }

@@ -24,6 +24,7 @@ import type { StoredManifest } from '../storage/manifests'
 import type { TagRecord } from '../storage/tags'
 import { BLOB_MEDIA_TYPE, newEvent, type Origin, type RegistryEvent } from './event'
 import { countPull, deliveries, publish, sendAll } from './publish'
+import { logEvent } from '../log'
 
 /** The visible changes, as routes make them (src/storage/repository.ts and links.ts, reported). */
 export interface Store {
@@ -86,7 +87,7 @@ export function observedStore(env: Env, links: LinkContext, from: Origin): Store
 
 /**
  * Enqueues a stored change's events. The change stands whatever happens here: if the queue
- * refuses them twice, the events go to the log in full (`events not queued`), never silently.
+ * refuses them twice, the events go to the log in full (`events.not-queued`), never silently.
  */
 async function reportChange(env: Env, events: RegistryEvent[]): Promise<void> {
   try {
@@ -95,7 +96,7 @@ async function reportChange(env: Env, events: RegistryEvent[]): Promise<void> {
     try {
       await publish(env, events)
     } catch (err) {
-      console.error(JSON.stringify({ message: 'events not queued', error: String(err), events }))
+      logEvent('error', { event: 'events.not-queued', error: String(err), events })
     }
   }
 }

@@ -8,6 +8,7 @@ import type { Env } from '../env'
 import { countPulls } from './count'
 import { deliver } from './deliver'
 import { isDelivery, isPull, type Delivery, type Pull } from './messages'
+import { logEvent } from '../log'
 
 export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const deliveries: Message<Delivery>[] = []
@@ -16,7 +17,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env): Promise<v
     if (isDelivery(m.body)) deliveries.push(m as Message<Delivery>)
     else if (isPull(m.body)) pulls.push(m as Message<Pull>)
     else {
-      console.error(JSON.stringify({ message: 'neither a delivery nor a counted pull: dropped', queue: batch.queue, id: m.id }))
+      logEvent('error', { event: 'events.message-dropped', queue: batch.queue, id: m.id }) // neither a delivery nor a counted pull
       m.ack()
     }
   }

@@ -13,6 +13,7 @@ import type { Digest } from '../names'
 import { headAt, readBlob, type BlobLocation } from './blobs'
 import { keys } from './keys'
 import type { LinkContext } from './links'
+import { logEvent } from '../log'
 
 /** A single range of a blob's bytes (http/ranges.ts parses it from a request's Range header). */
 export interface ByteRange {
@@ -45,7 +46,7 @@ export async function blobBytes(
     await cached.body.cancel()
     // A whole copy of another length is dropped; a range the cache did not answer as asked is read from R2.
     if (!range) {
-      console.error(`blob ${digest}: the cached copy at ${c.origin} is not ${blob.size} bytes; dropped`)
+      logEvent('error', { event: 'blob.cache-mismatch', digest, origin: c.origin, expected: blob.size }) // the cached copy is dropped
       await caches.default.delete(key)
     }
   }
@@ -60,7 +61,7 @@ export async function blobBytes(
   } catch (err) {
     // The read broke off or fell short. The put failed, but what it took may be kept (the local
     // simulator keeps it): drop it, then stream from R2 instead.
-    console.error(`blob ${digest}: reading ${blob.at} broke off while caching it: ${String(err)}`)
+    logEvent('error', { event: 'blob.read-broke', digest, at: blob.at, error: String(err) }) // while caching it
     await caches.default.delete(key)
     return readExactly(env, digest, blob, null)
   }
@@ -89,7 +90,7 @@ async function readChecked(env: Env, digest: Digest, blob: BlobLocation, range?:
 }
 
 function corrupt(digest: Digest, blob: BlobLocation, size: number): null {
-  console.error(`blob ${digest} corrupt: ${blob.at} holds ${size} bytes, its index entry says ${blob.size}; served as absent`)
+  logEvent('error', { event: 'blob.corrupt', digest, at: blob.at, size, expected: blob.size }) // served as absent
   return null
 }
 

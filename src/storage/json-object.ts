@@ -4,6 +4,7 @@
  * R2 takes about one write per second per key, so a retry waits a second.
  */
 import type { Env } from '../env'
+import { logEvent } from '../log'
 
 const TRIES = 5
 
@@ -30,7 +31,7 @@ export async function updateJson<T>(env: Env, key: string, empty: () => T, chang
       onlyIf,
     }).catch((err: unknown) => {
       // A 429 for writing one key too often is a conflict like any other.
-      console.warn(JSON.stringify({ message: 'R2 write refused, retrying', key, error: String(err) }))
+      logEvent('warn', { event: 'storage.write-conflict', key, error: String(err) }) // retried
       return null
     })
     if (put) return next

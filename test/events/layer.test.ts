@@ -245,8 +245,8 @@ describe('who and what', () => {
     const bytes = randomBlob(10)
     const digest = await blob(r, repo, bytes)
     expect(r.events.sent).toEqual([])
-    const logged = error.mock.calls.map((c) => String(c[0])).find((l) => l.includes('events not queued'))!
-    expect(JSON.parse(logged).events[0].target.digest).toBe(digest)
+    const logged = error.mock.calls.map((c) => c[0] as { event?: string; events?: { target: { digest: string } }[] }).find((l) => l.event === 'events.not-queued')!
+    expect(logged.events![0]!.target.digest).toBe(digest)
     expect((await send(r.env, `/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(200)
     // One refusal only: the second try goes through.
     r.events.refuse = 1
