@@ -4,7 +4,7 @@ import { parseIssuers } from '../../../src/auth/oidc/config'
 import { keySet, REFETCH_MS } from '../../../src/auth/oidc/jwks'
 import { verifyIdToken } from '../../../src/auth/oidc/verify'
 import { keys } from '../../../src/storage/keys'
-import { interceptIssuers, TestIssuer } from './issuer'
+import { b64url, interceptIssuers, TestIssuer } from './issuer'
 
 const ORIGIN = 'http://registry.test'
 const CLAIMS = { repository_owner: 'acme' }
@@ -45,6 +45,26 @@ describe('the key set of an issuer', () => {
     }))
     expect((await keySet(entry, ORIGIN)).jwks).toEqual(jwks)
     expect(issuer.fetched).toEqual([])
+  })
+
+  it('is fetched once whatever Host the sign-ins name (a Host per request cannot make it be downloaded again, or held again)', async () => {
+    const issuer = await TestIssuer.create()
+    const issuers = issuersOf(issuer.entry('gh'))
+    // A made-up token of that issuer is enough to make the registry look for its keys.
+    const forged = `${b64url(JSON.stringify({ alg: 'RS256', kid: issuer.firstKid }))}.${b64url(JSON.stringify({ iss: issuer.url, sub: 'x' }))}.AAAA`
+    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test:${8000 + i}`, forged)).toBeNull()
+    expect(await verifyIdToken(issuers, 'https://registry.test', await issuer.token(CLAIMS))).toMatchObject({ alias: 'gh' })
+    expect(issuer.fetched).toEqual(['/.well-known/openid-configuration', '/keys'])
+  })
+
+  it('a failed download is retried at most every 10 s whatever Host asks', async () => {
+    const issuer = await TestIssuer.create()
+    const issuers = issuersOf(issuer.entry('gh'))
+    issuer.down = true
+    const token = await issuer.token(CLAIMS)
+    const t0 = Date.now()
+    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test`, token, t0 + i)).toBeNull()
+    expect(issuer.fetched).toHaveLength(1)
   })
 
   it('is refused when the discovery document names another issuer (OIDC Discovery 4.3)', async () => {
