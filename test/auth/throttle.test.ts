@@ -144,6 +144,22 @@ describe('throttling failed sign-ins', () => {
     expect(await res.text()).toMatch(/Too many failed sign-ins from this address or for this user name: try again in (59|60) seconds\./)
   })
 
+  it('holds a mark whatever Host, scheme or port the next attempts name: no password is checked through another origin', async () => {
+    const user = uniqueUser()
+    const e = await throttledEnv(user)
+    const address = uniqueAddress()
+    await awayFromWindowEdge()
+    for (let i = 0; i <= LIMITS.byAddress; i++) await (await tokenGet(e, address, user, `wrong-${i}`)).body?.cancel()
+    pbkdf2.mockClear()
+    const elsewhere = ['http://other.registry.test', 'https://registry.test', 'http://registry.test:8080', 'https://registry.test:8443', 'http://REGISTRY.test.']
+    for (const origin of elsewhere) {
+      const res = await send(e, `${origin}/token`, { headers: { Authorization: basic(user, PASSWORD), 'CF-Connecting-IP': address } })
+      expect(res.status).toBe(429)
+      await res.body?.cancel()
+    }
+    expect(pbkdf2).not.toHaveBeenCalled()
+  })
+
   it('throttles a user name guessed from many addresses, for every address, its owner\'s too', async () => {
     const user = uniqueUser()
     const e = await throttledEnv(user)
