@@ -57,16 +57,6 @@ describe('the key set of an issuer', () => {
     expect(issuer.fetched).toEqual(['/.well-known/openid-configuration', '/keys'])
   })
 
-  it('a failed download is retried at most every 10 s whatever Host asks', async () => {
-    const issuer = await TestIssuer.create()
-    const issuers = issuersOf(issuer.entry('gh'))
-    issuer.down = true
-    const token = await issuer.token(CLAIMS)
-    const t0 = Date.now()
-    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test`, token, t0 + i)).toBeNull()
-    expect(issuer.fetched).toHaveLength(1)
-  })
-
   it('is refused when the discovery document names another issuer (OIDC Discovery 4.3)', async () => {
     const issuer = await TestIssuer.create()
     // Configured (and in the token) with a trailing slash; its discovery document says it without.
@@ -77,7 +67,7 @@ describe('the key set of an issuer', () => {
     expect(warn.mock.calls.at(-1)?.[0]).toMatchObject({ event: 'oidc.refused', issuer: 'gh', reason: expect.stringContaining('discovery of gh: "issuer" is not') })
   })
 
-  it('is retried at most every 10 s while the issuer cannot be reached', async () => {
+  it('is retried at most every 10 s while the issuer cannot be reached, whatever Host asks', async () => {
     const issuer = await TestIssuer.create()
     const issuers = issuersOf(issuer.entry('gh'))
     issuer.down = true
@@ -85,6 +75,7 @@ describe('the key set of an issuer', () => {
     const t0 = Date.now()
     expect(await verifyIdToken(issuers, ORIGIN, token, t0)).toBeNull()
     expect(await verifyIdToken(issuers, ORIGIN, token, t0 + 5_000)).toBeNull()
+    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test`, token, t0 + 5_000 + i)).toBeNull()
     expect(issuer.fetched).toHaveLength(1)
     issuer.down = false
     expect(await verifyIdToken(issuers, ORIGIN, token, t0 + 11_000)).not.toBeNull()
