@@ -4,8 +4,10 @@
 # - the request log: a signed-in push (skopeo, and curl step by step) leaves one line per request
 #   with who, what and how it went, and no password, token, upload state or secret anywhere in it;
 # - sign-in throttling: wrong passwords from one address reach 429 TOOMANYREQUESTS with
-#   Retry-After; then what docker, podman and skopeo print on `login` (kept in the step logs,
-#   quoted in docs/operating.md); the right password from another address still signs in.
+#   Retry-After; the mark holds whatever Host the next attempt names; the right password from
+#   another address (::1) still signs in; then what docker, podman and skopeo print on `login`
+#   (kept in the step logs, quoted in docs/operating.md);
+# - npm start's front: a client's CF-Ray is not the request id; odd request targets are 400, not 500.
 #
 #   bash e2e/ops.sh      Env: E2E_PORT (default 8880), E2E_KEEP=1 (keep the work dir)
 #
@@ -81,6 +83,19 @@ request_id() {
   id=$(curl -s -D - -o /dev/null "http://$REG/v2/$REPO/manifests/none" | tr -d '\r' | awk 'tolower($1) == "x-request-id:" { print $2 }')
   [ -n "$id" ] || fail "no X-Request-Id" || return
   log_line "requestId: '$id'" "status: 401" "code: 'UNAUTHORIZED'" "route: '/v2/:name\+/manifests/:reference'"
+}
+
+# npm start's front: a client's own CF-Ray never becomes the request id (Cloudflare sets it, the
+# front drops it); an absolute-form target is served as its path, other targets are 400, never 500.
+front_targets() {
+  local id c
+  id=$(curl -s -D - -o /dev/null -H 'CF-Ray: 0123456789abcdef-FRA' "http://$REG/v2/" | tr -d '\r' | awk 'tolower($1) == "x-request-id:" { print $2 }')
+  [[ $id == *-LOCAL ]] || fail "the client's CF-Ray became the request id: $id" || return
+  c=$(curl -s -o "$WORK/target.json" -w '%{http_code}' --request-target "http://$REG/v2/" "http://$REG/")
+  [ "$c" = 401 ] && jq -e '.errors[0].code == "UNAUTHORIZED"' "$WORK/target.json" >/dev/null || fail "an absolute-form /v2/ answered $c: $(head -c 200 "$WORK/target.json")" || return
+  c=$(curl -s -o "$WORK/target.json" -w '%{http_code}' -X OPTIONS --request-target '*' "http://$REG/")
+  [ "$c" = 400 ] && jq -e '.errors[0].code == "BAD_REQUEST"' "$WORK/target.json" >/dev/null || fail "OPTIONS * answered $c: $(head -c 200 "$WORK/target.json")" || return
+  echo "CF-Ray dropped ($id); absolute-form served as its path; OPTIONS * 400"
 }
 
 build() {
@@ -159,6 +174,17 @@ wrong_passwords() {
   log_line "route: '/token'" "status: 429" "code: 'TOOMANYREQUESTS'" "throttled: 'signin'" "signIn: \{ user: 'alice', outcome: 'throttled' \}"
 }
 
+# The throttled address tries the right password under other names of this registry (any Host
+# reaches npm start): still 429, checked against the same mark.
+mark_holds_across_hosts() {
+  local host c
+  for host in "other.localhost:$PORT" "127.0.0.1:$PORT" "LOCALHOST.:$PORT"; do
+    c=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" -u "alice:$PASSWORD" "http://$REG/token?scope=repository:$REPO:pull")
+    [ "$c" = 429 ] || fail "the right password with Host $host answered $c, not 429" || return
+  done
+  echo "429 under every Host"
+}
+
 # CLIENT login with the right password, from the throttled address: refused; prints what it says.
 login_throttled() {
   local out
@@ -182,12 +208,14 @@ start_docker() {
   fail "dockerd did not start"
 }
 
+# Another address: ::1, which the front also listens on (a CF-Connecting-IP header of the
+# client's own is dropped by the front, so it cannot stand for one), while 127.0.0.1 is still throttled.
 other_address_signs_in() {
   local code
-  # Another client address: the front passes the socket's peer as CF-Connecting-IP (and drops a
-  # client's own), so the request really comes from 127.0.0.2 (all of 127/8 is this machine).
-  code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -u "alice:$PASSWORD" "http://$REG/token?scope=repository:$REPO:pull")
-  [ "$code" = 200 ] || fail "/token from another address answered $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -u "alice:wrong-again" "http://$REG/token?scope=repository:$REPO:pull")
+  [ "$code" = 429 ] || fail "127.0.0.1 is no longer throttled ($code): this step would prove nothing" || return
+  code=$(curl -sg -o /dev/null -w '%{http_code}' -u "alice:$PASSWORD" "http://[::1]:$PORT/token?scope=repository:$REPO:pull")
+  [ "$code" = 200 ] || fail "/token from ::1 answered $code"
 }
 
 echo "# work dir $WORK"
@@ -195,14 +223,16 @@ step install-tools tools || exit 1
 step registry-start start || { summary; exit 1; }
 step health health
 step request-id-in-reply-and-log request_id
+step front-targets front_targets
 step build-image build
 step push-signed-in-skopeo push_skopeo
 step push-signed-in-curl push_curl
 step anonymous-pull-refused pull_anonymous_refused
 step no-secret-in-log no_secrets
 step wrong-passwords-429 wrong_passwords
+step mark-holds-across-hosts mark_holds_across_hosts
+step other-address-signs-in other_address_signs_in
 step skopeo-login-429 login_throttled skopeo
 step podman-login-429 login_throttled podman
 step dockerd-start start_docker && step docker-login-429 login_throttled docker
-step other-address-signs-in other_address_signs_in
 summary

@@ -16,10 +16,13 @@
 #    pulled it (tokens and cached content are per entry and credentials); a blob pushed to a local
 #    private repository of the proxy is not readable by digest through any proxied namespace, nor
 #    is a local manifest by digest; a malformed Host gets 400, not 500.
+#    A fourth entry, `evil`, points at e2e/hostile-upstream.mjs: a manifest body that never ends is
+#    read no further than MANIFEST_MAX_BYTES (502), and a tag list of nested arrays is refused unparsed.
 # 5. The upstream is STOPPED; the same pulls still succeed byte for byte (stale tags are
 #    served with a Warning).
 #
-# Env: E2E_PROXY_PORT (8840), E2E_UPSTREAM_PORT (8845), E2E_TOKEN_UPSTREAM_PORT (8848), E2E_BIG_MB
+# Env: E2E_PROXY_PORT (8840), E2E_UPSTREAM_PORT (8845), E2E_TOKEN_UPSTREAM_PORT (8848),
+# E2E_HOSTILE_UPSTREAM_PORT (8849), E2E_BIG_MB
 # (300), E2E_CACHE (where the big image is kept between runs, shared with e2e/run.sh), E2E_KEEP=1
 # (keep the work dir). Each registry's wrangler inspector is on its port + 10000.
 # One line per step, `PASS name` or `FAIL name: reason`; non-zero exit when anything failed.
@@ -31,6 +34,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PORT=${E2E_PROXY_PORT:-8840}
 UP_PORT=${E2E_UPSTREAM_PORT:-8845}
 TK_PORT=${E2E_TOKEN_UPSTREAM_PORT:-8848}
+EVIL_PORT=${E2E_HOSTILE_UPSTREAM_PORT:-8849}
 BIG_MB=${E2E_BIG_MB:-300}
 TTL=4
 CACHE=${E2E_CACHE:-${TMPDIR:-/tmp}/edge-registry-e2e-cache}
@@ -41,7 +45,7 @@ HOSTED=127.0.0.1:$PORT        # host mode: this Host header is the upstream at t
 UP_USER=e2e UP_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
 TK_UPSTREAM=127.0.0.1:$TK_PORT   # this registry with token auth: the upstream of entries tk and anon
 TK_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
-REG_PID= UP_PID= CTD_PID= TK_PID= STARTED_AT=$(date +%s)
+REG_PID= UP_PID= CTD_PID= TK_PID= EVIL_PID= STARTED_AT=$(date +%s)
 mkdir -p "$WORK/logs" "$WORK/pull" "$CACHE" "$WORK/tmp"
 export TMPDIR=$WORK/tmp
 export REGISTRY_AUTH_FILE=$WORK/auth.json
@@ -77,6 +81,7 @@ cleanup() {
   stop_session "$TK_PID"
   stop_session "$UP_PID"
   stop_session "$CTD_PID"
+  stop_session "$EVIL_PID"
   remove_work
 }
 
@@ -169,7 +174,8 @@ seed_token_upstream() {
 start_proxy() {
   local upstreams credentials
   upstreams="[{\"prefix\":\"up\",\"host\":\"$HOSTED\",\"ns\":[\"upstream.test\"],\"url\":\"http://$UPSTREAM\",\"tagTtlSeconds\":$TTL},"
-  upstreams+="{\"prefix\":\"tk\",\"url\":\"http://$TK_UPSTREAM\"},{\"prefix\":\"anon\",\"url\":\"http://$TK_UPSTREAM\"}]"
+  upstreams+="{\"prefix\":\"tk\",\"url\":\"http://$TK_UPSTREAM\"},{\"prefix\":\"anon\",\"url\":\"http://$TK_UPSTREAM\"},"
+  upstreams+="{\"prefix\":\"evil\",\"url\":\"http://127.0.0.1:$EVIL_PORT\"}]"
   credentials="{\"up\":\"$UP_USER:$UP_PASSWORD\",\"tk\":\"admin:$TK_PASSWORD\"}"
   npm_start "$PORT" "$WORK/state" --var "UPSTREAMS:$upstreams" --var "UPSTREAM_CREDENTIALS:$credentials" || return
   wait_answer "https://localhost:$PORT/v2/" 200
@@ -323,6 +329,31 @@ private_blob_not_proxied() {
   echo "the private image's layer through anon/public/open: 404"
 }
 
+# The hostile upstream (e2e/hostile-upstream.mjs), its own session EVIL_PID.
+start_hostile_upstream() {
+  port_busy "$EVIL_PORT" && { fail "port $EVIL_PORT is in use"; return; }
+  (cd "$ROOT" && exec setsid node e2e/hostile-upstream.mjs "$EVIL_PORT" "$WORK/hostile.log") >"$WORK/hostile.out" 2>&1 </dev/null &
+  EVIL_PID=$!
+  wait_answer "http://127.0.0.1:$EVIL_PORT/v2/" 200 20
+}
+
+# What a hostile upstream answers costs what the limits say: a manifest that never ends is cut at
+# MANIFEST_MAX_BYTES (502; the upstream saw only a few MiB read), a tag list nested 2 Mi deep is
+# refused unparsed (the cache has none: 404), and the registry still answers.
+hostile_upstream_bounded() {
+  local c
+  c=$(curl -sk -m 60 -o "$WORK/tmp/evil.json" -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "https://localhost:$PORT/v2/evil/endless/manifests/v1")
+  [ "$c" = 502 ] || fail "the endless manifest answered $c" || return
+  jq -e '.errors[0].detail.upstream | test("larger than 4194304 bytes")' "$WORK/tmp/evil.json" >/dev/null || fail "not the size limit: $(cat "$WORK/tmp/evil.json")" || return
+  local i read=
+  for i in $(seq 1 50); do read=$(sed -n 's/^endless: \([0-9]*\) MiB read$/\1/p' "$WORK/hostile.log"); [ -n "$read" ] && break; sleep 0.1; done
+  [ -n "$read" ] && [ "$read" -le 64 ] || fail "the registry read ${read:-all} MiB of the endless manifest" || return
+  echo "endless manifest: 502 after ${read} MiB sent (socket buffers included)"
+  c=$(curl -sk -m 60 -o "$WORK/tmp/evil.json" -w '%{http_code}' "https://localhost:$PORT/v2/evil/deep/tags/list")
+  [ "$c" = 404 ] || fail "the nested tag list answered $c: $(head -c 200 "$WORK/tmp/evil.json")" || return
+  [ "$(code "https://localhost:$PORT/v2/")" = 200 ] || fail "the registry no longer answers"
+}
+
 # A Host the front cannot route: 400 with an error body, never 500.
 bad_host_400() {
   local body c
@@ -358,6 +389,7 @@ step upstream-start start_upstream
 step upstream-seed seed_upstream
 step token-upstream-start start_token_upstream
 step token-upstream-seed seed_token_upstream
+step hostile-upstream-start start_hostile_upstream
 step proxy-start start_proxy
 step containerd-start start_containerd
 if [ $FAILED -gt 0 ]; then summary; exit 1; fi
@@ -378,6 +410,7 @@ step anon-refused-after-tk anon_refused_after_tk
 step anon-pulls-public anon_pulls_public
 step private-blob-not-proxied private_blob_not_proxied
 step bad-host-400 bad_host_400
+step hostile-upstream-bounded hostile_upstream_bounded
 note "upstream manifest GETs so far: $(upstream_manifest_gets)"
 
 step upstream-stop stop_upstream

@@ -8,8 +8,10 @@
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'])
 
 /**
- * The headers to forward (a raw [name, value, …] list): the client's, without hop-by-hop ones,
- * and with the two the front vouches for set by the front alone, whatever the client sent:
+ * The headers to forward (a raw [name, value, …] list): the client's, without hop-by-hop ones
+ * and without any `CF-…` header (Cloudflare's edge sets those, never the client: a client's
+ * `CF-Ray` would become the request id the worker logs and reports in events), and with the two
+ * the front vouches for set by the front alone, whatever the client sent:
  * - `CF-Connecting-IP`: the socket's peer address (as Cloudflare sets it to the client's). The
  *   worker decides who is local by it (src/auth/admin.ts); a client-sent one would otherwise
  *   reach the worker as it is (wrangler dev keeps a CF-Connecting-IP it finds), and one left
@@ -24,7 +26,7 @@ export function forwardedHeaders(rawHeaders, { remoteAddress, encrypted }) {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = /** @type {string} */ (rawHeaders[i])
     const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || lower === 'x-forwarded-proto' || lower.startsWith('cf-connecting-ip')) continue
+    if (HOP_BY_HOP.has(lower) || lower === 'x-forwarded-proto' || lower.startsWith('cf-')) continue
     out.push(name, /** @type {string} */ (rawHeaders[i + 1]))
   }
   out.push('CF-Connecting-IP', clientAddress(remoteAddress))
@@ -60,4 +62,27 @@ export function badHost(rawHeaders) {
     return 'the Host header is not a valid host[:port]'
   }
   return null
+}
+
+/**
+ * The request in origin form (RFC 9112 3.2.1): `{path, rawHeaders}`. A target that is a path
+ * stays as it is. An absolute-form target (`http://host:port/path`), which a server must accept
+ * (3.2.2), becomes its path (`/` when it has none), and its authority replaces the Host header,
+ * which the server then ignores (3.2.2), so badHost checks what the worker will see. Any other
+ * form (`*`, an authority, a relative path) is null: 400 (wrangler dev answered a 500 of its own).
+ * @param {string} target
+ * @param {string[]} rawHeaders
+ * @returns {{ path: string, rawHeaders: string[] } | null}
+ */
+export function originForm(target, rawHeaders) {
+  if (target.startsWith('/')) return { path: target, rawHeaders }
+  const m = /^https?:\/\/([^/?#]*)([^#]*)$/i.exec(target)
+  if (!m) return null
+  const rest = /** @type {string} */ (m[2])
+  const headers = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() !== 'host') headers.push(/** @type {string} */ (rawHeaders[i]), /** @type {string} */ (rawHeaders[i + 1]))
+  }
+  headers.push('Host', /** @type {string} */ (m[1]))
+  return { path: rest.startsWith('/') ? rest : `/${rest}`, rawHeaders: headers }
 }

@@ -16,10 +16,12 @@
  * wrangler's proxy lost on a stale connection is sent again. Everything else reaches the worker
  * as sent: the client's Host (what the worker builds Location headers from), method, path,
  * headers and body bytes (chunked bodies stay chunked). Every request carries the socket's peer
- * address as `CF-Connecting-IP` (a client's own is dropped: the worker tells local callers by
- * it), HTTPS requests also `X-Forwarded-Proto: https` (scripts/front-headers.mjs). A request
- * with no, several or an invalid Host header gets 400 here (RFC 9112 3.2), as wrangler dev
- * cannot route it.
+ * address as `CF-Connecting-IP` (a client's own `CF-…` headers are dropped: the worker tells
+ * local callers by it, and takes `CF-Ray` as the request id), HTTPS requests also
+ * `X-Forwarded-Proto: https` (scripts/front-headers.mjs). A request with no, several or an
+ * invalid Host header, or a target that is neither a path nor an absolute URL, gets 400 here
+ * (RFC 9112 3.2), as wrangler dev cannot route it; an absolute URL goes on as its path, its
+ * authority as the Host.
  *
  * People run this on a LAN, so every connection is bounded (issue 20): at most MAX_CONNECTIONS
  * at once, a request head within HEADERS_TIMEOUT_MS, no more than IDLE_TIMEOUT_MS without a
@@ -43,7 +45,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 
-import { badHost, forwardedHeaders, HOP_BY_HOP } from './front-headers.mjs'
+import { badHost, forwardedHeaders, HOP_BY_HOP, originForm } from './front-headers.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const TLS_HANDSHAKE = 0x16
@@ -271,14 +273,17 @@ function continueUnlessRefused(req, res) {
  * at once, and the connection closed after it.
  */
 async function forward(req, res) {
-  const invalid = badHost(req.rawHeaders)
-  if (invalid) {
+  const form = originForm(req.url, req.rawHeaders)
+  const invalid = form ? badHost(form.rawHeaders) : 'the request target is not a path or an absolute http(s) URL (RFC 9112 3.2)'
+  if (invalid || !form) {
     const body = JSON.stringify({ errors: [{ code: 'BAD_REQUEST', message: invalid, detail: null }] })
     res.writeHead(400, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body)
     return
   }
+  // From here on the target is a path (an absolute-form one's Host is now its authority).
+  req.url = form.path
   await wranglerReady
-  const headers = forwardedHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress, encrypted: !!req.socket.encrypted })
+  const headers = forwardedHeaders(form.rawHeaders, { remoteAddress: req.socket.remoteAddress, encrypted: !!req.socket.encrypted })
   // An upload's answers have no body but errors, and wrangler dev gzips those (Cloudflare does
   // not compress a 413) and holds the gzip's last bytes until the request body has ended: the
   // answer to a body the worker refuses unread would never end. Uncompressed, it comes whole.

@@ -2,8 +2,8 @@
  * The `admin` right (AUTH_RULES `{"admin": [...]}`) in front of /admin/ routes.
  * AUTH_MODE "token": Basic credentials of an admin user, or a Bearer token holding
  * `registry:admin:*` (from /token, granted by the same rule); else 401/403.
- * AUTH_MODE "none": nobody can prove who they are, so only a local caller is served (`openAdmin`);
- * 403 DENIED anyone else.
+ * AUTH_MODE "none": nobody can prove who they are, so only a local caller is served (`localCaller`),
+ * and not when a web page's browser sent the request (`sentByAPage`); 403 DENIED anyone else.
  * Cost: CPU only (Basic: see credentials.ts, throttled like every sign-in).
  */
 import type { IRequest } from 'itty-router'
@@ -43,13 +43,33 @@ export function localCaller(req: { url: string; headers: Headers }): boolean {
   return LOCAL.has(new URL(req.url).hostname)
 }
 
+/**
+ * Whether a browser sent the request on behalf of a page of another site: any page the operator
+ * has open can POST to http://localhost:<port>/admin/gc (a simple request, sent without asking),
+ * and the browser connects from loopback and names localhost, so only Origin and Sec-Fetch-Site
+ * tell it from the operator's own request (cross-site request forgery). curl, `npm run gc` and
+ * the address bar (`Sec-Fetch-Site: none`) pass; an Origin of another host (or `null`) does not.
+ * The token mode needs no such check: its credentials are never sent by a browser on its own.
+ */
+function sentByAPage(req: { url: string; headers: Headers }): boolean {
+  const site = req.headers.get('sec-fetch-site')
+  if (site !== null && site !== 'same-origin' && site !== 'none') return true
+  const origin = req.headers.get('origin')
+  if (origin === null) return false
+  try {
+    return new URL(origin).host !== new URL(req.url).host
+  } catch {
+    return true
+  }
+}
+
 /** The admin's name ('' in open mode on localhost), or throws 401/403. */
 export async function authorizeAdmin(req: IRequest, env: Env): Promise<string> {
   const config = authConfig(env)
   const url = new URL(req.url)
   if (!config) {
-    if (localCaller(req)) return ''
-    throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only local clients on localhost' })
+    if (localCaller(req) && !sentByAPage(req)) return ''
+    throw new RegistryError('DENIED', null, {}, { message: 'the admin endpoint of an open registry (AUTH_MODE "none") answers only local clients on localhost, never a request a web page sent' })
   }
   const service = config.service ?? url.host
   const challenge = (error?: string) =>

@@ -17,7 +17,7 @@ import { PBKDF2_MAX_ITERATIONS, sha256, timingSafeEqual, verifyPassword, type Pa
 import type { OidcIdentity } from './oidc/rules'
 import { OIDC_USER, verifyIdToken } from './oidc/verify'
 import { ROBOT_PREFIX, robotName, type RobotName, type RobotRecord } from './robots'
-import { assertMayCheck, assertMaySignIn, signInFailed, type Client } from './throttle'
+import { assertMayCheck, assertMayCheckName, assertMaySignIn, signInFailed, type Client } from './throttle'
 
 /** Who a request is, once proven: a user name, `robot:<name>` or `oidc:<alias>:<sub>`. */
 export interface Principal {
@@ -86,14 +86,14 @@ export async function verifyCredentials(
     password = password.slice(colon + 1)
   }
   const robot = robotName(user)
-  // Robots are limited per address only (throttle.ts); anything else per user name too.
+  // Robots are limited per address only (throttle.ts); anything else per user name too (verifyUser).
   const name = user.startsWith(ROBOT_PREFIX) ? null : user
   const shown = robot || config.users.has(user) ? user : '(unknown)'
   try {
     await assertMaySignIn(client, name)
     // `robot:` with an invalid robot name is refused unchecked.
     const principal = robot ? await verifyRobot(env, client, robot, password) : name === null ? null : await verifyUser(env, config, client, user, password)
-    if (!principal) await signInFailed(env, client, name)
+    if (!principal) await signInFailed(env, client)
     return attempted(shown, principal)
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'TOOMANYREQUESTS') annotate({ signIn: { user: shown, outcome: 'throttled' } })
@@ -114,6 +114,8 @@ async function verifyUser(env: Env, config: AuthConfig, client: Client, user: st
   // The proof check drops a cached entry as soon as the user's hash changes or goes.
   if (hit && hit.until > Date.now() && stored && hit.principal.proof === stored.proof) return hit.principal
   await assertMayCheck(env, client)
+  // Known or not, alike: counted before the hash (throttle.ts), timing and answers tell no name apart.
+  await assertMayCheckName(env, client, user)
   // An unknown user costs the same PBKDF2 as a known one (decoyFor): timing does not tell who exists.
   const ok = await verifyPassword(password, stored?.hash ?? decoyFor(config))
   if (!ok || !stored) return null

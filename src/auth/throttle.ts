@@ -9,10 +9,15 @@
  *    past a limit gets 429 TOOMANYREQUESTS with Retry-After, and no password is checked.
  * 2. `assertMayCheck`, right before a password hash (PBKDF2) or a robot lookup (KV get) the cache
  *    did not spare: SIGNIN_CHECKS_BY_ADDRESS counts these, right or wrong, so a burst of parallel
- *    guesses (all past step 1 before the first failure is counted) burns bounded CPU.
- * 3. `signInFailed`, after wrong credentials: SIGNIN_FAILURES_BY_ADDRESS and, for a user name,
- *    SIGNIN_FAILURES_BY_USER count the failure; when one refuses, the address or name is marked
- *    for THROTTLE_RETRY_SECONDS (storage/throttle-marks.ts) and this attempt answers 429.
+ *    guesses (all past step 1 before the first failure is counted) burns bounded CPU. For a user
+ *    name, `assertMayCheckName` then counts the check against the name (SIGNIN_FAILURES_BY_USER)
+ *    before the hash, whether the password turns out right or wrong: counted only after a
+ *    failure, a burst from many addresses (each under its own limits) had every guess checked,
+ *    a right one let in, before the name's count caught up. A right password the cache spares
+ *    (credentials.ts) is not checked, so not counted: its owner rarely spends one.
+ * 3. `signInFailed`, after wrong credentials: SIGNIN_FAILURES_BY_ADDRESS counts the failure.
+ * When a limit refuses, the address or name is marked for THROTTLE_RETRY_SECONDS
+ * (storage/throttle-marks.ts) and the attempt answers 429.
  * With a limit of 10: failures 1–10 answer 401, the 11th is checked and answers 429, and every
  * later attempt answers 429 unchecked until the mark expires. A right password from another
  * address is not affected, unless that user name itself is past its own (higher) limit.
@@ -68,21 +73,26 @@ export async function assertMayCheck(env: Env, client: Client): Promise<void> {
   throw tooMany('signin-checks', settings(env).THROTTLE_RETRY_SECONDS * 1000)
 }
 
-/** Counts a failed sign-in; past a limit, marks the address or name and throws 429. */
-export async function signInFailed(env: Env, client: Client, user: string | null): Promise<void> {
-  const address = addressKey(client.address)
-  const userId = user === null ? null : await idOf(user)
-  const [byAddress, byUser] = await Promise.all([
-    allowed(env, 'SIGNIN_FAILURES_BY_ADDRESS', address),
-    userId === null || allowed(env, 'SIGNIN_FAILURES_BY_USER', userId),
-  ])
-  if (byAddress && byUser) return
+/**
+ * Counts a password check for user name `user` against the name (SIGNIN_FAILURES_BY_USER), before
+ * the hash; past the limit, marks the name and throws 429 (the password unchecked).
+ */
+export async function assertMayCheckName(env: Env, client: Client, user: string): Promise<void> {
+  const id = await idOf(user)
+  if (await allowed(env, 'SIGNIN_FAILURES_BY_USER', id)) return
   const ms = settings(env).THROTTLE_RETRY_SECONDS * 1000
   const now = Date.now()
-  await Promise.all([
-    byAddress || writeMark(client.origin, 'address', await idOf(address), now + ms, now),
-    byUser || writeMark(client.origin, 'user', userId!, now + ms, now),
-  ])
+  await writeMark(client.origin, 'user', id, now + ms, now)
+  throw tooMany('signin', ms)
+}
+
+/** Counts a failed sign-in by address; past the limit, marks the address and throws 429. */
+export async function signInFailed(env: Env, client: Client): Promise<void> {
+  const address = addressKey(client.address)
+  if (await allowed(env, 'SIGNIN_FAILURES_BY_ADDRESS', address)) return
+  const ms = settings(env).THROTTLE_RETRY_SECONDS * 1000
+  const now = Date.now()
+  await writeMark(client.origin, 'address', await idOf(address), now + ms, now)
   throw tooMany('signin', ms)
 }
 

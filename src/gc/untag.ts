@@ -9,6 +9,7 @@
  */
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
 import type { Env } from '../env'
+import { toHex } from '../digest/hex'
 import type { Digest, Repo } from '../names'
 import { deleteManifest, headManifest } from '../storage/manifests'
 import { deleteReferrer } from '../storage/referrers'
@@ -94,12 +95,48 @@ async function report(env: Env, params: UntagParams, targets: { repository: stri
   if (targets.length) await publish(env, targets.map((t) => newEvent(from, 'delete', t)))
 }
 
-/** Hands the removal of manifest `digest` of `repo` and its tags to the Workflow: the instance id. */
-export async function startUntag(env: Env, repo: Repo, digest: Digest, from?: Origin): Promise<string> {
-  if (!env.UNTAG_WORKFLOW) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
-  const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest, ...(from ? { from } : {}) } })
-  const id = instance.id
-  // The instance handle is an RPC stub: released at once (workerd warns about stubs left to the GC).
-  ;(instance as unknown as Partial<Disposable>)[Symbol.dispose]?.()
+/** States of a run that has ended (complete: stopped by an immutable tag, since the manifest is still there). */
+const ENDED = new Set(['complete', 'errored', 'terminated'])
+
+/**
+ * Hands the removal of manifest `digest` of `repo` (as stored now: `version`, its R2 object's) and
+ * its tags to the Workflow: the instance id. One run per stored manifest: its id is derived from
+ * the repository, digest and version, so a DELETE repeated while a run is under way starts
+ * nothing more (each run lists and deletes every tag again: a client repeating the DELETE would
+ * multiply that work, and the bill, without bound). A run of the same manifest that ended without
+ * deleting it (an immutable tag stopped it, it failed, it was terminated) is restarted, reporting
+ * as the caller that first asked; a manifest pushed again is a new version, and a new run.
+ * 1 Workflow get, + 1 create or restart.
+ */
+export async function startUntag(env: Env, repo: Repo, digest: Digest, version: string, from?: Origin): Promise<string> {
+  const workflow = env.UNTAG_WORKFLOW
+  if (!workflow) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
+  const id = await untagRunId(repo, digest, version)
+  const existing = await workflow.get(id).catch(() => null)
+  if (existing) {
+    try {
+      if (ENDED.has((await existing.status()).status)) await existing.restart()
+    } finally {
+      release(existing)
+    }
+    return id
+  }
+  try {
+    release(await workflow.create({ id, params: { repo, digest, ...(from ? { from } : {}) } }))
+  } catch (err) {
+    // Another DELETE created it meanwhile (Cloudflare refuses a second instance of an id).
+    const raced = await workflow.get(id).catch(() => null)
+    if (!raced) throw err
+    release(raced)
+  }
   return id
 }
+
+/** `untag-<40 hex>`: a SHA-256 of repository, digest and object version (Workflow ids are at most 100 of [A-Za-z0-9_-]). */
+async function untagRunId(repo: Repo, digest: Digest, version: string): Promise<string> {
+  const hash = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${repo}\n${digest}\n${version}`))
+  return `untag-${toHex(new Uint8Array(hash)).slice(0, 40)}`
+}
+
+/** An instance handle is an RPC stub: released at once (workerd warns about stubs left to the GC). */
+const release = (instance: WorkflowInstance): void => (instance as unknown as Partial<Disposable>)[Symbol.dispose]?.()

@@ -10,14 +10,21 @@
  */
 import type { IRequest } from 'itty-router'
 import type { Ctx } from '../http/context'
+import { MAX_JSON_DEPTH, parseBoundedJson, type JsonLimits } from '../json'
 import type { Digest } from '../names'
 import { keys } from '../storage/keys'
 import type { ProxyTarget } from './config'
-import { failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
+import { bodyAtMost, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
 /** Upstream listings are reused for at most this long (and never longer than the tag TTL). */
 const LISTING_SECONDS = 60
 const MAX_LISTING_BYTES = 4 * 1024 * 1024
+/**
+ * A listing is read no further than MAX_LISTING_BYTES and its nesting checked before it is parsed
+ * (src/json.ts: 4 MiB of nested arrays cost JSON.parse over half a second and ~100 MB). Its
+ * values are not counted: a long flat tag list is cheap to parse, and the bytes bound it.
+ */
+const LISTING_JSON: JsonLimits = { depth: MAX_JSON_DEPTH, values: MAX_LISTING_BYTES }
 const INDEX = 'application/vnd.oci.image.index.v1+json'
 
 /** GET tags/list: the upstream's list, `name` and `Link` made ours. Cache hit free; miss 1 upstream GET. */
@@ -25,8 +32,8 @@ export async function proxiedTags(req: IRequest, c: Ctx, t: ProxyTarget): Promis
   const url = new URL(req.url)
   const query = passed(url, ['n', 'last'])
   const key = keys.cachedUpstreamListing(url.origin, await upstreamIdentity(t.upstream), url.pathname, spelled(t, query))
-  return listing(c, t, key, `tags/list${query && `?${query}`}`, url.pathname, async (body) => {
-    const doc = JSON.parse(body) as { tags?: unknown }
+  return listing(c, t, key, `tags/list${query && `?${query}`}`, url.pathname, async (parsed) => {
+    const doc = parsed as { tags?: unknown }
     const tags = Array.isArray(doc.tags) ? doc.tags.filter((x) => typeof x === 'string') : []
     return { body: JSON.stringify({ name: nameAsAsked(url), tags }), type: 'application/json' }
   })
@@ -37,15 +44,16 @@ export async function proxiedReferrers(req: IRequest, c: Ctx, t: ProxyTarget, su
   const url = new URL(req.url)
   const query = passed(url, ['artifactType'])
   const key = keys.cachedUpstreamListing(url.origin, await upstreamIdentity(t.upstream), url.pathname, spelled(t, query))
-  return listing(c, t, key, `referrers/${subject}${query && `?${query}`}`, url.pathname, async (body, res) => {
-    const doc = JSON.parse(body) as { manifests?: unknown }
+  return listing(c, t, key, `referrers/${subject}${query && `?${query}`}`, url.pathname, async (parsed, res) => {
+    const doc = parsed as { manifests?: unknown }
     const manifests = Array.isArray(doc.manifests) ? doc.manifests : []
     const filtered = res.headers.get('oci-filters-applied')
     return { body: JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }), type: INDEX, ...(filtered ? { filtered } : {}) }
   })
 }
 
-type Rewrite = (body: string, res: Response) => Promise<{ body: string; type: string; filtered?: string }>
+/** The reply made of the upstream's parsed answer; it may throw (not the shape it should be): 502. */
+type Rewrite = (doc: unknown, res: Response) => Promise<{ body: string; type: string; filtered?: string }>
 
 async function listing(c: Ctx, t: ProxyTarget, cacheKey: string, path: string, ourPath: string, rewrite: Rewrite): Promise<Response | null> {
   const cached = await caches.default.match(cacheKey)
@@ -58,10 +66,14 @@ async function listing(c: Ctx, t: ProxyTarget, cacheKey: string, path: string, o
       return null
     }
     if (!res.ok) throw await failureOf(res)
-    const text = await res.text()
-    if (text.length > MAX_LISTING_BYTES) throw new UpstreamFailure(502, 'the upstream\'s listing is too large')
-    const out = await rewrite(text, res).catch(() => {
-      throw new UpstreamFailure(502, 'the upstream\'s listing is not JSON')
+    const bytes = await bodyAtMost(res, MAX_LISTING_BYTES).catch(() => {
+      throw new UpstreamFailure(502, 'the upstream\'s listing was cut off')
+    })
+    if (!bytes) throw new UpstreamFailure(502, `the upstream's listing is larger than ${MAX_LISTING_BYTES} bytes`)
+    const parsed = parseBoundedJson(bytes, LISTING_JSON)
+    if ('refused' in parsed) throw new UpstreamFailure(502, `the upstream's listing is refused: ${parsed.refused}`)
+    const out = await rewrite(parsed.value, res).catch(() => {
+      throw new UpstreamFailure(502, 'the upstream\'s listing is not what it should be')
     })
     const headers = new Headers({ 'Content-Type': out.type })
     if (out.filtered) headers.set('OCI-Filters-Applied', out.filtered)

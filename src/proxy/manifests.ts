@@ -22,7 +22,7 @@ import { getManifest } from '../storage/manifests'
 import { readTag } from '../storage/tags'
 import { parseBoundedJson } from '../json'
 import type { ProxyTarget } from './config'
-import { failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
+import { bodyAtMost, failureError, failureOf, staleWarning, upstreamFetch, UpstreamFailure, upstreamIdentity } from './upstream'
 
 /** Every manifest type we store, so the upstream answers with the index rather than picking a platform. */
 const ACCEPT = [...INDEX_TYPES, ...SINGLE_MANIFEST_TYPES].join(', ')
@@ -107,17 +107,14 @@ async function fetchTag(c: Ctx, t: ProxyTarget, tag: Tag): Promise<CachedManifes
 /** Reads an upstream manifest (bounded), checks its digest and type; an UpstreamFailure when it is not right. */
 async function verified(c: Ctx, res: Response, expected: Digest | null): Promise<CachedManifest> {
   const max = c.settings.MANIFEST_MAX_BYTES
-  if (Number(res.headers.get('content-length') ?? 0) > max) {
-    await res.body?.cancel()
-    throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)
-  }
-  let bytes: ArrayBuffer
+  let read: Uint8Array | null
   try {
-    bytes = await res.arrayBuffer()
+    read = await bodyAtMost(res, max)                 // with or without a Content-Length: never past max
   } catch {
     throw new UpstreamFailure(502, 'the upstream\'s manifest was cut off')
   }
-  if (bytes.byteLength > max) throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)
+  if (!read) throw new UpstreamFailure(502, `the upstream's manifest is larger than ${max} bytes`)
+  const bytes = read.buffer.slice(read.byteOffset, read.byteOffset + read.byteLength) as ArrayBuffer
   const digest = await digestOf(new Uint8Array(bytes), expected ? algorithmOf(expected) : 'sha256')
   if (expected && digest !== expected) throw new UpstreamFailure(502, `the upstream's manifest does not match its digest ${expected}`)
   // Bounded as a pushed manifest is (src/json.ts): an upstream is not trusted with the isolate's memory.

@@ -15,7 +15,7 @@
  * Every request has a deadline for its answer's headers (the upstream's `timeoutSeconds`).
  */
 import { RegistryError } from '../errors'
-import { toHex } from '../storage/streams'
+import { chunksOf, concat, toHex } from '../storage/streams'
 import type { Upstream } from './config'
 
 /** A token is used until this long before it expires (clock skew, a slow request). */
@@ -175,9 +175,9 @@ async function fetchToken(u: Upstream, c: Challenge, scope: string): Promise<{ h
   }
   let body: { token?: unknown; access_token?: unknown; expires_in?: unknown }
   try {
-    const text = await res.text()
-    if (text.length > MAX_TOKEN_BYTES) throw new Error('too large')
-    body = JSON.parse(text)
+    const bytes = await bodyAtMost(res, MAX_TOKEN_BYTES)
+    if (!bytes) throw new Error('too large')
+    body = JSON.parse(new TextDecoder().decode(bytes))
   } catch {
     throw new UpstreamFailure(502, 'the upstream\'s token server answered something that is not a token')
   }
@@ -185,6 +185,30 @@ async function fetchToken(u: Upstream, c: Challenge, scope: string): Promise<{ h
   if (!token) throw new UpstreamFailure(502, 'the upstream\'s token server answered without a token')
   const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS
   return { header: `Bearer ${token}`, expires: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS }
+}
+
+/**
+ * The body of an upstream's answer (or its token server's), at most `max` bytes whatever its
+ * Content-Length says or leaves out; null past it, the rest never read: an upstream (or a man in
+ * the middle of an http:// one) is not trusted with the isolate's memory. Throws when the body is
+ * cut off. Memory: at most `max` bytes and one chunk.
+ */
+export async function bodyAtMost(res: Response, max: number): Promise<Uint8Array | null> {
+  if (!res.body) return new Uint8Array(0)
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body.cancel()
+    return null
+  }
+  const parts: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of chunksOf(res.body)) {
+    size += chunk.byteLength
+    if (size > max) break
+    parts.push(chunk)
+  }
+  if (size <= max) return concat(parts)
+  await res.body.cancel().catch(() => {})
+  return null
 }
 
 /** `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"` (RFC 7235 auth-params). */

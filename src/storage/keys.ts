@@ -61,8 +61,9 @@
  *                                             own path (/v2/<name as asked>/tags/list or …/referrers/<digest>)
  *                                             and query ([ns=…&]n, last or artifactType), for a short while
  *                                             (src/proxy/listings.ts)
- *   <origin>/_cache/throttle/<kind>/<id>      an address or user name past a sign-in limit (<kind> address or
- *                                             user, <id> a hash of it), until header X-Until (src/storage/throttle-marks.ts)
+ *   https://<host>/_cache/throttle/<kind>/<id>  an address or user name past a sign-in limit (<kind> address or
+ *                                             user, <id> a hash of it), until header X-Until; the request's host name
+ *                                             only, whatever its scheme and port (src/storage/throttle-marks.ts)
  *   <origin>/_cache/health                    the last R2 and KV probe of /_health, for 10 s (src/storage/health.ts)
  *
  * Why "+" after a name: no repository name may contain "+" (spec name grammar: a-z 0-9 . _ - /),

@@ -11,6 +11,8 @@ export interface StoredManifest {
   size: number
   /** Digest of the manifest's `subject`, when it has one (for deletes). */
   subject: Digest | null
+  /** The R2 object's version: changes with every put of the manifest (a push again), never otherwise. */
+  version: string
 }
 
 /** 1 R2 put. */
@@ -44,6 +46,7 @@ function stored(object: R2Object): StoredManifest {
     mediaType: object.httpMetadata?.contentType ?? 'application/octet-stream',
     size: object.size,
     subject: (object.customMetadata?.subject as Digest | undefined) ?? null,
+    version: object.version,
   }
 }
 

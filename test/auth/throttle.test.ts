@@ -144,6 +144,22 @@ describe('throttling failed sign-ins', () => {
     expect(await res.text()).toMatch(/Too many failed sign-ins from this address or for this user name: try again in (59|60) seconds\./)
   })
 
+  it('holds a mark whatever Host, scheme or port the next attempts name: no password is checked through another origin', async () => {
+    const user = uniqueUser()
+    const e = await throttledEnv(user)
+    const address = uniqueAddress()
+    await awayFromWindowEdge()
+    for (let i = 0; i <= LIMITS.byAddress; i++) await (await tokenGet(e, address, user, `wrong-${i}`)).body?.cancel()
+    pbkdf2.mockClear()
+    const elsewhere = ['http://other.registry.test', 'https://registry.test', 'http://registry.test:8080', 'https://registry.test:8443', 'http://REGISTRY.test.']
+    for (const origin of elsewhere) {
+      const res = await send(e, `${origin}/token`, { headers: { Authorization: basic(user, PASSWORD), 'CF-Connecting-IP': address } })
+      expect(res.status).toBe(429)
+      await res.body?.cancel()
+    }
+    expect(pbkdf2).not.toHaveBeenCalled()
+  })
+
   it('throttles a user name guessed from many addresses, for every address, its owner\'s too', async () => {
     const user = uniqueUser()
     const e = await throttledEnv(user)
@@ -186,6 +202,41 @@ describe('throttling failed sign-ins', () => {
     expect(pbkdf2.mock.calls.length).toBeLessThanOrEqual(LIMITS.checks)
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20)
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true)
+  })
+
+  it('caps a burst of parallel guesses for one user name from many addresses at SIGNIN_FAILURES_BY_USER password checks', async () => {
+    // All pass the marks before the first failure is counted: each address alone stays under its
+    // own checks limit, so without a count before the hash every guess was checked, and a right
+    // one among them let in.
+    const user = uniqueUser()
+    const e = await throttledEnv(user)
+    const addresses = Array.from({ length: 10 }, uniqueAddress)
+    await awayFromWindowEdge()
+    pbkdf2.mockClear()
+    const burst = await Promise.all(addresses.flatMap((a) => Array.from({ length: 20 }, (_, i) => tokenGet(e, a, user, `wrong-${a}-${i}`))))
+    await Promise.all(burst.map((r) => r.body?.cancel()))
+    expect(pbkdf2.mock.calls.length).toBeLessThanOrEqual(LIMITS.byUser)
+    expect(burst.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(200 - LIMITS.byUser)
+    expect(burst.every((r) => r.status === 401 || r.status === 429)).toBe(true)
+    // The right password from yet another address: the name is throttled, unchecked.
+    pbkdf2.mockClear()
+    expect((await tokenGet(e, uniqueAddress(), user, PASSWORD)).status).toBe(429)
+    expect(pbkdf2).not.toHaveBeenCalled()
+  })
+
+  it('counts a known user\'s right password checked (not cached) against its name, never a cached one', async () => {
+    const user = uniqueUser()
+    const e = await throttledEnv(user)
+    await awayFromWindowEdge()
+    // The first sign-in is checked (and counted), the next 100 come from the isolate's cache.
+    for (let i = 0; i < 100; i++) expect((await tokenGet(e, uniqueAddress(), user, PASSWORD)).status).toBe(200)
+    const statuses: number[] = []
+    for (let i = 0; i < LIMITS.byUser; i++) {
+      const res = await tokenGet(e, uniqueAddress(), user, `wrong-${i}`)
+      statuses.push(res.status)
+      await res.body?.cancel()
+    }
+    expect(statuses).toEqual([...Array(LIMITS.byUser - 1).fill(401), 429])
   })
 
   it('keys IPv6 clients by their /64, IPv4 as it is', () => {

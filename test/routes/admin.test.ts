@@ -40,6 +40,24 @@ describe('admin endpoint access', () => {
     expect((await send(open, 'http://localhost:8830/admin/gc', { headers: { 'CF-Connecting-IP': '192.0.2.2' } })).status).toBe(403)
   })
 
+  it('open registry: a request a web page sent from the operator\'s browser is refused (cross-site request forgery), the operator\'s own is not', async () => {
+    // Any page the operator has open can POST to http://localhost:<port>/admin/gc: the browser
+    // connects from loopback and names localhost, and says so only in Origin and Sec-Fetch-Site.
+    const page = { ...LOCAL_CLIENT, Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' }
+    const forged = await start(open, undefined, 'http://localhost:8830', page)
+    expect(forged.status).toBe(403)
+    expect(await codeOf(forged)).toBe('DENIED')
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, Origin: 'https://evil.example' })).status).toBe(403)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, Origin: 'null' })).status).toBe(403)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, 'Sec-Fetch-Site': 'cross-site' })).status).toBe(403)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, 'Sec-Fetch-Site': 'same-site' })).status).toBe(403)
+    expect((await send(open, 'http://localhost:8830/admin/gc?untagged=true', { method: 'POST', headers: page })).status).toBe(403)
+    // The address bar (Sec-Fetch-Site: none), the registry's own origin, curl and `npm run gc` (neither header).
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, 'Sec-Fetch-Site': 'none' })).status).toBe(202)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, Origin: 'http://localhost:8830', 'Sec-Fetch-Site': 'same-origin' })).status).toBe(202)
+    expect((await start(open, undefined, 'http://localhost:8830', { ...LOCAL_CLIENT, 'Sec-Fetch-Mode': 'cors' })).status).toBe(202)
+  })
+
   it('token auth: only holders of the admin right', async () => {
     const bindings = await authEnv({ AUTH_RULES: ADMIN_RULES })
     const anonymous = await start(bindings)

@@ -10,7 +10,7 @@ import { Meter, meteredKV, meteredR2 } from '../../bench/cost/meter'
 import type { Env } from '../../src/env'
 import { MAX_JSON_DEPTH, MAX_JSON_VALUES } from '../../src/json'
 import type { Digest, Repo, Tag } from '../../src/names'
-import { untag } from '../../src/gc/untag'
+import { startUntag, untag, type UntagParams } from '../../src/gc/untag'
 import { MAX_PIN_READS, MAX_PINS } from '../../src/gc/immutable'
 import { keys } from '../../src/storage/keys'
 import { putManifest as storeManifest } from '../../src/storage/manifests'
@@ -209,6 +209,67 @@ describe('DELETE by digest removes the tags naming the manifest in bounded reque
     }
     expect(await tagsOf(repo)).toEqual([])
     expect((await getManifest(repo, m.digest)).status).toBe(404)
+  })
+
+  it('starts one untag run for a manifest however often the DELETE is repeated meanwhile (each run would list and delete every tag again)', async () => {
+    const repo = repoName('fanout')
+    const m = await emptyIndex('repeated')
+    await push(repo, m.digest, m)
+    await tagMany(repo, m, UNTAG_INLINE + 1)
+    const workflows = await introspectWorkflow((bindings as Env).UNTAG_WORKFLOW!)
+    const real = (bindings as Env).UNTAG_WORKFLOW!
+    const created: string[] = []
+    const counting = {
+      get: (id: string) => real.get(id),
+      create: (options?: WorkflowInstanceCreateOptions<UntagParams>) => {
+        created.push(options?.id ?? crypto.randomUUID())
+        return real.create(options)
+      },
+      createBatch: real.createBatch.bind(real),
+    } as unknown as Workflow
+    try {
+      const deletes = await Promise.all(Array.from({ length: 5 }, () => metered(`/v2/${repo}/manifests/${m.digest}`, { method: 'DELETE' }, { UNTAG_WORKFLOW: counting })))
+      expect(deletes.map((d) => d.res.status)).toEqual([202, 202, 202, 202, 202])
+      expect(new Set(created).size).toBe(1)
+      for (const instance of workflows.get()) await instance.waitForStatus('complete')
+    } finally {
+      await workflows.dispose()
+    }
+    expect(await tagsOf(repo)).toEqual([])
+    expect((await getManifest(repo, m.digest)).status).toBe(404)
+  })
+
+  it('restarts the run of the same stored manifest when it ended without deleting it, leaves one under way alone, and starts a new one for a manifest pushed again', async () => {
+    const runs = new Map<string, { status: string; restarts: number }>()
+    const fake = {
+      get: async (id: string) => {
+        const run = runs.get(id)
+        if (!run) throw new Error('instance.not_found')
+        return { id, status: async () => ({ status: run.status }), restart: async () => void run.restarts++ }
+      },
+      create: async (options: { id: string }) => {
+        runs.set(options.id, { status: 'running', restarts: 0 })
+        return { id: options.id }
+      },
+    } as unknown as Workflow
+    const e = { ...bindings, UNTAG_WORKFLOW: fake } as Env
+    const repo = 'fanout/x' as Repo
+    const digest = await sha256('m') as Digest
+    const id = await startUntag(e, repo, digest, 'v1')
+    expect([...runs.keys()]).toEqual([id])
+    for (const status of ['running', 'queued', 'waiting', 'paused']) {
+      runs.get(id)!.status = status
+      expect(await startUntag(e, repo, digest, 'v1')).toBe(id)
+    }
+    expect(runs.get(id)!.restarts).toBe(0)
+    for (const status of ['complete', 'errored', 'terminated']) {
+      runs.get(id)!.status = status
+      await startUntag(e, repo, digest, 'v1')
+    }
+    expect(runs.get(id)!.restarts).toBe(3)
+    expect(runs.size).toBe(1)
+    expect(await startUntag(e, repo, digest, 'v2')).not.toBe(id)
+    expect(runs.size).toBe(2)
   })
 
   it('keeps the manifest while any tag naming it remains: a run stopped after its first step leaves both', async () => {

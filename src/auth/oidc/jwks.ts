@@ -35,20 +35,25 @@ const TIMEOUT_MS = 5000
 export class JwksError extends Error {}
 
 /**
- * Key sets keyed like the edge cache (keys.cachedJwks: this origin, the issuer URL and its
- * configured jwks_uri): public keys fetched without credentials, one set per issuer.
+ * Key sets in isolate memory, per issuer (its URL and configured jwks_uri: `heldAs`), whatever
+ * host a request named: public keys fetched without credentials, one set per issuer. Only the
+ * edge cache's key (keys.cachedJwks) names the request's origin. Were memory keyed by it too,
+ * a made-up token sent with a new Host header each time (any Host reaches `npm start`, and a
+ * wildcard route) would make each download the set again and be held apart, without bound.
  */
 const memory = new Map<string, KeySet>()
-/** When this isolate last started a refetch for an unknown kid, and when a download last failed. */
+/** When this isolate last started a refetch for an unknown kid, and when a download last failed (per issuer). */
 const refetchedAt = new Map<string, number>()
 const failedAt = new Map<string, number>()
 
+const heldAs = (issuer: Issuer): string => `${issuer.issuer}\n${issuer.jwksUri ?? ''}`
+
 /** The issuer's key set as known here (memory, else edge cache, else fetched). */
 export async function keySet(issuer: Issuer, origin: string, now = Date.now()): Promise<KeySet> {
-  const key = keys.cachedJwks(origin, issuer.issuer, issuer.jwksUri)
-  const known = memory.get(key)
+  const known = memory.get(heldAs(issuer))
   if (known && now - known.fetchedAt < JWKS_TTL_SECONDS * 1000) return known
-  return (await fromCache(key)) ?? download(issuer, key, now)
+  const key = keys.cachedJwks(origin, issuer.issuer, issuer.jwksUri)
+  return (await fromCache(issuer, key)) ?? download(issuer, key, now)
 }
 
 /**
@@ -60,42 +65,45 @@ export async function keySet(issuer: Issuer, origin: string, now = Date.now()): 
  */
 export async function refreshedKeySet(issuer: Issuer, origin: string, stale: KeySet, now = Date.now()): Promise<KeySet> {
   const key = keys.cachedJwks(origin, issuer.issuer, issuer.jwksUri)
+  const held = heldAs(issuer)
   const newest = (...sets: (KeySet | null | undefined)[]) =>
     sets.reduce<KeySet>((a, b) => (b && b.fetchedAt > a.fetchedAt ? b : a), stale)
-  const last = refetchedAt.get(key)
-  if (now - stale.fetchedAt < REFETCH_MS || (last !== undefined && now - last < REFETCH_MS)) return newest(memory.get(key))
-  refetchedAt.set(key, now)
-  const known = newest(memory.get(key), await fromCache(key))
+  const last = refetchedAt.get(held)
+  if (now - stale.fetchedAt < REFETCH_MS || (last !== undefined && now - last < REFETCH_MS)) return newest(memory.get(held))
+  refetchedAt.set(held, now)
+  const known = newest(memory.get(held), await fromCache(issuer, key))
   if (now - known.fetchedAt < REFETCH_MS) return known
   return download(issuer, key, now)
 }
 
-async function fromCache(key: string): Promise<KeySet | null> {
+async function fromCache(issuer: Issuer, key: string): Promise<KeySet | null> {
   const hit = await caches.default.match(key)                             // Cache API
   if (!hit) return null
   const fetchedAt = Number(hit.headers.get('X-Fetched-At'))
   const jwks = parseJwks(await hit.text())
   if (!jwks || !Number.isFinite(fetchedAt)) return null
   const set = { jwks, fetchedAt }
-  if (fetchedAt > (memory.get(key)?.fetchedAt ?? -Infinity)) memory.set(key, set)
+  const held = heldAs(issuer)
+  if (fetchedAt > (memory.get(held)?.fetchedAt ?? -Infinity)) memory.set(held, set)
   return set
 }
 
 async function download(issuer: Issuer, key: string, now: number): Promise<KeySet> {
-  const failed = failedAt.get(key)
+  const held = heldAs(issuer)
+  const failed = failedAt.get(held)
   if (failed !== undefined && now - failed < RETRY_MS) throw new JwksError(`key set of ${issuer.alias}: last download failed under ${RETRY_MS / 1000} s ago`)
   try {
     const uri = issuer.jwksUri ?? (await discover(issuer))
     const jwks = parseJwks(await getText(uri))
     if (!jwks) throw new JwksError(`key set of ${issuer.alias}: ${uri} did not answer a JWKS`)
     const set = { jwks, fetchedAt: now }
-    memory.set(key, set)
-    failedAt.delete(key)
+    memory.set(held, set)
+    failedAt.delete(held)
     const headers = { 'Content-Type': 'application/json', 'Cache-Control': `max-age=${JWKS_TTL_SECONDS}`, 'X-Fetched-At': String(now) }
     await caches.default.put(key, new Response(JSON.stringify(jwks), { headers }))   // Cache API
     return set
   } catch (err) {
-    failedAt.set(key, now)
+    failedAt.set(held, now)
     throw err instanceof JwksError ? err : new JwksError(`key set of ${issuer.alias}: ${(err as Error).message}`)
   }
 }

@@ -4,7 +4,7 @@ import { parseIssuers } from '../../../src/auth/oidc/config'
 import { keySet, REFETCH_MS } from '../../../src/auth/oidc/jwks'
 import { verifyIdToken } from '../../../src/auth/oidc/verify'
 import { keys } from '../../../src/storage/keys'
-import { interceptIssuers, TestIssuer } from './issuer'
+import { b64url, interceptIssuers, TestIssuer } from './issuer'
 
 const ORIGIN = 'http://registry.test'
 const CLAIMS = { repository_owner: 'acme' }
@@ -47,6 +47,16 @@ describe('the key set of an issuer', () => {
     expect(issuer.fetched).toEqual([])
   })
 
+  it('is fetched once whatever Host the sign-ins name (a Host per request cannot make it be downloaded again, or held again)', async () => {
+    const issuer = await TestIssuer.create()
+    const issuers = issuersOf(issuer.entry('gh'))
+    // A made-up token of that issuer is enough to make the registry look for its keys.
+    const forged = `${b64url(JSON.stringify({ alg: 'RS256', kid: issuer.firstKid }))}.${b64url(JSON.stringify({ iss: issuer.url, sub: 'x' }))}.AAAA`
+    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test:${8000 + i}`, forged)).toBeNull()
+    expect(await verifyIdToken(issuers, 'https://registry.test', await issuer.token(CLAIMS))).toMatchObject({ alias: 'gh' })
+    expect(issuer.fetched).toEqual(['/.well-known/openid-configuration', '/keys'])
+  })
+
   it('is refused when the discovery document names another issuer (OIDC Discovery 4.3)', async () => {
     const issuer = await TestIssuer.create()
     // Configured (and in the token) with a trailing slash; its discovery document says it without.
@@ -57,7 +67,7 @@ describe('the key set of an issuer', () => {
     expect(warn.mock.calls.at(-1)?.[0]).toMatchObject({ event: 'oidc.refused', issuer: 'gh', reason: expect.stringContaining('discovery of gh: "issuer" is not') })
   })
 
-  it('is retried at most every 10 s while the issuer cannot be reached', async () => {
+  it('is retried at most every 10 s while the issuer cannot be reached, whatever Host asks', async () => {
     const issuer = await TestIssuer.create()
     const issuers = issuersOf(issuer.entry('gh'))
     issuer.down = true
@@ -65,6 +75,7 @@ describe('the key set of an issuer', () => {
     const t0 = Date.now()
     expect(await verifyIdToken(issuers, ORIGIN, token, t0)).toBeNull()
     expect(await verifyIdToken(issuers, ORIGIN, token, t0 + 5_000)).toBeNull()
+    for (let i = 0; i < 5; i++) expect(await verifyIdToken(issuers, `http://host-${i}.registry.test`, token, t0 + 5_000 + i)).toBeNull()
     expect(issuer.fetched).toHaveLength(1)
     issuer.down = false
     expect(await verifyIdToken(issuers, ORIGIN, token, t0 + 11_000)).not.toBeNull()
