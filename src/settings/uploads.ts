@@ -18,9 +18,17 @@ export const MAX_CHUNK_BYTES = wholeNumber({
   message: 'must be a whole number of bytes, at least 1048576 (1 MiB)',
 })
 
-/** Secret: signs upload session state; unset, a random one is made once and kept in R2 (null). */
+/** An HMAC key a person sets: at least this long (AUTH_TOKEN_SECRET's floor too). */
+const MIN_UPLOAD_SECRET_LENGTH = 32
+
+/**
+ * Secret: signs upload session state (and the catalog's sealed `resume` points); unset, a random
+ * one is made once and kept in R2 (null). A short one could be guessed, and with it any session's
+ * state forged: at least 32 characters.
+ */
 export const UPLOAD_SECRET = v.pipe(
   v.optional(v.string('must be a string'), ''),
-  v.metadata({ description: 'Secret: signs upload session state; unset, one is generated once and kept in R2' }),
+  v.metadata({ description: `Secret: signs upload session state, at least ${MIN_UPLOAD_SECRET_LENGTH} characters; unset, one is generated once and kept in R2` }),
+  v.check((s) => s === '' || s.length >= MIN_UPLOAD_SECRET_LENGTH, `must be at least ${MIN_UPLOAD_SECRET_LENGTH} characters (openssl rand -base64 48), or unset`),
   v.transform((s): string | null => s || null),
 )

@@ -137,6 +137,7 @@ export const BROKEN: BrokenCase[] = [
   { setting: 'AUTH_USERS', how: 'too many iterations', value: JSON.stringify({ alice: HASH.replace('$1000$', '$200000$') }), problem: /^AUTH_USERS\.alice: not a password hash: it is not pbkdf2-sha256\$<iterations ≤ 100000>\$<salt>\$<hash>$/ },
   { setting: 'AUTH_USERS', how: 'a bad user name', value: JSON.stringify({ [`${SECRET_MARK} x`]: HASH }), problem: /^AUTH_USERS\[key 1\]: is not a valid user name \(robots live in KV; "oidc" and "robot" are reserved\)$/ },
   { setting: 'AUTH_USERS', how: 'user "oidc"', value: JSON.stringify({ alice: HASH, oidc: HASH }), problem: /^AUTH_USERS\[key 2\]: is not a valid user name/ },
+  { setting: 'UPLOAD_SECRET', how: 'too short', value: SECRET_MARK, problem: /^UPLOAD_SECRET: must be at least 32 characters \(openssl rand -base64 48\), or unset$/ },
   { setting: 'AUTH_TOKEN_SECRET', how: 'too short', value: SECRET_MARK, problem: /^AUTH_TOKEN_SECRET: must be at least 32 characters \(openssl rand -base64 48\)$/ },
   { setting: 'UPSTREAM_CREDENTIALS', how: 'not JSON', value: `hub=user:${SECRET_MARK}`, problem: /^UPSTREAM_CREDENTIALS: not valid JSON: it does not start with \{$/ },
   { setting: 'UPSTREAM_CREDENTIALS', how: 'a value that is not a string', value: '{"hub": 7}', problem: /^UPSTREAM_CREDENTIALS\.hub: must be a non-empty string \("user:password" or a token\)$/, others: { UPSTREAMS: up({ prefix: 'hub', url: 'https://x.io' }) } },
