@@ -5,7 +5,9 @@
  * R2 rather than KV: the consumer changes it by read-modify-write, which needs a strongly
  * consistent read and a conditional put (KV has neither: two batches would lose each other's
  * counts), and one object per repository is one write per repository per consumer batch, however
- * many pulls the batch counts. Entries of deleted manifests stay (about 100 bytes each).
+ * many pulls the batch counts. Entries of deleted manifests stay until they are the least
+ * recently pulled of more than MAX_PULL_ENTRIES (about 100 bytes each: an object of at most
+ * about 1 MB, read and rewritten once a batch, whatever a tenant pushes and pulls).
  */
 import type { Env } from '../env'
 import type { Repo } from '../names'
@@ -23,6 +25,8 @@ interface Stored {
 }
 
 const MINUTE = 60_000
+/** Manifests a repository's statistics keep: past it, the least recently pulled go. */
+export const MAX_PULL_ENTRIES = 10_000
 
 /** A repository's statistics by manifest digest (empty when never pulled). 1 R2 get. */
 export async function readPullStats(env: Env, repo: Repo): Promise<Map<string, PullStat>> {
@@ -39,7 +43,11 @@ export async function addPulls(env: Env, repo: Repo, pulls: Map<string, PullStat
       const last = Math.floor(p.last / MINUTE) * MINUTE
       manifests[digest] = { pulls: (had?.pulls ?? 0) + p.pulls, last: Math.max(had?.last ?? 0, last) }
     }
-    return { manifests }
+    const entries = Object.entries(manifests)
+    if (entries.length <= MAX_PULL_ENTRIES) return { manifests }
+    // The least recently pulled go first: those of deleted manifests, which nobody pulls any more.
+    entries.sort(([, a], [, b]) => b.last - a.last)
+    return { manifests: Object.fromEntries(entries.slice(0, MAX_PULL_ENTRIES)) }
   })
 }
 

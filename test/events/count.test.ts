@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Env } from '../../src/env'
 import type { Pull } from '../../src/events/messages'
-import { readPullStats } from '../../src/storage/pull-stats'
+import { addPulls, MAX_PULL_ENTRIES, readPullStats } from '../../src/storage/pull-stats'
 import { Meter, meteredR2 } from '../../bench/cost/meter'
 import { bindings, randomBlob, repoName, sha256 } from '../helpers'
 import { consumeBatch, send, withEndpoints } from './setup'
@@ -35,6 +35,19 @@ describe('pull statistics', () => {
     expect(stats.get(d('1'))).toEqual({ pulls: 40, last: Date.parse('2026-03-01T10:21:00Z') })
     expect(stats.get(d('2'))).toEqual({ pulls: 9, last: Date.parse('2026-03-01T09:20:00Z') })
     expect((await readPullStats(bindings, b as never)).get(d('3'))!.pulls).toBe(1)
+  })
+
+  it(`keeps at most ${MAX_PULL_ENTRIES} manifests a repository, dropping the least recently pulled (a tenant cannot grow it without bound)`, async () => {
+    const repo = repoName('many') as never
+    const t = Date.parse('2026-03-01T00:00:00Z')
+    const hex = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`
+    // Every manifest ever pulled, one minute apart: the oldest 5 are past the bound.
+    await addPulls(bindings, repo, new Map(Array.from({ length: MAX_PULL_ENTRIES + 5 }, (_, i) => [hex(i), { pulls: 1, last: t + i * 60_000 }])))
+    const stats = await readPullStats(bindings, repo)
+    expect(stats.size).toBe(MAX_PULL_ENTRIES)
+    expect(stats.has(hex(4))).toBe(false)
+    expect(stats.has(hex(5))).toBe(true)
+    expect(stats.has(hex(MAX_PULL_ENTRIES + 4))).toBe(true)
   })
 
   it('adds to what is stored, and keeps the latest pull whatever order batches come in', async () => {
