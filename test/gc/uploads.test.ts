@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Digest } from '../../src/names'
 import { keys } from '../../src/storage/keys'
-import { bindings, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
+import { bindings, bytesOf, call, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
 import { driver, gc, gcEnv, MANIFEST, pulls, pushManifest, putBlob, via, violations, type Image } from './setup'
 
 const env = gcEnv()
@@ -101,3 +101,50 @@ describe('a monolithic POST racing a session close of the same blob, then a coll
   })
 })
 
+
+/** R2 whose puts are each followed by `after` (the collector's mark or tombstone, say), as the test lines a race up. */
+function afterPuts(after: (key: string, options: R2PutOptions | undefined) => Promise<void>): R2Bucket {
+  const target = bindings.BLOBS
+  return new Proxy(target, {
+    get(t, name, receiver) {
+      const value = Reflect.get(t, name, receiver)
+      if (name !== 'put') return typeof value === 'function' ? value.bind(t) : value
+      return async (...args: Parameters<R2Bucket['put']>) => {
+        const out = await t.put(...args)
+        await after(args[0], args[2])
+        return out
+      }
+    },
+  }) as R2Bucket
+}
+
+describe('a closing PUT replayed while the collector sweeps the blob it made', () => {
+  it.each([
+    ['the blob’s mark is swept', (digest: string, key: string, o?: R2PutOptions) => key === keys.gcBlobMark(digest as Digest) && o?.customMetadata?.state === 'swept'],
+    ['the index is a tombstone', (digest: string, key: string, o?: R2PutOptions) => key === keys.blob(digest as Digest) && o?.customMetadata?.gone !== undefined],
+  ] as const)('once %s: 404, and the digest stays pushable and pullable by anyone', async (_when, hit) => {
+    const repo = repoName('sweep')
+    const bytes = randomBlob(50_000)
+    const digest = await sha256(bytes)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const l1 = (await via(post.headers.get('Location')!, { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length) } })).headers.get('Location')!
+    expect((await via(withDigest(l1, digest), { method: 'PUT' })).status).toBe(201)
+    expect((await via(`/v2/${repo}/blobs/${digest}`, { method: 'DELETE' })).status).toBe(202)
+    // The replay lands between the sweep's first write and its delete of the session's bytes.
+    let replay: Response | null = null
+    const racing = { ...env, BLOBS: afterPuts(async (key, o) => {
+      if (!replay && hit(digest, key, o)) replay = await via(withDigest(l1, digest), { method: 'PUT' })
+    }) }
+    expect((await gc(racing, {})).totals.blobs).toBeGreaterThanOrEqual(1)
+    expect(replay, 'the replay ran').not.toBeNull()
+    expect(replay!.status).toBe(404)
+    expect(await violations(env)).toEqual([])
+    // Another tenant pushing the same bytes (within the default grace: a fresh entry is live) gets them served.
+    const other = repoName('victim')
+    const push = await call(`/v2/${other}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'Content-Length': String(bytes.length) } })
+    expect(push.status).toBe(201)
+    const got = await call(`/v2/${other}/blobs/${digest}`)
+    expect(got.status).toBe(200)
+    expect(await sha256(await bytesOf(got))).toBe(digest)
+  })
+})
