@@ -4,8 +4,9 @@
  * rest here. Each step reads one KV list page of UNTAG_PAGE tags and deletes those naming the
  * manifest (at most UNTAG_PAGE + 1 KV calls a step, under the 1,000 operations an invocation
  * may make); the manifest and its referrer entry go last, so no tag ever names a deleted
- * manifest. A tag found immutable stops the run and keeps the manifest (the DELETE had refused
- * it, had it read that far).
+ * manifest: unless it was pushed again meanwhile (a tag set since the pages were read), or an
+ * immutable tag reaches it since. A tag found immutable stops the run and keeps the manifest
+ * (the DELETE had refused it, had it read that far).
  */
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
 import type { Env } from '../env'
@@ -15,7 +16,8 @@ import { deleteReferrer } from '../storage/referrers'
 import { deleteTag, tagsNamingPage } from '../storage/tags'
 import { newEvent, type Origin } from '../events/event'
 import { publish } from '../events/publish'
-import { immutableRule } from './immutable'
+import { assertNotPinned, immutableRule } from './immutable'
+import { RegistryError } from '../errors'
 import type { Runner } from './collector'
 
 /** Tags read per step (1 KV list) and so deleted per step at most. */
@@ -26,6 +28,11 @@ export interface UntagParams {
   digest: string
   /** Who asked (the DELETE's caller and request): the deletes are reported as theirs (events). */
   from?: Origin
+  /**
+   * When the manifest was written as the DELETE found it (ms): a push of it since (which writes
+   * it again, then sets its tags) keeps it, so no tag set meanwhile ever names a deleted manifest.
+   */
+  uploaded?: number
 }
 
 export interface UntagReport {
@@ -78,6 +85,10 @@ export async function untag(env: Env, params: UntagParams, runner: Runner): Prom
   const deleted = await runner.do('manifest', async () => {
     const stored = await headManifest(env, repo, digest)                                       // R2 head
     if (!stored) return false
+    // Pushed again since the DELETE (its tags set after the pages above were read): it stays.
+    if (params.uploaded !== undefined && stored.uploaded !== params.uploaded) return false
+    // Reached since by an immutable tag (an index naming it pushed to one): it stays.
+    if (await pinned(env, repo, digest)) return false                                         // (IMMUTABLE_TAGS) R2 list + KV gets
     await Promise.all([
       deleteManifest(env, repo, digest),
       stored.subject ? deleteReferrer(env, repo, stored.subject, digest) : Promise.resolve(),
@@ -88,16 +99,27 @@ export async function untag(env: Env, params: UntagParams, runner: Runner): Prom
   return { untagged, deleted }
 }
 
+/** Whether an immutable tag reaches the manifest (a pin that holds: gc/immutable.ts `assertNotPinned`). */
+async function pinned(env: Env, repo: Repo, digest: Digest): Promise<boolean> {
+  try {
+    await assertNotPinned(env, repo, digest, 'manifest')
+    return false
+  } catch (err) {
+    if (err instanceof RegistryError) return true
+    throw err
+  }
+}
+
 /** `delete` events of what the run removed, as the DELETE's caller (`gc` when none was given). */
 async function report(env: Env, params: UntagParams, targets: { repository: string; digest: string; tag?: string; mediaType?: string }[]): Promise<void> {
   const from: Origin = params.from ?? { actor: 'gc', request: null, origin: null }
   if (targets.length) await publish(env, targets.map((t) => newEvent(from, 'delete', t)))
 }
 
-/** Hands the removal of manifest `digest` of `repo` and its tags to the Workflow: the instance id. */
-export async function startUntag(env: Env, repo: Repo, digest: Digest, from?: Origin): Promise<string> {
+/** Hands the removal of manifest `digest` of `repo` (written at `uploaded`) and its tags to the Workflow: the instance id. */
+export async function startUntag(env: Env, repo: Repo, digest: Digest, uploaded: number, from?: Origin): Promise<string> {
   if (!env.UNTAG_WORKFLOW) throw new Error('UNTAG_WORKFLOW binding missing (wrangler.toml [[workflows]])')
-  const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest, ...(from ? { from } : {}) } })
+  const instance = await env.UNTAG_WORKFLOW.create({ params: { repo, digest, uploaded, ...(from ? { from } : {}) } })
   const id = instance.id
   // The instance handle is an RPC stub: released at once (workerd warns about stubs left to the GC).
   ;(instance as unknown as Partial<Disposable>)[Symbol.dispose]?.()

@@ -332,7 +332,7 @@ export async function deleteReference(c: Ctx, repo: Repo, ref: Reference): Promi
     if (rule) throw immutableDenied(repo, tag, rule, 'deleted')
   }
   if (!complete || tags.length > UNTAG_INLINE) {
-    await startUntag(c.env, repo, ref.digest, c.from)                                      // Workflow start
+    await startUntag(c.env, repo, ref.digest, stored.uploaded, c.from)                     // Workflow start
     return true
   }
   await c.store.removeManifest(repo, ref.digest, stored, tags)                             // KV delete per tag, then R2 deletes

@@ -11,6 +11,8 @@ export interface StoredManifest {
   size: number
   /** Digest of the manifest's `subject`, when it has one (for deletes). */
   subject: Digest | null
+  /** When it was last written (ms): every push of it writes it again. */
+  uploaded: number
 }
 
 /** 1 R2 put. */
@@ -44,6 +46,7 @@ function stored(object: R2Object): StoredManifest {
     mediaType: object.httpMetadata?.contentType ?? 'application/octet-stream',
     size: object.size,
     subject: (object.customMetadata?.subject as Digest | undefined) ?? null,
+    uploaded: object.uploaded.getTime(),
   }
 }
 
