@@ -6,7 +6,7 @@ import { globMatch } from '../glob'
 import type { BlobEntry, LinkEntry, ManifestEntry, ReferrerEntry, TagEntry, UploadObject } from '../storage/gc-scan'
 import type { GcReport, RepoReport } from '../storage/gc-reports'
 import { keys } from '../storage/keys'
-import { MAX_SESSION_AGE_MS } from '../upload/state'
+import { EXPIRY_MARGIN_MS, MAX_SESSION_AGE_MS } from '../upload/state'
 import type { RunParams } from './params'
 import { applyRetention, ruleFor, type RetentionRule } from './retention'
 import { hashKey, hex12 } from './shards'
@@ -210,8 +210,8 @@ export function planBlobs(blobs: BlobEntry[], isHeld: (digest: string) => boolea
 
 /**
  * Upload objects that go: abandoned (no blob entry points at them: `isProtected` by hashKey),
- * the session past the upload expiry (its Locations no longer verify), the object itself past
- * the grace period. CPU only.
+ * the session past the upload expiry (its Locations no longer verify) by EXPIRY_MARGIN_MS (a close
+ * that began in time names nothing after the expiry), the object itself past the grace period. CPU only.
  */
 export async function planUploads(uploads: UploadObject[], isProtected: (keyHash: string) => boolean, now: number, graceMs: number): Promise<UploadObject[]> {
   // A listed parts object is a completed multipart upload: its writes' `mp` must not be
@@ -219,7 +219,7 @@ export async function planUploads(uploads: UploadObject[], isProtected: (keyHash
   const completed = new Set(uploads.filter((u) => u.key === keys.uploadParts(u.id)).map((u) => u.id))
   const out: UploadObject[] = []
   for (const u of uploads) {
-    if (!(now - u.started > MAX_SESSION_AGE_MS && now - u.uploaded >= graceMs)) continue
+    if (!(now - u.started > MAX_SESSION_AGE_MS + EXPIRY_MARGIN_MS && now - u.uploaded >= graceMs)) continue
     if (isProtected(await hashKey(u.key))) continue
     if (u.mp && completed.has(u.id)) {
       const { mp: _, ...write } = u

@@ -177,7 +177,8 @@ export async function sweepLinks(env: Env, run: string, links: MarkedLink[]): Pr
 export async function sweepBlobs(env: Env, run: string, blobs: MarkedBlob[]): Promise<string[]> {
   const swept = await Promise.all(blobs.map(async (b) => {
     if (!(await sweepMark(env, blobMarkKey(b.digest as Digest), b.mark, run))) return null
-    const tomb = await env.BLOBS.put(b.key, null, { customMetadata: { gone: run }, onlyIf: sameWrite(b.etag, b.uploaded) })
+    // `was`: where the bytes were, so that no replayed close names them again (storage/blobs.ts claimIndex).
+    const tomb = await env.BLOBS.put(b.key, null, { customMetadata: { gone: run, was: b.at }, onlyIf: sameWrite(b.etag, b.uploaded) })
     if (!tomb) {
       const current = await env.BLOBS.head(b.key)
       if (current?.customMetadata?.gone !== run) return null

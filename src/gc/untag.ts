@@ -4,8 +4,9 @@
  * rest here. Each step reads one KV list page of UNTAG_PAGE tags and deletes those naming the
  * manifest (at most UNTAG_PAGE + 1 KV calls a step, under the 1,000 operations an invocation
  * may make); the manifest and its referrer entry go last, so no tag ever names a deleted
- * manifest. A tag found immutable stops the run and keeps the manifest (the DELETE had refused
- * it, had it read that far).
+ * manifest: unless it was pushed again meanwhile (a tag set since the pages were read), or an
+ * immutable tag reaches it since. A tag found immutable stops the run and keeps the manifest
+ * (the DELETE had refused it, had it read that far).
  */
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers'
 import type { Env } from '../env'
@@ -16,7 +17,8 @@ import { deleteReferrer } from '../storage/referrers'
 import { deleteTag, tagsNamingPage } from '../storage/tags'
 import { newEvent, type Origin } from '../events/event'
 import { publish } from '../events/publish'
-import { immutableRule } from './immutable'
+import { assertNotPinned, immutableRule } from './immutable'
+import { RegistryError } from '../errors'
 import type { Runner } from './collector'
 
 /** Tags read per step (1 KV list) and so deleted per step at most. */
@@ -27,6 +29,11 @@ export interface UntagParams {
   digest: string
   /** Who asked (the DELETE's caller and request): the deletes are reported as theirs (events). */
   from?: Origin
+  /**
+   * The manifest's R2 object version as the DELETE found it: a push of it since (which writes it
+   * again, then sets its tags) keeps it, so no tag set meanwhile ever names a deleted manifest.
+   */
+  version?: string
 }
 
 export interface UntagReport {
@@ -79,6 +86,10 @@ export async function untag(env: Env, params: UntagParams, runner: Runner): Prom
   const deleted = await runner.do('manifest', async () => {
     const stored = await headManifest(env, repo, digest)                                       // R2 head
     if (!stored) return false
+    // Pushed again since the DELETE (its tags set after the pages above were read): it stays.
+    if (params.version !== undefined && stored.version !== params.version) return false
+    // Reached since by an immutable tag (an index naming it pushed to one): it stays.
+    if (await pinned(env, repo, digest)) return false                                         // (IMMUTABLE_TAGS) R2 list + KV gets
     await Promise.all([
       deleteManifest(env, repo, digest),
       stored.subject ? deleteReferrer(env, repo, stored.subject, digest) : Promise.resolve(),
@@ -87,6 +98,17 @@ export async function untag(env: Env, params: UntagParams, runner: Runner): Prom
     return true
   })
   return { untagged, deleted }
+}
+
+/** Whether an immutable tag reaches the manifest (a pin that holds: gc/immutable.ts `assertNotPinned`). */
+async function pinned(env: Env, repo: Repo, digest: Digest): Promise<boolean> {
+  try {
+    await assertNotPinned(env, repo, digest, 'manifest')
+    return false
+  } catch (err) {
+    if (err instanceof RegistryError) return true
+    throw err
+  }
 }
 
 /** `delete` events of what the run removed, as the DELETE's caller (`gc` when none was given). */
@@ -122,7 +144,7 @@ export async function startUntag(env: Env, repo: Repo, digest: Digest, version: 
     return id
   }
   try {
-    release(await workflow.create({ id, params: { repo, digest, ...(from ? { from } : {}) } }))
+    release(await workflow.create({ id, params: { repo, digest, version, ...(from ? { from } : {}) } }))
   } catch (err) {
     // Another DELETE created it meanwhile (Cloudflare refuses a second instance of an id).
     const raced = await workflow.get(id).catch(() => null)

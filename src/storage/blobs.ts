@@ -57,7 +57,7 @@ async function live(env: Env, digest: Digest, object: R2Object): Promise<boolean
   return keepMarked(env, blobMarkKey(digest), null)
 }
 
-/** A collected blob's index key holds an empty object with customMetadata.gone (reads treat it as absent). */
+/** A collected blob's index key holds an empty object with customMetadata.gone (reads treat it as absent) and .was (where its bytes were). */
 export const isTombstone = (object: R2Object): boolean => object.customMetadata?.gone !== undefined
 
 /**
@@ -65,12 +65,17 @@ export const isTombstone = (object: R2Object): boolean => object.customMetadata?
  * or an entry a collection is sweeping (conditionally, so the collector's own conditional
  * tombstone then fails). The new object, or null with the live winner. 1 R2 put; when it
  * lost, 1-2 R2 heads (+1 R2 put per replaced entry).
+ * `at` (a pointer entry's location): never replaces a dead entry that named those same bytes
+ * (`deadAt`): the collector deletes them right after its tombstone, so only a replay of the
+ * close that first named them asks, and naming them again would leave an entry without bytes
+ * that every later push of the digest links (gc/sweep.ts `sweepBlobs`).
  */
 async function claimIndex(
   env: Env,
   digest: Digest,
   body: Uint8Array | null,
   options: R2PutOptions,
+  at: string | null = null,
 ): Promise<{ put: R2Object | null; winner: IndexedBlob | null }> {
   let onlyIf: R2Conditional = { etagDoesNotMatch: '*' }
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -79,11 +84,16 @@ async function claimIndex(
     const current = await env.BLOBS.head(keys.blob(digest))
     if (!current) onlyIf = { etagDoesNotMatch: '*' }
     // Pointer entries are empty, so their etags are all alike: the upload time tells writes apart.
-    else if (!(await live(env, digest, current))) onlyIf = sameWrite(current.etag, current.uploaded.getTime())
-    else return { put: null, winner: indexed(current) }
+    else if (!(await live(env, digest, current))) {
+      if (at !== null && deadAt(current) === at) break
+      onlyIf = sameWrite(current.etag, current.uploaded.getTime())
+    } else return { put: null, winner: indexed(current) }
   }
   return { put: null, winner: null }
 }
+
+/** Where a dead entry's bytes were: a tombstone says it (customMetadata.was), an entry being swept still names them. */
+const deadAt = (object: R2Object): string => object.customMetadata?.was ?? object.customMetadata?.at ?? object.key
 
 function indexed(object: R2Object): IndexedBlob {
   const meta = object.customMetadata ?? {}
@@ -98,7 +108,7 @@ function indexed(object: R2Object): IndexedBlob {
  */
 export async function indexBlob(env: Env, digest: Digest, repo: Repo, location: BlobLocation): Promise<IndexedBlob | null> {
   const customMetadata = { at: location.at, size: String(location.size), repo }
-  const { put } = await claimIndex(env, digest, null, { customMetadata })
+  const { put } = await claimIndex(env, digest, null, { customMetadata }, location.at)
   return put ? { ...location, repo, indexed: put.uploaded.getTime() } : null
 }
 

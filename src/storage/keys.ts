@@ -5,7 +5,8 @@
  *   blobs/<alg>/<hex>                         a verified blob, once for the registry: its bytes, or
  *                                             empty with customMetadata.at naming the object that holds
  *                                             them; customMetadata.repo is the first repository to hold it;
- *                                             empty with customMetadata.gone: collected (a tombstone, = absent)
+ *                                             empty with customMetadata.gone: collected (a tombstone, = absent;
+ *                                             customMetadata.was: where its bytes were)
  *   data/<upload-id>/<offset>                 one write of an upload session, made by the request that appended
  *                                             at <offset> (16 digits), written once (conditional), never
  *                                             replaced (uploads.ts states why): the tail (a JSON list of part

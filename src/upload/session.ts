@@ -70,7 +70,7 @@ import {
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
 import {
-  decodeHashState, encodeHashState, newUploadState, unknownUpload, withProgress, type Progress, type UploadState,
+  decodeHashState, encodeHashState, MAX_SESSION_AGE_MS, newUploadState, unknownUpload, withProgress, type Progress, type UploadState,
 } from './state'
 
 export { PART_SIZE } from './parts'
@@ -643,6 +643,9 @@ async function copyAsBlob(env: Env, state: UploadState, digest: Digest, at: stri
  * its end mark is there already).
  */
 async function publish(env: Env, state: UploadState, digest: Digest, at: string, claimed: boolean): Promise<IndexedBlob> {
+  // A close that began before the upload expiry (its body, or storage, slow) names nothing after
+  // it: the collector may be deleting the session's objects then (state.ts EXPIRY_MARGIN_MS).
+  if (Date.now() - state.started > MAX_SESSION_AGE_MS) throw unknownUpload(state.id)
   const created = await indexBlob(env, digest, state.repo as Repo, { at, size: state.offset })
   if (created) return created
   const existing = await headBlob(env, digest)

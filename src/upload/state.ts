@@ -19,6 +19,13 @@ export type { Progress, UploadState }
 
 /** Sessions older than this are unknown: R2 aborts unfinished multipart uploads after 7 days. */
 export const MAX_SESSION_AGE_MS = 6 * 24 * 3600 * 1000
+/**
+ * The collector deletes a session's objects only once it is this much older than
+ * MAX_SESSION_AGE_MS (gc/plan.ts `planUploads`), and a close names them as a blob only while
+ * the session is younger than it (upload/session.ts `publish`, checked just before the index
+ * write): a close that began in time cannot name bytes an upload sweep already decided to delete.
+ */
+export const EXPIRY_MARGIN_MS = 60 * 60 * 1000
 
 /** A session id: what newUploadState makes. Anything else names no session. */
 export const isSessionId = (id: string): boolean => /^[0-9a-f]{32}$/.test(id)

@@ -4,9 +4,11 @@
  * a linked session's bytes at the upload expiry.
  */
 import { describe, expect, it } from 'vitest'
-import type { Digest } from '../../src/names'
+import type { Digest, Repo } from '../../src/names'
 import { keys } from '../../src/storage/keys'
-import { bindings, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
+import { uploadSecret } from '../../src/storage/secrets'
+import { MAX_SESSION_AGE_MS, newUploadState, uploadLocation } from '../../src/upload/state'
+import { bindings, bytesOf, call, callWith, errorCode, randomBlob, repoName, sha256, sha512, slowBody, withDigest } from '../helpers'
 import { driver, gc, gcEnv, MANIFEST, pulls, pushManifest, putBlob, via, violations, type Image } from './setup'
 
 const env = gcEnv()
@@ -101,3 +103,137 @@ describe('a monolithic POST racing a session close of the same blob, then a coll
   })
 })
 
+
+/** R2 whose puts are each followed by `after` (the collector's mark or tombstone, say), as the test lines a race up. */
+function afterPuts(after: (key: string, options: R2PutOptions | undefined) => Promise<void>): R2Bucket {
+  const target = bindings.BLOBS
+  return new Proxy(target, {
+    get(t, name, receiver) {
+      const value = Reflect.get(t, name, receiver)
+      if (name !== 'put') return typeof value === 'function' ? value.bind(t) : value
+      return async (...args: Parameters<R2Bucket['put']>) => {
+        const out = await t.put(...args)
+        await after(args[0], args[2])
+        return out
+      }
+    },
+  }) as R2Bucket
+}
+
+describe('a closing PUT replayed while the collector sweeps the blob it made', () => {
+  it.each([
+    ['the blob’s mark is swept', (digest: string, key: string, o?: R2PutOptions) => key === keys.gcBlobMark(digest as Digest) && o?.customMetadata?.state === 'swept'],
+    ['the index is a tombstone', (digest: string, key: string, o?: R2PutOptions) => key === keys.blob(digest as Digest) && o?.customMetadata?.gone !== undefined],
+  ] as const)('once %s: 404, and the digest stays pushable and pullable by anyone', async (_when, hit) => {
+    const repo = repoName('sweep')
+    const bytes = randomBlob(50_000)
+    const digest = await sha256(bytes)
+    const post = await via(`/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+    const l1 = (await via(post.headers.get('Location')!, { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length) } })).headers.get('Location')!
+    expect((await via(withDigest(l1, digest), { method: 'PUT' })).status).toBe(201)
+    expect((await via(`/v2/${repo}/blobs/${digest}`, { method: 'DELETE' })).status).toBe(202)
+    // The replay lands between the sweep's first write and its delete of the session's bytes.
+    let replay: Response | null = null
+    const racing = { ...env, BLOBS: afterPuts(async (key, o) => {
+      if (!replay && hit(digest, key, o)) replay = await via(withDigest(l1, digest), { method: 'PUT' })
+    }) }
+    expect((await gc(racing, {})).totals.blobs).toBeGreaterThanOrEqual(1)
+    expect(replay, 'the replay ran').not.toBeNull()
+    expect(replay!.status).toBe(404)
+    expect(await violations(env)).toEqual([])
+    // Another tenant pushing the same bytes (within the default grace: a fresh entry is live) gets them served.
+    const other = repoName('victim')
+    const push = await call(`/v2/${other}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'Content-Length': String(bytes.length) } })
+    expect(push.status).toBe(201)
+    const got = await call(`/v2/${other}/blobs/${digest}`)
+    expect(got.status).toBe(200)
+    expect(await sha256(await bytesOf(got))).toBe(digest)
+  })
+})
+
+describe('a close that began before its session’s upload expiry and names its bytes after the collector looked', () => {
+  /** A session with `left` ms before its Locations stop verifying, its one write in: the Location to close. */
+  async function expiringSession(left: number, bytes: Uint8Array): Promise<string> {
+    const repo = repoName('expiry')
+    const l0 = await uploadLocation(await uploadSecret(env, null), newUploadState(repo as Repo, Date.now() - MAX_SESSION_AGE_MS + left))
+    const res = await via(l0, { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length) } })
+    expect(res.status).toBe(202)
+    return res.headers.get('Location')!
+  }
+
+  /** A collection that starts now and, before its upload shard lists data/, runs `meanwhile`. */
+  function collectingAround(meanwhile: () => Promise<void>): Promise<unknown> {
+    const base = driver()
+    let done = false
+    return gc(env, {}, {
+      sleep: base.sleep,
+      async do(name, fn) {
+        if (!done && /^u\d+\/uploads:0$/.test(name)) {
+          done = true
+          await meanwhile()
+        }
+        return base.do(name, fn)
+      },
+    })
+  }
+
+  const gate = () => {
+    let open!: () => void
+    let reached!: () => void
+    return { opened: new Promise<void>((r) => (open = r)), open: () => open(), there: new Promise<void>((r) => (reached = r)), reach: () => reached() }
+  }
+
+  it('a close whose body arrives after the expiry: 404, nothing named', async () => {
+    const bytes = randomBlob(40_000)
+    const digest = await sha256(bytes)
+    const l1 = await expiringSession(1000, bytes)
+    // An empty chunked body that the client holds open past the expiry, then ends.
+    const g = gate()
+    const body = new ReadableStream<Uint8Array>({ async pull(c) { g.reach(); await g.opened; c.close() } })
+    const closing = via(withDigest(l1, digest), { method: 'PUT', body, duplex: 'half' } as RequestInit)
+    await g.there
+    await new Promise((r) => setTimeout(r, 1500))
+    let answer: Response | null = null
+    await collectingAround(async () => {
+      g.open()
+      answer = await closing
+    })
+    expect(answer!.status).toBe(404)
+    expect(await errorCode(answer!)).toBe('BLOB_UPLOAD_UNKNOWN')
+    expect(await bindings.BLOBS.head(keys.blob(digest as Digest))).toBeNull()
+    expect(await violations(env)).toEqual([])
+  })
+
+  it('a close checked just before the expiry whose index write lands after the collector’s blob scan: the bytes stay', async () => {
+    const bytes = randomBlob(40_000)
+    const digest = await sha256(bytes)
+    const l1 = await expiringSession(1000, bytes)
+    const g = gate()
+    const late = new Proxy(bindings.BLOBS, {
+      get(t, name, receiver) {
+        const value = Reflect.get(t, name, receiver)
+        if (name !== 'put') return typeof value === 'function' ? value.bind(t) : value
+        return async (...args: Parameters<R2Bucket['put']>) => {
+          if (args[0] === keys.blob(digest as Digest)) {
+            g.reach()
+            await g.opened
+          }
+          return t.put(...args)
+        }
+      },
+    })
+    const closing = callWith({ ...env, BLOBS: late }, withDigest(l1, digest), { method: 'PUT' })
+    await g.there
+    await new Promise((r) => setTimeout(r, 1500))
+    let answer: Response | null = null
+    await collectingAround(async () => {
+      g.open()
+      answer = await closing
+    })
+    expect(answer!.status).toBe(201)
+    expect(await violations(env)).toEqual([])
+    const got = await via(`/v2/${(answer!.headers.get('Location') ?? '').split('/blobs/')[0]!.slice(4)}/blobs/${digest}`)
+    expect(got.status).toBe(200)
+    expect(await sha256(await bytesOf(got))).toBe(digest)
+  })
+})

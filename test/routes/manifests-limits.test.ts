@@ -296,6 +296,60 @@ describe('DELETE by digest removes the tags naming the manifest in bounded reque
   })
 })
 
+describe('the untag Workflow racing pushes of the manifest it is deleting', () => {
+  const tagMany = (repo: string, m: Built, count: number) =>
+    inBatches(Array.from({ length: count }, (_, i) => `t${String(i).padStart(5, '0')}`), 100, (tag) =>
+      writeTag(bindings, repo as Repo, tag as Tag, { digest: m.digest as Digest, mediaType: m.mediaType }, m.bytes))
+  const immutable: Partial<Env> = { IMMUTABLE_TAGS: '["v*"]' }
+
+  /** DELETE by digest of a manifest 101 tags name: the Workflow's params, as the DELETE handed them over. */
+  async function handedOver(repo: string, m: Built): Promise<UntagParams> {
+    await push(repo, m.digest, m)
+    await tagMany(repo, m, UNTAG_INLINE + 1)
+    const created: UntagParams[] = []
+    const workflow = {
+      get: async () => { throw new Error('instance not found') },
+      create: async (o: { params: UntagParams }) => (created.push(o.params), { id: 'spied' }),
+    }
+    expect((await api(`/v2/${repo}/manifests/${m.digest}`, { method: 'DELETE' }, { UNTAG_WORKFLOW: workflow } as unknown as Partial<Env>)).status).toBe(202)
+    return created[0]!
+  }
+
+  /** The Workflow's steps in this process, `meanwhile` run before its last step (the manifest's delete). */
+  const beforeLastStep = (meanwhile: () => Promise<void>) => ({
+    do: async <T>(name: string, fn: () => Promise<T>) => {
+      if (name === 'manifest') await meanwhile()
+      return fn()
+    },
+    sleep: async () => {},
+  })
+
+  it('a push of an index naming the manifest to an immutable tag, between its steps: the manifest stays and the tag pulls', async () => {
+    const repo = repoName('untagrace')
+    const child = await ociImage(repo)
+    const params = await handedOver(repo, child)
+    const index = await build({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ ...child.descriptor, platform: { os: 'linux', architecture: 'amd64' } }] })
+    const report = await untag({ ...bindings, ...immutable } as Env, params, beforeLastStep(async () => {
+      expect((await api(`/v2/${repo}/manifests/v1`, { method: 'PUT', body: index.bytes, headers: { 'Content-Type': MT.ociIndex } }, immutable)).status).toBe(201)
+    }))
+    expect(report.deleted).toBe(false)
+    expect((await getManifest(repo, child.digest)).status).toBe(200)
+  })
+
+  it('a push of the manifest to a new tag, between its steps: the tag never names a deleted manifest', async () => {
+    const repo = repoName('untagrace')
+    const m = await ociImage(repo)
+    const params = await handedOver(repo, m)
+    const report = await untag(bindings, params, beforeLastStep(async () => {
+      expect((await push(repo, 'latest', m)).status).toBe(201)
+    }))
+    expect(report.deleted).toBe(false)
+    expect(await tagsOf(repo)).toEqual(['latest'])
+    expect((await getManifest(repo, 'latest')).status).toBe(200)
+    expect((await getManifest(repo, m.digest)).status).toBe(200)
+  })
+})
+
 describe('IMMUTABLE_TAGS protects what an immutable tag reaches (issue 19)', () => {
   const env = { IMMUTABLE_TAGS: '["v*"]' }
   const del = (path: string, overrides: Partial<Env> = env) => metered(path, { method: 'DELETE' }, overrides)
