@@ -19,10 +19,33 @@ export async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncGenera
 
 /**
  * Re-chunks a stream into pieces of at least `size` bytes (the last may be shorter).
- * Request bodies arrive in ~4 KiB chunks; hashing and writing each one alone costs
- * more CPU in per-call overhead than in the work itself.
+ * Request bodies arrive in 4 KiB chunks: read one by one, a 300 MiB body takes 76,800 reads,
+ * each a promise turn, and that alone cost more CPU than hashing the bytes (1.2 s against
+ * 0.2 s per 300 MiB in workerd). A byte stream (request and response bodies, R2 bodies) is
+ * read with workerd's BYOB `readAtLeast` straight into a buffer of `size` bytes (0.16 s);
+ * any other stream chunk by chunk, the chunks joined.
  */
 export async function* batched(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let reader: ReadableStreamBYOBReader
+  try {
+    reader = stream.getReader({ mode: 'byob' })
+  } catch {
+    yield* joined(stream, size) // not a byte stream
+    return
+  }
+  try {
+    for (;;) {
+      // A new buffer each time: the one read into is handed on (to R2, a part) as it is.
+      const { done, value } = await reader.readAtLeast(size, new Uint8Array(size))
+      if (value?.byteLength) yield value
+      if (done) return
+    }
+  } finally {
+    reader.releaseLock()
+  }
+}
+
+async function* joined(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array[] = []
   let length = 0
   for await (const chunk of chunksOf(stream)) {

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest'
+import { batched } from '../../src/storage/streams'
+
+const MiB = 1024 * 1024
+
+/** `n` bytes that differ from position to position, so a misplaced byte shows. */
+function bytes(n: number): Uint8Array {
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + (i >> 8)) & 255
+  return out
+}
+
+/** A default (not byte) stream handing out `data` in chunks of `size`. */
+function chunkedStream(data: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= data.byteLength) return controller.close()
+      controller.enqueue(data.slice(at, at + size))
+      at += size
+    },
+  })
+}
+
+/**
+ * A byte stream as the runtime makes them (request, response and R2 bodies): the readable side of
+ * an IdentityTransformStream, fed `data` in chunks of `size` as the reader drains it.
+ */
+function byteStream(data: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  const pipe = new IdentityTransformStream()
+  void chunkedStream(data, size).pipeTo(pipe.writable)
+  return pipe.readable as ReadableStream<Uint8Array>
+}
+
+async function collect(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  for await (const piece of pieces) out.push(piece)
+  return out
+}
+
+/** Whether the pieces, in order, are exactly `data` (a plain loop: deep equality of MiBs is slow). */
+function same(pieces: Uint8Array[], data: Uint8Array): boolean {
+  let at = 0
+  for (const p of pieces) {
+    for (let i = 0; i < p.byteLength; i++) if (p[i] !== data[at + i]) return false
+    at += p.byteLength
+  }
+  return at === data.byteLength
+}
+
+describe('batched', () => {
+  it('reads a byte stream (a request body) in pieces of the batch size, the last shorter, bytes unchanged', async () => {
+    const data = bytes(3 * MiB + 12_345)
+    // Chunks of 5,000 bytes, no divisor of the batch: pieces of exactly the batch size come only
+    // from reading into a buffer of that size.
+    const pieces = await collect(batched(byteStream(data, 5000), MiB))
+    expect(pieces.map((p) => p.byteLength)).toEqual([MiB, MiB, MiB, 12_345])
+    expect(same(pieces, data)).toBe(true)
+  })
+
+  it('reads a stream that is not a byte stream the same way, its chunks joined', async () => {
+    const data = bytes(2 * MiB + 7)
+    const pieces = await collect(batched(chunkedStream(data, 1000), MiB))
+    expect(pieces.slice(0, -1).every((p) => p.byteLength >= MiB)).toBe(true)
+    expect(same(pieces, data)).toBe(true)
+  })
+
+  it('yields nothing for an empty body, and releases the stream when the reader stops early', async () => {
+    expect(await collect(batched(byteStream(new Uint8Array(0), 1), MiB))).toEqual([])
+    const body = byteStream(bytes(3 * MiB), 64 * 1024)
+    for await (const piece of batched(body, MiB)) {
+      expect(piece.byteLength).toBe(MiB)
+      break
+    }
+    expect(body.locked).toBe(false)
+  })
+})
