@@ -442,12 +442,21 @@ async function appendThroughParts(
   const hash = first ? firstHash(state, chunked) : rehash ? new ResumableHash(state.alg) : resumed(state)
   const parts = new PartWriter(env, state, pending.etags, claim ? claim.until - LEASE_MARGIN_MS : Infinity)
   let received = 0
+  let bodyFailed = false
+  const body = (async function* () {
+    try {
+      yield* chunks
+    } catch (err) {
+      bodyFailed = true
+      throw err
+    }
+  })()
   try {
     for await (const chunk of pending.chunks) {
       if (rehash) hash!.update(chunk)
       await parts.push(chunk)
     }
-    for await (const chunk of chunks) {
+    for await (const chunk of body) {
       await hash?.update(chunk)
       received += chunk.byteLength
       await parts.push(chunk)
@@ -457,8 +466,9 @@ async function appendThroughParts(
     // A multipart upload this request started is named by no state: abort it (free).
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     if (claim) await releaseClaim(env, state, claim)
-    if (err instanceof RegistryError || !state.mp || received > 0) rethrowAsBodyError(err)
-    // R2 refused a part before the body was read: the parts were completed or aborted meanwhile.
+    if (err instanceof RegistryError || bodyFailed || !state.mp) rethrowAsBodyError(err)
+    // R2 refused a part of the session's upload: a close or cancel completed or aborted it
+    // meanwhile (however much of the body had arrived: reads of 1 MiB often hold it all by then).
     throw await moved(env, state)
   }
   const rest = parts.remainder()
