@@ -218,13 +218,13 @@ for RUN in 1 2 3; do
       PIDS+=($!)
     done
     wait "${PIDS[@]}" # (a bare `wait` would wait for npm start too)
-    # The final status line (after "100 Continue"). The loser is answered as soon as its claim on
-    # the offset fails, before its body is in: curl may then see the connection closed while it
-    # still sends (exit 52, 55, 56) instead of the 416; either way it wrote nothing (the winner closes the blob).
+    # The final status line (after "100 Continue"). The loser's claim on the offset fails before
+    # its body is in; it is answered 416 once the rest is read and dropped (an answer sent before
+    # was lost now and then: 502/503 through wrangler dev, or the connection closed while curl sent).
     status() { local s; s=$(grep '^HTTP/' "$WORK/h$1" | tail -1 | cut -d' ' -f2); [ "$s" = 100 ] || [ -z "$s" ] && s="closed($(cat "$WORK/e$1"))"; echo "$s"; }
     SA=$(status a) SB=$(status b)
     GOT=$(printf '%s\n%s\n' "$SA" "$SB" | sort | tr '\n' ' ' | sed 's/ $//')
-    case "$GOT" in "202 416" | "202 closed(52)" | "202 closed(55)" | "202 closed(56)") ok "run $RUN ($MODE): one 202, the other refused ($GOT)" ;;
+    case "$GOT" in "202 416") ok "run $RUN ($MODE): one 202, the other refused ($GOT)" ;;
       *) bad "run $RUN ($MODE): expected one 202 and one 416, got '$GOT'" ;; esac
     W=a; [ "$SB" = 202 ] && W=b
     cat "$WORK/c1" "$WORK/c$W" >"$WORK/whole"

@@ -14,6 +14,7 @@ import { localName } from '../proxy/layer'
 import { uploadSecret } from '../storage/secrets'
 import type { Algorithm } from '../digest/native'
 import { storeWithDigest } from '../upload/monolithic'
+import { discard } from '../storage/streams'
 import {
   append, cancel as cancelSession, chunkMinLength, chunkTooLarge, close, closeWhole, moved, Moved, open, status as sessionStatus, type Body,
 } from '../upload/session'
@@ -69,6 +70,26 @@ function withinLimit(req: IRequest, c: Ctx, length: number | null): number | nul
   throw chunkTooLarge(c.settings.MAX_CHUNK_BYTES)
 }
 
+/**
+ * A refusal of a body read in part (a PATCH that lost its offset, a spent session) is answered
+ * once the rest is read and dropped (storage/streams.ts `discard`: ≤ MAX_CHUNK_BYTES, while it
+ * keeps coming, ≤ 30 s), so the answer is not lost to a reset; a body past the limit is cancelled
+ * (the 413 goes at once, as in withinLimit).
+ */
+async function readOrDiscard<T>(req: IRequest, c: Ctx, work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (req.body && !(err instanceof RegistryError && err.options.status === 413)) await discard(req.body, c.settings.MAX_CHUNK_BYTES, DISCARD_IDLE_MS, DISCARD_MAX_MS)
+    else req.body?.cancel().catch(() => {})
+    throw err
+  }
+}
+
+/** How long a refused body may pause, and take in all, before it is cancelled rather than read to its end. */
+const DISCARD_IDLE_MS = 2_000
+const DISCARD_MAX_MS = 30_000
+
 function bodyOf(req: IRequest, c: Ctx, length: number | null, chunked = false): Body {
   return { stream: req.body, length, chunked, limit: c.settings.MAX_CHUNK_BYTES }
 }
@@ -109,7 +130,7 @@ export async function patch(req: IRequest, c: Ctx): Promise<Response> {
     const state = await session(req, c)
     const length = withinLimit(req, c, await chunkLength(req, c, state))
     const chunked = req.headers.has('content-range')
-    return progress(c, await append(c.env, state, bodyOf(req, c, length, chunked)), 202)
+    return progress(c, await readOrDiscard(req, c, append(c.env, state, bodyOf(req, c, length, chunked))), 202)
   })
 }
 
@@ -121,9 +142,9 @@ export async function finish(req: IRequest, c: Ctx): Promise<Response> {
     const length = withinLimit(req, c, await chunkLength(req, c, state))
     const repo = state.repo as Repo
     if (state.offset === 0 && length !== null && length > 0 && req.body) {
-      return linked(c, repo, digest, await closeWhole(c.env, state, digest, bodyOf(req, c, length)))
+      return linked(c, repo, digest, await readOrDiscard(req, c, closeWhole(c.env, state, digest, bodyOf(req, c, length))))
     }
-    const received = await append(c.env, state, bodyOf(req, c, length))
+    const received = await readOrDiscard(req, c, append(c.env, state, bodyOf(req, c, length)))
     return linked(c, repo, digest, await close(c.env, received, digest))
   })
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { batched } from '../../src/storage/streams'
+import { batched, discard } from '../../src/storage/streams'
 
 const MiB = 1024 * 1024
 
@@ -73,5 +73,50 @@ describe('batched', () => {
       break
     }
     expect(body.locked).toBe(false)
+  })
+})
+
+describe('discard', () => {
+  /** A byte stream of `total` bytes that records how many it handed out, `pause` ms before each chunk after the first `paused`. */
+  function counting(total: number, chunk: number, pause = 0, paused = Infinity) {
+    let sent = 0
+    const source = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (sent >= total) return c.close()
+        if (sent >= paused) await new Promise((r) => setTimeout(r, pause))
+        const n = Math.min(chunk, total - sent)
+        c.enqueue(new Uint8Array(n))
+        sent += n
+      },
+    })
+    const pipe = new IdentityTransformStream()
+    void source.pipeTo(pipe.writable).catch(() => {})
+    return { stream: pipe.readable as ReadableStream<Uint8Array>, sent: () => sent }
+  }
+
+  it('reads the rest of a body to its end: true', async () => {
+    const body = counting(5 * MiB + 3, 64 * 1024)
+    expect(await discard(body.stream, 10 * MiB, 1000, 5000)).toBe(true)
+    expect(body.sent()).toBe(5 * MiB + 3)
+  })
+
+  it('stops past the limit and cancels the body: false', async () => {
+    const body = counting(20 * MiB, 64 * 1024)
+    expect(await discard(body.stream, 2 * MiB, 1000, 5000)).toBe(false)
+    expect(body.sent()).toBeLessThan(5 * MiB)
+  })
+
+  it('stops when the body pauses longer than the idle time: false, without waiting for it', async () => {
+    const body = counting(4 * MiB, 64 * 1024, 60_000, MiB)
+    const t0 = Date.now()
+    expect(await discard(body.stream, 10 * MiB, 50, 5000)).toBe(false)
+    expect(Date.now() - t0).toBeLessThan(5000)
+  })
+
+  it('leaves a locked stream alone', async () => {
+    const body = counting(MiB, 1024)
+    const reader = body.stream.getReader()
+    expect(await discard(body.stream, 10 * MiB, 50, 5000)).toBe(false)
+    reader.releaseLock()
   })
 })
