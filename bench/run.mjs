@@ -190,7 +190,7 @@ async function main() {
     if (opts.sections.includes('uploads')) {
       const server = await startOurs({ root, port: opts.port, dir: join(workDir, 'ours-uploads') })
       try {
-        fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log })), ...stamp() }
+        fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log, workDir })), ...stamp() }
         save(fresh)
       } finally {
         await server.stop()

@@ -111,13 +111,22 @@ export function speedReport(speed) {
 
 export function uploadsReport(u) {
   const goals = { 'patch-length': 1.3, 'patch-chunked': 2 }
-  const out = [`UPLOADS: one ${f(u.bytes / 2 ** 20, 0)} MiB blob to ours by each upload path, same run, order rotated, median of ${u.runs}; vs the registry's own monolithic POST ?digest= (median of per-run ratios)`]
-  const rows = [['path', 'seconds', 'PATCH s', 'MB/s', 'vs monolithic', 'goal', 'runs ok']]
+  // Results written before issue 18 measured against Node's monolithic push (`vsMonolithic`).
+  const floorName = u.floor ?? 'monolithic (Node client)'
+  const out = [`UPLOADS: one ${f(u.bytes / 2 ** 20, 0)} MiB blob to ours by each upload path, same run, order rotated, median of ${u.runs}; vs the floor, ${floorName} (median of per-run ratios); workerd CPU: every workerd under npm start (worker, R2/KV simulators, wrangler's proxy)`]
+  const rows = [['path', 'seconds', 'PATCH s', 'MB/s', 'vs floor', 'goal', 'workerd CPU s/GiB', 'runs (s)', 'runs ok']]
+  const runs = (r) => r.total.map((x) => (typeof x === 'number' ? f(x, 2) : 'FAIL')).join(' ')
   for (const [path, r] of Object.entries(u.paths)) {
     const ok = r.total.filter((x) => typeof x === 'number').length
-    rows.push([path, f(r.median, 2), f(r.patchMedian, 2), f(r.MBps, 0), r.vsMonolithic ? `${f(r.vsMonolithic, 2)}×` : '', goals[path] ? `≤ ${goals[path]}×: ${verdict(r.vsMonolithic, goals[path])}` : '', `${ok}/${r.total.length}`])
+    const ratio = r.vsFloor ?? r.vsMonolithic
+    rows.push([path, f(r.median, 2), f(r.patchMedian, 2), f(r.MBps, 0), ratio ? `${f(ratio, 2)}×` : '', goals[path] ? `≤ ${goals[path]}×: ${verdict(ratio, goals[path])}` : '', f(r.cpuSecondsPerGiB, 1), runs(r), `${ok}/${r.total.length}`])
+  }
+  if (u.pull) {
+    const ok = u.pull.total.filter((x) => typeof x === 'number').length
+    rows.push(['pull (curl GET)', f(u.pull.median, 2), '', f(u.pull.MBps, 0), '', '', f(u.pull.cpuSecondsPerGiB, 1), runs(u.pull), `${ok}/${u.pull.total.length}`])
   }
   out.push(table(rows, ['l']))
+  if (u.loadBefore) out.push(`1-minute load before each push: ${u.loadBefore.map((l) => f(l.load, 2)).join(' ')}`)
   return out.join('\n')
 }
 
