@@ -62,6 +62,8 @@ export async function startOurs({ root, port: wanted, dir, args = [] }) {
     name: 'ours',
     port,
     host: `127.0.0.1:${port}`,
+    /** wrangler dev's own port behind the front (scripts/start.mjs): plain HTTP, no front. */
+    wranglerHost: `127.0.0.1:${port + 1}`,
     logFile,
     stop: () => stopTree(child),
     /** The workerd process that runs the worker (the largest workerd under npm start). */
