@@ -138,7 +138,7 @@ export async function runSpeed({ registries, runs, workDir, log }) {
         if (r.ok) pushed.add(reg.name)
         res[reg.name].push.push(r.ok ? r.seconds : null)
         if (!r.ok) res[reg.name].errors.push(`push run ${run}: ${r.error}`)
-        log(`speed: ${key} run ${run + 1} push ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error}`)
+        log(`speed: ${key} run ${run + 1} push ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
       }
       for (const reg of order) {
         if (!pushed.has(reg.name)) continue // nothing to pull
@@ -152,7 +152,7 @@ export async function runSpeed({ registries, runs, workDir, log }) {
         rmSync(dest, { recursive: true, force: true })
         res[reg.name].pull.push(r.ok ? r.seconds : null)
         if (!r.ok) res[reg.name].errors.push(`pull run ${run}: ${r.error}`)
-        log(`speed: ${key} run ${run + 1} pull ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error}`)
+        log(`speed: ${key} run ${run + 1} pull ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
       }
       const f = await floor(image, join(workDir, 'floor'))
       res.floor.push(f)
