@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildImage } from './images.mjs'
-import { cpuOf } from './proc.mjs'
+import { cpuOfAll } from './proc.mjs'
 import { quiet } from './quiet.mjs'
 
 const BLOB_INFO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
@@ -99,14 +99,7 @@ export function serverTime(logFile) {
  */
 /** CPU seconds so far of every workerd under a registry we started (0 for distribution). */
 function workerdCpu(reg) {
-  if (!reg.workerd) return 0
-  return reg.workerd().reduce((sum, { pid }) => {
-    try {
-      return sum + cpuOf(pid)
-    } catch {
-      return sum
-    }
-  }, 0)
+  return reg.workerd ? cpuOfAll(reg.workerd().map((p) => p.pid)) : 0
 }
 
 export async function runSpeed({ registries, runs, workDir, log }) {

@@ -7,12 +7,12 @@
  * wall seconds and the CPU seconds of the workerd processes (the worker, the R2 simulator, which
  * runs in the same process, and wrangler's proxy), median of `runs`, order rotated.
  */
-import { spawn } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { cmdlineOf, commOf, cpuOf, descendants, startDetached, stopTree } from './proc.mjs'
+import { curl } from './curl.mjs'
+import { cmdlineOf, commOf, cpuOfAll, descendants, startDetached, stopTree } from './proc.mjs'
 import { quiet } from './quiet.mjs'
 import { freePorts } from './servers.mjs'
 import { median } from './speed.mjs'
@@ -27,17 +27,10 @@ export const STAGES = [
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function curl(args) {
-  return new Promise((resolve, reject) => {
-    // No `Expect: 100-continue`: wrangler dev never answers it (curl would wait 1 s).
-    const child = spawn('curl', ['-sS', '-o', '/dev/null', '-H', 'Expect:', '-w', '%{http_code}', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('exit', (code) => (code === 0 && out === '200' ? resolve() : reject(new Error(`curl ${code} ${out} ${err.trim()}`))))
-  })
+/** curl `args`; rejects unless it answered 200. */
+async function curl200(args) {
+  const { status } = await curl(args)
+  if (status !== 200) throw new Error(`curl: ${status}`)
 }
 
 export async function runStages({ root, port: wanted, runs, workDir, log }) {
@@ -61,13 +54,7 @@ export async function runStages({ root, port: wanted, runs, workDir, log }) {
       }
     }
     const workerd = () => descendants(child.pid).filter((p) => commOf(p) === 'workerd')
-    const cpu = () => workerd().reduce((sum, pid) => {
-      try {
-        return sum + cpuOf(pid)
-      } catch {
-        return sum
-      }
-    }, 0)
+    const cpu = () => cpuOfAll(workerd())
     const file = join(dir, 'blob')
     const bytes = randomBytes(BYTES)
     const out = { bytes: BYTES, runs, workerd: workerd().map((pid) => cmdlineOf(pid).slice(0, 3).join(' ')), stages: {}, loads: [] }
@@ -76,7 +63,7 @@ export async function runStages({ root, port: wanted, runs, workDir, log }) {
       out.loads.push(await quiet(log))
       const c0 = cpu()
       const t0 = process.hrtime.bigint()
-      await curl(args)
+      await curl200(args)
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       const used = cpu() - c0
       out.stages[stage].seconds.push(seconds)
@@ -90,7 +77,7 @@ export async function runStages({ root, port: wanted, runs, workDir, log }) {
       const order = STAGES.map((_, i) => STAGES[(i + run) % STAGES.length])
       for (const stage of order) await timed(stage, ['-X', 'POST', '-T', file, `${base}/${stage}?sha256=${sha256}`])
       const key = `pull-${run}`
-      await curl(['-X', 'POST', '-T', file, `${base}/r2-put-body?key=${key}`])
+      await curl200(['-X', 'POST', '-T', file, `${base}/r2-put-body?key=${key}`])
       await timed('r2-get', [`${base}/?key=${key}`])
     }
     for (const s of Object.values(out.stages)) {

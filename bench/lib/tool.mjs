@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { buildImage } from './images.mjs'
-import { cpuOf } from './proc.mjs'
+import { cpuOfAll } from './proc.mjs'
 import { quiet } from './quiet.mjs'
 import { median } from './speed.mjs'
 
@@ -56,13 +56,7 @@ export async function runTool({ root, server, runs, workDir, log }) {
   out.skopeo.cpuSeconds = []
   for (const name of Object.keys(CHUNKS)) out.tool[name] = { chunkBytes: CHUNKS[name], push: [], cpuSeconds: [], peakRssMiB: [], retries: 0, errors: [] }
   // CPU seconds of every workerd under npm start (the worker, its simulators, wrangler's proxy).
-  const workerdCpu = () => server.workerd().reduce((sum, { pid }) => {
-    try {
-      return sum + cpuOf(pid)
-    } catch {
-      return sum
-    }
-  }, 0)
+  const workerdCpu = () => cpuOfAll(server.workerd().map((p) => p.pid))
   const stamp = Date.now().toString(36)
   const ok = (xs) => xs.filter((x) => typeof x === 'number').length
   const enough = () => ok(out.skopeo.push) >= runs && Object.values(out.tool).every((t) => ok(t.push) >= runs)

@@ -20,11 +20,11 @@
  * the workerd processes under `npm start` used meanwhile (/proc utime + stime): the worker's
  * own, the R2/KV simulators' (same process) and wrangler's proxy.
  */
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
+import { curl } from './curl.mjs'
 import { request, resolve } from './http.mjs'
 import { cpuOf } from './proc.mjs'
 import { quiet } from './quiet.mjs'
@@ -57,25 +57,6 @@ const expect = (res, status, what) => {
 }
 
 const seconds = (start) => Number(process.hrtime.bigint() - start) / 1e9
-
-/** curl `args`; resolves { status, location } (curl's -w), rejects when curl fails. */
-function curl(args) {
-  return new Promise((resolvePromise, reject) => {
-    // No `Expect: 100-continue` (curl asks it for bodies over 1 MiB): wrangler dev's own port never
-    // answers it, so curl would wait its 1 s timeout before sending the body.
-    const child = spawn('curl', ['-sS', '-o', '/dev/null', '-H', 'Expect:', '-w', '%{http_code} %header{location}', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err = (err + d).slice(-2000)))
-    child.on('error', reject)
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`curl exited ${code}: ${err.trim()}`))
-      const [status, location = ''] = out.trim().split(' ')
-      resolvePromise({ status: Number(status), location })
-    })
-  })
-}
 
 const curlExpect = (res, status, what) => {
   if (res.status !== status) throw new Error(`${what} (curl): ${res.status}`)
