@@ -6,15 +6,18 @@
  * change that moves a number).
  *
  *   npm run bench                         every section
- *   npm run bench -- --only cost          one or more of: cost, speed, uploads, memory, requests, tool (comma-separated)
+ *   npm run bench -- --only cost          one or more of: cost, speed, uploads, stages, memory, requests, tool (comma-separated)
  *   npm run bench -- --skip speed         all but these
  *   npm run bench -- --runs 5             runs per speed figure (median; default 3)
  *   npm run bench -- --from-head          run the committed HEAD (plus this bench/) from a snapshot,
  *                                         so edits in the work tree cannot reload wrangler mid-run
  *   npm run bench -- --port 8790 --dist-port 5055
+ *   npm run bench -- --max-load 1.5       before each timed run, wait (30 s at a time, 10 min at most) until the
+ *                                         1-minute load average is under this (default 1.5; 0: never wait)
  *
- * cost runs inside workerd (vitest pool workers) and needs nothing else. speed, uploads, memory
- * and requests start `npm start` themselves (fresh state, own session, always stopped), and
+ * cost runs inside workerd (vitest pool workers) and needs nothing else. stages runs its own
+ * worker (bench/stages/) under `wrangler dev`. speed, uploads, memory, tool and requests start
+ * `npm start` themselves (fresh state, own session, always stopped), and
  * install what they need from Debian when it is missing: skopeo, docker-registry, wrk.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -30,9 +33,11 @@ import { runRequests } from './lib/requests.mjs'
 import { startDistribution, startOurs } from './lib/servers.mjs'
 import { runSpeed } from './lib/speed.mjs'
 import { runTool, TOOL_BENCH_MAX_CHUNK } from './lib/tool.mjs'
+import { setQuiet } from './lib/quiet.mjs'
+import { runStages } from './lib/stages.mjs'
 import { runUploads } from './lib/uploads.mjs'
 
-const SECTIONS = ['cost', 'speed', 'uploads', 'memory', 'requests', 'tool']
+const SECTIONS = ['cost', 'speed', 'uploads', 'stages', 'memory', 'requests', 'tool']
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..')
 const resultsFile = join(repoRoot, 'bench', 'results.json')
 const log = (msg) => console.error(`[bench] ${msg}`)
@@ -66,11 +71,13 @@ function parseArgs(args) {
     else if (flag === '--dist-port') o.distPort = Number(value())
     else if (flag === '--from-head') o.fromHead = true
     else if (flag === '--keep') o.keep = true
+    else if (flag === '--max-load') o.maxLoad = Number(value())
     else if (flag === '--help' || flag === '-h') {
       console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n?/, '').replace(/^ \* ?/gm, ''))
       process.exit(0)
     } else throw new Error(`unknown argument ${args[i]} (try --help)`)
   }
+  setQuiet({ maxLoad: o.maxLoad })
   for (const s of o.sections) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(', ')}`)
   return o
 }
@@ -190,11 +197,15 @@ async function main() {
     if (opts.sections.includes('uploads')) {
       const server = await startOurs({ root, port: opts.port, dir: join(workDir, 'ours-uploads') })
       try {
-        fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log })), ...stamp() }
+        fresh.uploads = { ...(await runUploads({ server, runs: opts.runs, log, workDir })), ...stamp() }
         save(fresh)
       } finally {
         await server.stop()
       }
+    }
+    if (opts.sections.includes('stages')) {
+      fresh.stages = { ...(await runStages({ root, port: opts.port, runs: opts.runs, workDir, log })), ...stamp() }
+      save(fresh)
     }
     if (opts.sections.includes('tool')) {
       // Its own registry: MAX_CHUNK_BYTES over the image, so skopeo's single PATCH is allowed.

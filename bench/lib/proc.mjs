@@ -75,6 +75,17 @@ export function cpuOf(pid) {
 }
 const CLOCK_TICKS = 100
 
+/** User + system CPU seconds the processes `pids` have used so far together (those gone count 0). */
+export function cpuOfAll(pids) {
+  let sum = 0
+  for (const pid of pids) {
+    try {
+      sum += cpuOf(pid)
+    } catch {}
+  }
+  return sum
+}
+
 const alive = (pid) => {
   try {
     process.kill(pid, 0)

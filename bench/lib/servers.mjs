@@ -50,7 +50,9 @@ export async function startOurs({ root, port: wanted, dir, args = [] }) {
   // The sections push 300 MiB and 1 GiB in one request, as a plan without a body limit would
   // take them: MAX_CHUNK_BYTES (default 90 MiB, a Free/Pro plan's) raised to 4 GiB unless `args` set it.
   const limit = args.some((a) => a.startsWith('MAX_CHUNK_BYTES:')) ? [] : ['--var', `MAX_CHUNK_BYTES:${4 * 1024 ** 3}`]
-  const child = startDetached('npm', ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state'), ...limit, ...args], {
+  // The inspector on port + 10000 (this project's convention), never wrangler's default 9229 that another dev server may hold.
+  const inspector = args.includes('--inspector-port') ? [] : ['--inspector-port', String(port + 10000)]
+  const child = startDetached('npm', ['start', '--', '--port', String(port), '--persist-to', join(dir, 'state'), ...inspector, ...limit, ...args], {
     cwd: root,
     env: { ...process.env, PORT: String(port), WRANGLER_PORT: String(port + 1), NO_COLOR: '1', CI: '1' },
     logFile,
@@ -60,6 +62,8 @@ export async function startOurs({ root, port: wanted, dir, args = [] }) {
     name: 'ours',
     port,
     host: `127.0.0.1:${port}`,
+    /** wrangler dev's own port behind the front (scripts/start.mjs): plain HTTP, no front. */
+    wranglerHost: `127.0.0.1:${port + 1}`,
     logFile,
     stop: () => stopTree(child),
     /** The workerd process that runs the worker (the largest workerd under npm start). */

@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildImage } from './images.mjs'
+import { cpuOfAll } from './proc.mjs'
+import { quiet } from './quiet.mjs'
 
 const BLOB_INFO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb'
 const MiB = 1024 * 1024
@@ -95,11 +97,16 @@ export function serverTime(logFile) {
  * `registries`: [ours, distribution] ({ name, host }). Returns per image: bytes, per registry
  * push/pull seconds of every run, medians, MB/s, and the floor.
  */
+/** CPU seconds so far of every workerd under a registry we started (0 for distribution). */
+function workerdCpu(reg) {
+  return reg.workerd ? cpuOfAll(reg.workerd().map((p) => p.pid)) : 0
+}
+
 export async function runSpeed({ registries, runs, workDir, log }) {
   const out = {}
   for (const [key, spec] of Object.entries(IMAGES)) {
-    out[key] = { label: spec.label, bytes: 0, platforms: spec.platforms.length, runs: [], floor: [] }
-    for (const r of registries) out[key][r.name] = { push: [], pull: [], errors: [] }
+    out[key] = { label: spec.label, bytes: 0, platforms: spec.platforms.length, runs: [], floor: [], loads: [] }
+    for (const r of registries) out[key][r.name] = { push: [], pull: [], errors: [], ...(r.workerd ? { pushCpu: [], pullCpu: [] } : {}) }
   }
   const stamp = Date.now().toString(36)
   // wrangler dev sometimes drops the request after a long upload (see the bench's report):
@@ -117,22 +124,28 @@ export async function runSpeed({ registries, runs, workDir, log }) {
       const repo = `bench/${key}-${stamp}-${run}`
       const pushed = new Set()
       for (const reg of order) {
+        res.loads.push(await quiet(log))
+        const cpu = workerdCpu(reg)
         const r = await push(reg, image, repo, all)
+        res[reg.name].pushCpu?.push(r.ok ? workerdCpu(reg) - cpu : null)
         if (r.ok) pushed.add(reg.name)
         res[reg.name].push.push(r.ok ? r.seconds : null)
         if (!r.ok) res[reg.name].errors.push(`push run ${run}: ${r.error}`)
-        log(`speed: ${key} run ${run + 1} push ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error}`)
+        log(`speed: ${key} run ${run + 1} push ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
       }
       for (const reg of order) {
         if (!pushed.has(reg.name)) continue // nothing to pull
         const dest = join(workDir, 'pulled', `${key}-${reg.name}-${run}`)
         rmSync(dest, { recursive: true, force: true })
         mkdirSync(join(workDir, 'pulled'), { recursive: true })
+        res.loads.push(await quiet(log))
+        const cpu = workerdCpu(reg)
         const r = await pull(reg, repo, image.tag, dest, all)
+        res[reg.name].pullCpu?.push(r.ok ? workerdCpu(reg) - cpu : null)
         rmSync(dest, { recursive: true, force: true })
         res[reg.name].pull.push(r.ok ? r.seconds : null)
         if (!r.ok) res[reg.name].errors.push(`pull run ${run}: ${r.error}`)
-        log(`speed: ${key} run ${run + 1} pull ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error}`)
+        log(`speed: ${key} run ${run + 1} pull ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
       }
       const f = await floor(image, join(workDir, 'floor'))
       res.floor.push(f)
@@ -150,6 +163,7 @@ export async function runSpeed({ registries, runs, workDir, log }) {
         const s = median(m[op])
         m[`${op}Median`] = s
         m[`${op}MBps`] = s ? res.bytes / 1e6 / s : null
+        if (m[`${op}Cpu`]) m[`${op}CpuSecondsPerGiB`] = median(m[`${op}Cpu`].map((c) => (typeof c === 'number' ? (c * 2 ** 30) / res.bytes : null)))
       }
     }
     const [ours, dist] = registries.map((r) => res[r.name])

@@ -7,8 +7,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import os from 'node:os'
 import { join } from 'node:path'
 import { buildImage } from './images.mjs'
+import { cpuOfAll } from './proc.mjs'
+import { quiet } from './quiet.mjs'
 import { median } from './speed.mjs'
 
 const MiB = 1024 * 1024
@@ -50,7 +53,10 @@ function timed(cmd, args, timeoutMs = 900_000) {
 export async function runTool({ root, server, runs, workDir, log }) {
   const bin = join(root, 'bin', 'edge-registry.mjs')
   const out = { label: 'single-layer 300 MiB', bytes: 0, registryMaxChunkBytes: Number(TOOL_BENCH_MAX_CHUNK), skopeo: { push: [], errors: [] }, tool: {} }
-  for (const name of Object.keys(CHUNKS)) out.tool[name] = { chunkBytes: CHUNKS[name], push: [], peakRssMiB: [], retries: 0, errors: [] }
+  out.skopeo.cpuSeconds = []
+  for (const name of Object.keys(CHUNKS)) out.tool[name] = { chunkBytes: CHUNKS[name], push: [], cpuSeconds: [], peakRssMiB: [], retries: 0, errors: [] }
+  // CPU seconds of every workerd under npm start (the worker, its simulators, wrangler's proxy).
+  const workerdCpu = () => cpuOfAll(server.workerd().map((p) => p.pid))
   const stamp = Date.now().toString(36)
   const ok = (xs) => xs.filter((x) => typeof x === 'number').length
   const enough = () => ok(out.skopeo.push) >= runs && Object.values(out.tool).every((t) => ok(t.push) >= runs)
@@ -67,21 +73,30 @@ export async function runTool({ root, server, runs, workDir, log }) {
     ]
     // Alternate the order: neither client always runs on a warmer registry.
     for (const [name, job] of run % 2 === 0 ? jobs : [...jobs].reverse()) {
+      const load = await quiet(log)
+      ;(name === 'skopeo' ? out.skopeo : out.tool[name]).loads ??= []
+      ;(name === 'skopeo' ? out.skopeo : out.tool[name]).loads.push(load)
+      const cpuBefore = workerdCpu()
       const r = await job()
+      const cpu = workerdCpu() - cpuBefore
       const into = name === 'skopeo' ? out.skopeo : out.tool[name]
       into.push.push(r.ok ? r.seconds : null)
+      into.cpuSeconds.push(r.ok ? cpu : null)
       if (!r.ok) into.errors.push(`run ${run}: ${r.error}`)
       if (name !== 'skopeo') {
         into.peakRssMiB.push(r.peakRssMiB)
         into.retries += r.retries
       }
-      log(`tool: run ${run + 1} ${name === 'skopeo' ? 'skopeo (one PATCH)' : `tool (${name} chunks)`}: ${r.ok ? `${r.seconds.toFixed(2)} s${r.retries ? `, ${r.retries} chunk(s) retried` : ''}` : `FAILED ${r.error}`}`)
+      log(`tool: run ${run + 1} ${name === 'skopeo' ? 'skopeo (one PATCH)' : `tool (${name} chunks)`}: ${r.ok ? `${r.seconds.toFixed(2)} s, workerd CPU ${cpu.toFixed(2)} s, load ${os.loadavg()[0].toFixed(2)}${r.retries ? `, ${r.retries} chunk(s) retried` : ''}` : `FAILED ${r.error}`}`)
     }
     rmSync(image.dir, { recursive: true, force: true })
   }
   out.skopeo.pushMedian = median(out.skopeo.push)
+  const perGiB = (cpu) => (typeof cpu === 'number' && out.bytes ? (cpu * 2 ** 30) / out.bytes : null)
+  out.skopeo.cpuSecondsPerGiB = median(out.skopeo.cpuSeconds.map(perGiB))
   for (const t of Object.values(out.tool)) {
     t.pushMedian = median(t.push)
+    t.cpuSecondsPerGiB = median(t.cpuSeconds.map(perGiB))
     t.peakRssMiBMax = Math.max(0, ...t.peakRssMiB.filter((x) => typeof x === 'number'))
     t.vsSkopeo = t.pushMedian && out.skopeo.pushMedian ? t.pushMedian / out.skopeo.pushMedian : null
   }
@@ -93,10 +108,13 @@ const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '—
 /** The printed lines for bench/results.json's `tool` key. */
 export function toolReport(t) {
   const lines = [`TOOL: edge-registry push (chunked) vs skopeo (one PATCH), ${t.label} (${f(t.bytes / 1e6, 0)} MB), same registry (npm start, MAX_CHUNK_BYTES ${t.registryMaxChunkBytes}), median wall time`]
-  lines.push(`  skopeo: ${f(t.skopeo.pushMedian)} s (runs ${t.skopeo.push.map((x) => (x === null ? 'FAIL' : f(x))).join(' ')})`)
+  const cpu = (r) => (r.cpuSecondsPerGiB === undefined ? '' : `; workerd CPU ${f(r.cpuSecondsPerGiB, 1)} s/GiB`)
+  lines.push(`  skopeo: ${f(t.skopeo.pushMedian)} s (runs ${t.skopeo.push.map((x) => (x === null ? 'FAIL' : f(x))).join(' ')}${cpu(t.skopeo)})`)
   for (const [name, r] of Object.entries(t.tool)) {
     const goal = r.vsSkopeo === null ? 'no figure' : r.vsSkopeo <= 1.2 ? `pass (${f(r.vsSkopeo)}× ≤ 1.2×)` : `MISS (${f(r.vsSkopeo)}× > 1.2×)`
-    lines.push(`  tool, ${name} chunks: ${f(r.pushMedian)} s (runs ${r.push.map((x) => (x === null ? 'FAIL' : f(x))).join(' ')}; ${r.retries} chunk retries; peak RSS ${f(r.peakRssMiBMax, 0)} MiB): ${goal}`)
+    lines.push(`  tool, ${name} chunks: ${f(r.pushMedian)} s (runs ${r.push.map((x) => (x === null ? 'FAIL' : f(x))).join(' ')}; ${r.retries} chunk retries; peak RSS ${f(r.peakRssMiBMax, 0)} MiB${cpu(r)}): ${goal}`)
   }
+  const loads = [t.skopeo, ...Object.values(t.tool)].flatMap((r) => r.loads ?? [])
+  if (loads.length) lines.push(`  1-minute load before each timed push: ${loads.map((l) => f(l)).join(' ')}`)
   return lines.join('\n')
 }
