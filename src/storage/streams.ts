@@ -47,12 +47,13 @@ export async function* batched(stream: ReadableStream<Uint8Array>, size: number)
 
 /**
  * Reads and drops what is left of a request body, up to `limit` bytes and while it keeps
- * coming (no `idleMs` without a byte, `maxMs` in all): true when it ended. Answering before a body has been
- * read to its end can lose the answer (a connection closed on unread bytes is reset, and the
- * reset overtakes the answer): under wrangler dev, 1 in 40 refused PATCHes (416) reached the
- * client as 502/503, and 8 in 15 once bodies were read with `readAtLeast`. A body that passes
- * the limit or stalls is cancelled instead (its answer still goes; the connection closes).
- * An unlocked stream only (a locked one is left as it is).
+ * coming (no `idleMs` without a byte, `maxMs` in all): true when it ended. Answering before a
+ * body has been read to its end can lose the answer (a connection closed on unread bytes is
+ * reset, and the reset overtakes the answer): under wrangler dev, of two PATCHes racing for one
+ * offset, the loser's 416 reached the client as 502/503 in 8 of 15 races once bodies were read
+ * with `readAtLeast` (1 of 40 with the loser reading chunk by chunk); read to its end, 0 of 50.
+ * A body that passes the limit or stalls is cancelled instead (its answer still goes; the
+ * connection closes). An unlocked stream only (a locked one is left as it is).
  */
 export async function discard(stream: ReadableStream<Uint8Array>, limit: number, idleMs: number, maxMs: number): Promise<boolean> {
   if (stream.locked) return false
