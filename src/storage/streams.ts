@@ -70,7 +70,9 @@ export async function discard(stream: ReadableStream<Uint8Array>, limit: number,
   const silence = () => new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), Math.max(0, Math.min(idleMs, end - Date.now())))))
   try {
     for (;;) {
-      const read = 'readAtLeast' in reader ? reader.read(buffer) : reader.read()
+      // At least 64 KiB a read (a chunked body comes ~2 KB at a time): few turns, and a body
+      // slower than 32 KB/s counts as stalled.
+      const read = 'readAtLeast' in reader ? reader.readAtLeast(64 * 1024, buffer) : reader.read()
       const next = await Promise.race([read, silence()])
       clearTimeout(timer)
       if (next === 'idle') break
