@@ -39,7 +39,7 @@ export async function start(req: IRequest, c: Ctx): Promise<Response> {
     const length = withinLimit(req, c, contentLength(req.headers))
     if (length !== null) return linked(c, repo, digest, await storeWithDigest(c.env, repo, digest, req.body, length))
     const state = open(repo, c.auth?.sub, algorithmOf(digest))
-    const received = await append(c.env, state, bodyOf(req, c, null))
+    const received = await readOrDiscard(bodyOf(req, c, null), (body) => append(c.env, state, body))
     return linked(c, repo, digest, await close(c.env, received, digest))
   }
   const opened = await progress(c, open(repo, c.auth?.sub, alg), 202)
@@ -71,17 +71,19 @@ function withinLimit(req: IRequest, c: Ctx, length: number | null): number | nul
 }
 
 /**
- * A refusal of a body read in part (a PATCH that lost its offset, a spent session) is answered
- * once the rest is read and dropped (storage/streams.ts `discard`: ≤ MAX_CHUNK_BYTES, while it
- * keeps coming, ≤ 30 s), so the answer is not lost to a reset; a body past the limit is cancelled
- * (the 413 goes at once, as in withinLimit).
+ * `work` on the request's body; a refusal of a body read in part (a PATCH that lost its offset,
+ * a session ended meanwhile) is answered once the rest is read and dropped (storage/streams.ts
+ * `discard`: the body stays within MAX_CHUNK_BYTES in all, while it keeps coming, ≤ 30 s), so the
+ * answer is not lost to a reset; a body past the limit is cancelled (the 413 goes at once, as in
+ * withinLimit).
  */
-async function readOrDiscard<T>(req: IRequest, c: Ctx, work: Promise<T>): Promise<T> {
+async function readOrDiscard<T>(body: Body, work: (body: Body) => Promise<T>): Promise<T> {
   try {
-    return await work
+    return await work(body)
   } catch (err) {
-    if (req.body && !(err instanceof RegistryError && err.options.status === 413)) await discard(req.body, c.settings.MAX_CHUNK_BYTES, DISCARD_IDLE_MS, DISCARD_MAX_MS)
-    else req.body?.cancel().catch(() => {})
+    if (!body.stream) throw err
+    if (err instanceof RegistryError && err.options.status === 413) body.stream.cancel().catch(() => {})
+    else await discard(body.stream, body.limit - (body.received ?? 0), DISCARD_IDLE_MS, DISCARD_MAX_MS)
     throw err
   }
 }
@@ -130,7 +132,7 @@ export async function patch(req: IRequest, c: Ctx): Promise<Response> {
     const state = await session(req, c)
     const length = withinLimit(req, c, await chunkLength(req, c, state))
     const chunked = req.headers.has('content-range')
-    return progress(c, await readOrDiscard(req, c, append(c.env, state, bodyOf(req, c, length, chunked))), 202)
+    return progress(c, await readOrDiscard(bodyOf(req, c, length, chunked), (body) => append(c.env, state, body)), 202)
   })
 }
 
@@ -142,9 +144,9 @@ export async function finish(req: IRequest, c: Ctx): Promise<Response> {
     const length = withinLimit(req, c, await chunkLength(req, c, state))
     const repo = state.repo as Repo
     if (state.offset === 0 && length !== null && length > 0 && req.body) {
-      return linked(c, repo, digest, await readOrDiscard(req, c, closeWhole(c.env, state, digest, bodyOf(req, c, length))))
+      return linked(c, repo, digest, await readOrDiscard(bodyOf(req, c, length), (body) => closeWhole(c.env, state, digest, body)))
     }
-    const received = await readOrDiscard(req, c, append(c.env, state, bodyOf(req, c, length)))
+    const received = await readOrDiscard(bodyOf(req, c, length), (body) => append(c.env, state, body))
     return linked(c, repo, digest, await close(c.env, received, digest))
   })
 }

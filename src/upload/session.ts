@@ -108,6 +108,8 @@ export interface Body {
   chunked: boolean
   /** MAX_CHUNK_BYTES. */
   limit: number
+  /** Bytes of the body read so far (what a refusal has left to drop: routes/uploads.ts `readOrDiscard`). */
+  received?: number
 }
 
 /** The request's state is not the session's latest: `truth` is (the session lives on). */
@@ -313,6 +315,7 @@ async function* counted(chunks: AsyncIterable<Uint8Array>, body: Body): AsyncGen
   let received = 0
   for await (const chunk of chunks) {
     received += chunk.byteLength
+    body.received = received
     countBodyBytes(chunk.byteLength)   // the log line's bytesIn when the body has no Content-Length
     if (body.length !== null && received > body.length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
     // A body of unknown length is refused as soon as it passes the limit; the session
