@@ -190,7 +190,10 @@ function startWrangler() {
 async function listen() {
   const addresses = publicIp ? [publicIp] : ['127.0.0.1', '::1']
   for (const host of addresses) {
-    const server = net.createServer(route)
+    // No Nagle: an answer goes out as its head and then its body, and the body would wait for
+    // the client's delayed ACK of the head (40 ms per manifest, blob or error; a plain
+    // http.Server sets this itself, but this one hands its sockets on, see route).
+    const server = net.createServer({ noDelay: true }, route)
     try {
       await new Promise((resolve, reject) => {
         server.once('error', reject)
