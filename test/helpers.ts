@@ -76,8 +76,18 @@ export async function callWith(overrides: Partial<Env>, path: string, init?: Req
   const ctx = createExecutionContext()
   const request = new Request(path.startsWith('http') ? path : ORIGIN + path, init)
   const res = await router.fetch(request, { ...bindings, ...overrides }, ctx)
+  // The runtime sends the body while background work runs (a cold blob fills the cache as the
+  // client reads it): read first, then wait. A body that fails is handed on failing.
+  let body: BodyInit | null = null
+  if (res.body) {
+    try {
+      body = await res.arrayBuffer()
+    } catch (err) {
+      body = new ReadableStream({ start: (controller) => controller.error(err) })
+    }
+  }
   await waitOnExecutionContext(ctx)
-  return res
+  return new Response(body, res)
 }
 
 /** POST /blobs/uploads/: the new session's Location (throws unless 202). */

@@ -14,6 +14,7 @@ import { headAt, readBlob, type BlobLocation } from './blobs'
 import { keys } from './keys'
 import type { LinkContext } from './links'
 import { logEvent } from '../log'
+import { inStep } from './streams'
 
 /** A single range of a blob's bytes (http/ranges.ts parses it from a request's Range header). */
 export interface ByteRange {
@@ -25,9 +26,9 @@ export interface ByteRange {
 export const CACHE_MAX_BYTES = 512 * 1024 * 1024
 
 /**
- * A blob's bytes (the whole or one range): cache hit free; miss 1 R2 get (+1 more when the
- * location has no cache, or the read broke while filling it). Null if R2 lost them, or holds
- * something else than the recorded size.
+ * A blob's bytes (the whole or one range): cache hit free; miss 1 R2 get, streamed to the
+ * client while it fills the cache. Null if R2 lost them, or holds something else than the
+ * recorded size.
  */
 export async function blobBytes(
   env: Env,
@@ -53,22 +54,51 @@ export async function blobBytes(
   if (range || blob.size > CACHE_MAX_BYTES || blob.size === 0) return readExactly(env, digest, blob, range)
   const object = await readChecked(env, digest, blob)
   if (!object) return null
-  // Fill the cache first, then answer from it: a tee would buffer without bound
-  // when the client reads slower than the cache writes.
-  const headers = { 'Content-Length': String(blob.size), 'Content-Type': 'application/octet-stream', 'Cache-Control': 'public, max-age=31536000, immutable' }
-  try {
-    await caches.default.put(key, new Response(exactly(object.body, blob.size), { headers }))
-  } catch (err) {
-    // The read broke off or fell short. The put failed, but what it took may be kept (the local
-    // simulator keeps it): drop it, then stream from R2 instead.
-    logEvent('error', { event: 'blob.read-broke', digest, at: blob.at, error: String(err) }) // while caching it
-    await caches.default.delete(key)
-    return readExactly(env, digest, blob, null)
+  // The client and the cache fill read one R2 body in step: the answer starts at once (filling
+  // the cache first held a 300 MiB answer back until all of it was cached), and the fill never
+  // holds more than a piece ahead of a slow client (a tee would buffer the blob).
+  // Each branch is cut to the recorded size, which also gives both a known length (the client's
+  // Content-Length; the cached copy's, which a warm read checks).
+  const [answer, fill] = inStep(object.body, FILL_PIECE_BYTES)
+  c.waitUntil(fillCache(key, digest, blob, exactly(fill, blob.size)))
+  return exactly(answer, blob.size)
+}
+
+/**
+ * Deletes what a failed put may have left. The local simulator stores what it was sent even
+ * when the body failed, and does so after the put has already failed here (a delete right after
+ * it finds nothing, the copy lands ~0.1 s later): watched for a second and deleted when it
+ * lands. Cloudflare's cache keeps nothing of a failed put; there the watch finds nothing.
+ */
+async function dropPartialCopy(key: string): Promise<void> {
+  await caches.default.delete(key)
+  for (let i = 0; i < 10; i++) {
+    await scheduler.wait(100)
+    if (await caches.default.delete(key)) return
   }
-  const filled = await caches.default.match(key)
-  if (filled?.body) return filled.body
-  // No cache here (e.g. workers.dev): read again.
-  return readExactly(env, digest, blob, null)
+}
+
+/** Pieces the client and the cache fill take together (see inStep). */
+const FILL_PIECE_BYTES = 1024 * 1024
+
+/**
+ * Puts a blob's bytes in the location's cache (free). A body that broke off or fell short fails
+ * the put, and what it took is dropped (dropPartialCopy). A client
+ * that leaves does not end the fill: the rest is read for the cache alone (within waitUntil), so
+ * the next pull here is warm. Where there is no cache (workers.dev) the put resolves without
+ * reading: the fill's branch is then let go, and the client goes on alone.
+ */
+async function fillCache(key: string, digest: Digest, blob: BlobLocation, body: ReadableStream<Uint8Array>): Promise<void> {
+  const headers = { 'Content-Length': String(blob.size), 'Content-Type': 'application/octet-stream', 'Cache-Control': 'public, max-age=31536000, immutable' }
+  const copy = new Response(body, { headers })
+  try {
+    await caches.default.put(key, copy)
+  } catch (err) {
+    logEvent('error', { event: 'blob.read-broke', digest, at: blob.at, error: String(err) }) // while caching it: the partial copy is dropped
+    await dropPartialCopy(key)
+  } finally {
+    if (!copy.bodyUsed) await copy.body?.cancel().catch(() => {})
+  }
 }
 
 /**

@@ -46,6 +46,55 @@ export async function* batched(stream: ReadableStream<Uint8Array>, size: number)
 }
 
 /**
+ * Two readers of one stream that go at the pace of the slower: the next piece (at least `size`
+ * bytes of a byte stream, a chunk of any other) is read from the source only once both branches
+ * have taken the one before, so one piece is all that is held however slowly either reads.
+ * `ReadableStream.tee` keeps what the faster branch read and the slower has not: a whole blob
+ * behind a slow client. A cancelled branch drops out and the other goes on alone; the source is
+ * cancelled when both are. A failing source errors both.
+ */
+export function inStep(source: ReadableStream<Uint8Array>, size: number): [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>] {
+  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>
+  try {
+    reader = source.getReader({ mode: 'byob' })
+  } catch {
+    reader = source.getReader()
+  }
+  const readPiece = () => ('readAtLeast' in reader ? reader.readAtLeast(size, new Uint8Array(size)) : reader.read())
+  // Piece `index` is `current` (read once, for both); `next[b]` is the piece branch b takes next.
+  let index = 0
+  let current: Promise<ReadableStreamReadResult<Uint8Array>> | null = null
+  const next = [0, 0]
+  const live = [true, true]
+  let waiting: (() => void)[] = []
+  const advanceIfAllTook = () => {
+    if (next.every((n, b) => !live[b] || n > index)) {
+      index++
+      current = null
+      for (const wake of waiting) wake()
+      waiting = []
+    }
+  }
+  const branch = (b: number) => new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      // Ahead of the other branch: wait until it has taken this piece too.
+      while (next[b]! > index) await new Promise<void>((wake) => waiting.push(wake))
+      const piece = await (current ??= readPiece())
+      next[b]!++
+      advanceIfAllTook()
+      if (piece.done) controller.close()
+      if (piece.value?.byteLength) controller.enqueue(piece.value)
+    },
+    async cancel() {
+      live[b] = false
+      if (live.some(Boolean)) return advanceIfAllTook()
+      await reader.cancel().catch(() => {})
+    },
+  }, { highWaterMark: 0 })
+  return [branch(0), branch(1)]
+}
+
+/**
  * Reads and drops what is left of a request body, up to `limit` bytes and while it keeps
  * coming (no `idleMs` without a byte, `maxMs` in all): true when it ended. Answering before a
  * body has been read to its end can lose the answer (a connection closed on unread bytes is

@@ -1,10 +1,12 @@
 /** GET/HEAD/DELETE /v2/<name>/blobs/<digest> (src/routes/blobs.ts). */
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { describe, expect, it, vi } from 'vitest'
 import type { Env } from '../../src/env'
 import type { Digest, Repo } from '../../src/names'
+import { router } from '../../src/router'
 import { keys } from '../../src/storage/keys'
 import {
-  bindings, bytesOf, call, callWith, errorCode, ORIGIN, pushBlob, randomBlob, repoName, sha256, StaleKV, startUpload,
+  bindings, bytesOf, call, callWith, errorCode, MiB, ORIGIN, pushBlob, randomBlob, repoName, sha256, StaleKV, startUpload,
   withDigest,
 } from '../helpers'
 
@@ -46,6 +48,38 @@ describe('GET and HEAD a blob', () => {
     const again = await call(`/v2/${repo}/blobs/${digest}`)
     expect(again.headers.get('Content-Length')).toBe('5000')
     expect(await bytesOf(again)).toEqual(bytes)
+  })
+
+  describe('a cold location (no cached copy)', () => {
+    /** A GET straight to the router, answered before its background work is waited for. */
+    async function coldGet(repo: string, digest: string) {
+      const ctx = createExecutionContext()
+      const res = await router.fetch(new Request(`${ORIGIN}/v2/${repo}/blobs/${digest}`), bindings, ctx)
+      return { res, background: () => waitOnExecutionContext(ctx) }
+    }
+    const cachedCopy = (digest: string) => caches.default.match(keys.cachedBlob(ORIGIN, digest as Digest))
+
+    it('answers before the blob is cached, and caches it while the client reads it', async () => {
+      const { repo, bytes, digest } = await pushed(3 * MiB)
+      const { res, background } = await coldGet(repo, digest)
+      expect(res.status).toBe(200)
+      expect(await cachedCopy(digest)).toBeUndefined() // the answer did not wait for the cache
+      expect(await sha256(await bytesOf(res))).toBe(await sha256(bytes))
+      await background()
+      const cached = await cachedCopy(digest)
+      expect(cached?.headers.get('Content-Length')).toBe(String(3 * MiB))
+      expect(await sha256(await bytesOf(cached!))).toBe(digest)
+    })
+
+    it('fills the cache to the end when the client leaves after the first bytes', async () => {
+      const { repo, digest } = await pushed(3 * MiB)
+      const { res, background } = await coldGet(repo, digest)
+      const reader = res.body!.getReader()
+      await reader.read()
+      await reader.cancel()
+      await background()
+      expect(await sha256(await bytesOf((await cachedCopy(digest))!))).toBe(digest)
+    })
   })
 
   it('serves an empty blob', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { batched, discard } from '../../src/storage/streams'
+import { batched, chunksOf, concat, discard, inStep } from '../../src/storage/streams'
 
 const MiB = 1024 * 1024
 
@@ -118,5 +118,80 @@ describe('discard', () => {
     const reader = body.stream.getReader()
     expect(await discard(body.stream, 10 * MiB, 50, 5000)).toBe(false)
     reader.releaseLock()
+  })
+})
+
+describe('inStep', () => {
+  /** A default stream of `total` bytes in `size` chunks that counts what the source handed out and whether it was cancelled. */
+  function source(total: number, size: number) {
+    const data = bytes(total)
+    let at = 0
+    let cancelled = false
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= total) return controller.close()
+        const n = Math.min(size, total - at)
+        controller.enqueue(data.slice(at, at + n))
+        at += n
+      },
+      cancel() {
+        cancelled = true
+      },
+    }, { highWaterMark: 0 })
+    return { stream, read: () => at, cancelled: () => cancelled }
+  }
+
+  const whole = async (stream: ReadableStream<Uint8Array>) => concat(await collect(chunksOf(stream)))
+
+  it('gives both branches every byte, in order (a byte stream read in pieces of the size asked)', async () => {
+    const data = bytes(3 * MiB + 5)
+    const [a, b] = inStep(byteStream(data, 64 * 1024), MiB)
+    const [x, y] = await Promise.all([whole(a), whole(b)])
+    expect(same([x], data)).toBe(true)
+    expect(same([y], data)).toBe(true)
+  })
+
+  it('holds back the faster branch: the source is read no further than one piece past the slower', async () => {
+    const src = source(10 * MiB, 256 * 1024)
+    const [fast, slow] = inStep(src.stream, 256 * 1024)
+    const fastDone = whole(fast)
+    const slowReader = slow.getReader()
+    await slowReader.read()
+    await new Promise((r) => setTimeout(r, 50))
+    // The fast branch wants all of it; the slow one has taken one piece: at most two were read.
+    expect(src.read()).toBeLessThanOrEqual(2 * 256 * 1024)
+    slowReader.releaseLock()
+    await whole(slow)
+    expect((await fastDone).byteLength).toBe(10 * MiB)
+  })
+
+  it('lets the other branch go on alone when one is cancelled, and cancels the source when both are', async () => {
+    const src = source(4 * MiB, 256 * 1024)
+    const [a, b] = inStep(src.stream, 256 * 1024)
+    await b.cancel()
+    expect((await whole(a)).byteLength).toBe(4 * MiB)
+    const again = source(4 * MiB, 256 * 1024)
+    const [c, d] = inStep(again.stream, 256 * 1024)
+    const reader = c.getReader()
+    await reader.read()
+    await reader.cancel()
+    await d.cancel()
+    await new Promise((r) => setTimeout(r, 10))
+    expect(again.cancelled()).toBe(true)
+    expect(again.read()).toBeLessThan(4 * MiB)
+  })
+
+  it('errors both branches when the source fails', async () => {
+    let sent = 0
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ === 3) return controller.error(new Error('read broke off'))
+        controller.enqueue(new Uint8Array(1000))
+      },
+    })
+    const [a, b] = inStep(failing, 1000)
+    const [x, y] = await Promise.allSettled([whole(a), whole(b)])
+    expect(x).toMatchObject({ status: 'rejected', reason: { message: 'read broke off' } })
+    expect(y).toMatchObject({ status: 'rejected', reason: { message: 'read broke off' } })
   })
 })
