@@ -256,6 +256,7 @@ export class RawAnswer {
    * @param {import('node:http').ServerResponse} res
    */
   pipeTo(res) {
+    if (res.destroyed) return this.destroy() // the client left while the head was coming
     let pending = 0
     let paused = false
     const settle = () => {
