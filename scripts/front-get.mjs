@@ -256,7 +256,10 @@ export class RawAnswer {
    * @param {import('node:http').ServerResponse} res
    */
   pipeTo(res) {
-    if (res.destroyed) return this.destroy() // the client left while the head was coming
+    // The client's connection, watched as well as `res`: an answer queued behind another on it
+    // (pipelined GETs) has no socket of its own yet, and gets no 'close' when the client leaves.
+    const connection = res.req?.socket
+    if (res.destroyed || connection?.destroyed) return this.destroy() // the client left while the head was coming
     let pending = 0
     let paused = false
     const settle = () => {
@@ -280,9 +283,12 @@ export class RawAnswer {
       }
     }
     this.#wake = settle
-    res.once('close', () => {
+    const left = () => {
+      connection?.off('close', left)
       if (!res.writableFinished) this.destroy()
-    })
+    }
+    res.once('close', left)
+    connection?.once('close', left)
     for (const piece of this.#queued.splice(0)) this.#sink(piece, null)
     settle()
     if (!paused) this.#socket?.resume()

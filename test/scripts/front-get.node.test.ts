@@ -184,6 +184,35 @@ describe('getRaw', () => {
     client.destroy()
     expect(written).toBe(total)
   })
+  it('drops the answers of a connection the client closed, also those queued behind another (pipelined GETs): none holds a wrangler connection', async () => {
+    const total = 50 * MiB
+    let open = 0
+    const port = await upstream((socket) => {
+      open++
+      socket.on('close', () => open--)
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`)
+      const piece = Buffer.alloc(MiB)
+      let written = 0
+      const pump = () => {
+        while (written < total) {
+          written += piece.length
+          if (!socket.write(piece)) return socket.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    const frontPort = await front(port)
+    const client = net.connect(frontPort, '127.0.0.1')
+    client.on('error', () => {})
+    client.write('GET /v2/r/blobs/sha256:a HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/r/blobs/sha256:b HTTP/1.1\r\nHost: x\r\n\r\n')
+    client.pause()
+    for (let i = 0; i < 100 && open < 2; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(open).toBe(2)
+    await new Promise((r) => setTimeout(r, 200))
+    client.destroy()
+    for (let i = 0; i < 100 && open > 0; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(open).toBe(0)
+  })
 })
 
 describe('ChunkedDecoder', () => {
