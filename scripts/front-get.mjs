@@ -256,10 +256,7 @@ export class RawAnswer {
    * @param {import('node:http').ServerResponse} res
    */
   pipeTo(res) {
-    // The client's connection, watched as well as `res`: an answer queued behind another on it
-    // (pipelined GETs) has no socket of its own yet, and gets no 'close' when the client leaves.
-    const connection = res.req?.socket
-    if (res.destroyed || connection?.destroyed) return this.destroy() // the client left while the head was coming
+    if (clientGone(res)) return this.destroy() // the client left while the head was coming
     let pending = 0
     let paused = false
     const settle = () => {
@@ -283,12 +280,7 @@ export class RawAnswer {
       }
     }
     this.#wake = settle
-    const left = () => {
-      connection?.off('close', left)
-      if (!res.writableFinished) this.destroy()
-    }
-    res.once('close', left)
-    connection?.once('close', left)
+    whenClientLeaves(res, () => this.destroy())
     for (const piece of this.#queued.splice(0)) this.#sink(piece, null)
     settle()
     if (!paused) this.#socket?.resume()
@@ -307,6 +299,31 @@ export class RawAnswer {
       await new Promise((resolve) => (this.#wake = () => resolve(undefined)))
     }
   }
+}
+
+/**
+ * Whether the client of `res` has left: `res` itself is destroyed, or its connection is. An
+ * answer queued behind another on a connection (pipelined requests) has no socket of its own
+ * yet, and is never destroyed when the client leaves.
+ * @param {import('node:http').ServerResponse} res
+ */
+export const clientGone = (res) => res.destroyed || !!res.req?.socket?.destroyed
+
+/**
+ * Calls `left` once if the client of `res` leaves before the answer is all written: on `res`'s
+ * 'close', or its connection's (see clientGone: a queued answer gets no 'close' of its own).
+ * @param {import('node:http').ServerResponse} res
+ * @param {() => void} left
+ */
+export function whenClientLeaves(res, left) {
+  const connection = res.req?.socket
+  const onClose = () => {
+    connection?.off('close', onClose)
+    res.off('close', onClose)
+    if (!res.writableFinished) left()
+  }
+  res.once('close', onClose)
+  connection?.once('close', onClose)
 }
 
 /**
