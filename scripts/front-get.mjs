@@ -61,7 +61,7 @@ export function getRaw({ port, path, rawHeaders }) {
       onread: { buffer: takeBuffer, callback: (n, buf) => answer.take(n, /** @type {Buffer} */ (buf)) },
     })
     answer.attach(socket)
-    socket.write(`${head}\r\n`)
+    socket.write(`${head}\r\n`, 'latin1') // each character one byte, as Node's server read them
   })
 }
 

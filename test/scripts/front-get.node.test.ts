@@ -83,6 +83,18 @@ describe('getRaw', () => {
     expect(seen).toBe('GET /v2/r/blobs/sha256:x?ns=docker.io HTTP/1.1\r\nHost: x\r\nAccept: a\r\n\r\n')
   })
 
+  it('sends header bytes as the client sent them (a byte over 0x7f stays one byte, as Node\'s HTTP client sends it)', async () => {
+    let seen = ''
+    const port = await upstream((socket, head) => {
+      seen = head
+      socket.end('HTTP/1.1 204 No Content\r\n\r\n')
+    })
+    // Node's server hands a header's bytes on as latin1 characters: byte 0xe9 is 'é'.
+    const answer = await getRaw({ port, path: '/v2/r/blobs/sha256:x', rawHeaders: ['Host', 'x', 'X-Note', 'caf\u00e9'] })
+    expect(answer.statusCode).toBe(204)
+    expect(seen).toContain('X-Note: caf\u00e9\r\n') // the upstream's head read as latin1
+  })
+
   it('takes a head that comes a byte at a time, and an interim 1xx answer before the real one', async () => {
     const port = await upstream(async (socket) => {
       const text = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"errors":[]}'
