@@ -318,13 +318,26 @@ export const clientGone = (res) => res.destroyed || !!res.req?.socket?.destroyed
 export function whenClientLeaves(res, left) {
   const connection = res.req?.socket
   const onClose = () => {
-    connection?.off('close', onClose)
+    if (connection) closing.get(connection)?.delete(onClose)
     res.off('close', onClose)
     if (!res.writableFinished) left()
   }
   res.once('close', onClose)
-  connection?.once('close', onClose)
+  if (!connection) return
+  // One 'close' listener per connection, however many answers are queued on it.
+  let calls = closing.get(connection)
+  if (!calls) {
+    const all = new Set()
+    closing.set(connection, (calls = all))
+    connection.once('close', () => {
+      for (const call of all) call()
+    })
+  }
+  calls.add(onClose)
 }
+
+/** @type {WeakMap<import('node:net').Socket, Set<() => void>>} */
+const closing = new WeakMap()
 
 /**
  * Decodes a chunked body (RFC 9112 7.1): `push` takes raw bytes and returns the data they carry;
