@@ -61,7 +61,7 @@ export function getRaw({ port, path, rawHeaders }) {
       onread: { buffer: takeBuffer, callback: (n, buf) => answer.take(n, /** @type {Buffer} */ (buf)) },
     })
     answer.attach(socket)
-    socket.write(`${head}\r\n`)
+    socket.write(`${head}\r\n`, 'latin1') // each character one byte, as Node's server read them
   })
 }
 
@@ -256,7 +256,7 @@ export class RawAnswer {
    * @param {import('node:http').ServerResponse} res
    */
   pipeTo(res) {
-    if (res.destroyed) return this.destroy() // the client left while the head was coming
+    if (clientGone(res)) return this.destroy() // the client left while the head was coming
     let pending = 0
     let paused = false
     const settle = () => {
@@ -280,9 +280,7 @@ export class RawAnswer {
       }
     }
     this.#wake = settle
-    res.once('close', () => {
-      if (!res.writableFinished) this.destroy()
-    })
+    whenClientLeaves(res, () => this.destroy())
     for (const piece of this.#queued.splice(0)) this.#sink(piece, null)
     settle()
     if (!paused) this.#socket?.resume()
@@ -302,6 +300,44 @@ export class RawAnswer {
     }
   }
 }
+
+/**
+ * Whether the client of `res` has left: `res` itself is destroyed, or its connection is. An
+ * answer queued behind another on a connection (pipelined requests) has no socket of its own
+ * yet, and is never destroyed when the client leaves.
+ * @param {import('node:http').ServerResponse} res
+ */
+export const clientGone = (res) => res.destroyed || !!res.req?.socket?.destroyed
+
+/**
+ * Calls `left` once if the client of `res` leaves before the answer is all written: on `res`'s
+ * 'close', or its connection's (see clientGone: a queued answer gets no 'close' of its own).
+ * @param {import('node:http').ServerResponse} res
+ * @param {() => void} left
+ */
+export function whenClientLeaves(res, left) {
+  const connection = res.req?.socket
+  const onClose = () => {
+    if (connection) closing.get(connection)?.delete(onClose)
+    res.off('close', onClose)
+    if (!res.writableFinished) left()
+  }
+  res.once('close', onClose)
+  if (!connection) return
+  // One 'close' listener per connection, however many answers are queued on it.
+  let calls = closing.get(connection)
+  if (!calls) {
+    const all = new Set()
+    closing.set(connection, (calls = all))
+    connection.once('close', () => {
+      for (const call of all) call()
+    })
+  }
+  calls.add(onClose)
+}
+
+/** @type {WeakMap<import('node:net').Socket, Set<() => void>>} */
+const closing = new WeakMap()
 
 /**
  * Decodes a chunked body (RFC 9112 7.1): `push` takes raw bytes and returns the data they carry;

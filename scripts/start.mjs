@@ -47,7 +47,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 
-import { getRaw, hasRoom } from './front-get.mjs'
+import { clientGone, getRaw, hasRoom, whenClientLeaves } from './front-get.mjs'
 import { badHost, forwardedHeaders, HOP_BY_HOP, originForm } from './front-headers.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -307,7 +307,7 @@ async function forward(req, res) {
   const idle = () => req.socket.setTimeout((body.done || body.held) && !answered ? 0 : IDLE_TIMEOUT_MS)
   const body = new ClientBody(req, bodyCap(req), idle)
   idle()
-  res.once('close', () => body.release())
+  whenClientLeaves(res, () => body.release())
   for (let attempt = 1; ; attempt++) {
     const retryable = attempt < 4
     let answer
@@ -353,7 +353,7 @@ async function forwardBlobGet(req, res, headers) {
       res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`wrangler dev: ${err.message}\n`)
       return
     }
-    if (res.destroyed) return answer.destroy()
+    if (clientGone(res)) return answer.destroy()
     const lost = await lostByWrangler(answer)
     if (lost?.retry && attempt < 4) continue
     req.socket.setTimeout(IDLE_TIMEOUT_MS)
@@ -585,9 +585,7 @@ function send(req, headers, body, res) {
       body.stop(upstream)
       reject(Object.assign(err, { reusedSocket: upstream.reusedSocket }))
     })
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy()
-    })
+    whenClientLeaves(res, () => upstream.destroy())
     body.sendTo(upstream)
   })
 }

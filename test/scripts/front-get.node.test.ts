@@ -83,6 +83,18 @@ describe('getRaw', () => {
     expect(seen).toBe('GET /v2/r/blobs/sha256:x?ns=docker.io HTTP/1.1\r\nHost: x\r\nAccept: a\r\n\r\n')
   })
 
+  it('sends header bytes as the client sent them (a byte over 0x7f stays one byte, as Node\'s HTTP client sends it)', async () => {
+    let seen = ''
+    const port = await upstream((socket, head) => {
+      seen = head
+      socket.end('HTTP/1.1 204 No Content\r\n\r\n')
+    })
+    // Node's server hands a header's bytes on as latin1 characters: byte 0xe9 is 'é'.
+    const answer = await getRaw({ port, path: '/v2/r/blobs/sha256:x', rawHeaders: ['Host', 'x', 'X-Note', 'caf\u00e9'] })
+    expect(answer.statusCode).toBe(204)
+    expect(seen).toContain('X-Note: caf\u00e9\r\n') // the upstream's head read as latin1
+  })
+
   it('takes a head that comes a byte at a time, and an interim 1xx answer before the real one', async () => {
     const port = await upstream(async (socket) => {
       const text = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"errors":[]}'
@@ -183,6 +195,35 @@ describe('getRaw', () => {
     })
     client.destroy()
     expect(written).toBe(total)
+  })
+  it('drops the answers of a connection the client closed, also those queued behind another (pipelined GETs): none holds a wrangler connection', async () => {
+    const total = 50 * MiB
+    let open = 0
+    const port = await upstream((socket) => {
+      open++
+      socket.on('close', () => open--)
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`)
+      const piece = Buffer.alloc(MiB)
+      let written = 0
+      const pump = () => {
+        while (written < total) {
+          written += piece.length
+          if (!socket.write(piece)) return socket.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    const frontPort = await front(port)
+    const client = net.connect(frontPort, '127.0.0.1')
+    client.on('error', () => {})
+    client.write('GET /v2/r/blobs/sha256:a HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/r/blobs/sha256:b HTTP/1.1\r\nHost: x\r\n\r\n')
+    client.pause()
+    for (let i = 0; i < 100 && open < 2; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(open).toBe(2)
+    await new Promise((r) => setTimeout(r, 200))
+    client.destroy()
+    for (let i = 0; i < 100 && open > 0; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(open).toBe(0)
   })
 })
 
