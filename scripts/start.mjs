@@ -307,6 +307,8 @@ async function forward(req, res) {
   const idle = () => req.socket.setTimeout((body.done || body.held) && !answered ? 0 : IDLE_TIMEOUT_MS)
   const body = new ClientBody(req, bodyCap(req), idle)
   idle()
+  // The copy is freed when the answer is done, however it ends (a 502 too), or when the client leaves.
+  res.once('close', () => body.release())
   whenClientLeaves(res, () => body.release())
   for (let attempt = 1; ; attempt++) {
     const retryable = attempt < 4
