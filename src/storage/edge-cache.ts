@@ -14,7 +14,7 @@ import { headAt, readBlob, type BlobLocation } from './blobs'
 import { keys } from './keys'
 import type { LinkContext } from './links'
 import { logEvent } from '../log'
-import { inStep } from './streams'
+import { chunksOf, inStep, pumpTo } from './streams'
 
 /** A single range of a blob's bytes (http/ranges.ts parses it from a request's Range header). */
 export interface ByteRange {
@@ -60,8 +60,8 @@ export async function blobBytes(
   // Each branch is cut to the recorded size, which also gives both a known length (the client's
   // Content-Length; the cached copy's, which a warm read checks).
   const [answer, fill] = inStep(object.body, FILL_PIECE_BYTES)
-  c.waitUntil(fillCache(key, digest, blob, exactly(fill, blob.size)))
-  return exactly(answer, blob.size)
+  c.waitUntil(fillCache(key, digest, blob, exactlyPumped(fill, blob.size)))
+  return exactlyPumped(answer, blob.size)
 }
 
 /**
@@ -132,6 +132,17 @@ async function readExactly(env: Env, digest: Digest, blob: BlobLocation, range: 
 
 /** The stream, failing unless it carries exactly `length` bytes (the response is then cut, never short). */
 const exactly = (body: ReadableStream, length: number): ReadableStream => body.pipeThrough(new FixedLengthStream(length))
+
+/**
+ * `exactly` for a stream made in JavaScript (an inStep branch), pumped here: workerd's own pipe
+ * from such a stream logs an uncaught "Stream was cancelled" when the client cancels after the
+ * last byte and before the end of the stream.
+ */
+function exactlyPumped(body: ReadableStream<Uint8Array>, length: number): ReadableStream {
+  const fixed = new FixedLengthStream(length)
+  void pumpTo(chunksOf(body), fixed.writable, () => {}).catch(() => body.cancel().catch(() => {}))
+  return fixed.readable
+}
 
 /** Whether a cached reply is the blob (or the range asked of it) at its recorded size. */
 function isWhole(cached: Response, size: number, range: ByteRange | null): boolean {

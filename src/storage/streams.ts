@@ -79,9 +79,12 @@ export function inStep(source: ReadableStream<Uint8Array>, size: number): [Reada
     async pull(controller) {
       // Ahead of the other branch: wait until it has taken this piece too.
       while (next[b]! > index) await new Promise<void>((wake) => waiting.push(wake))
+      // Cancelled while it waited: its controller takes nothing more (a close would throw, uncaught).
+      if (!live[b]) return
       const piece = await (current ??= readPiece())
       next[b]!++
       advanceIfAllTook()
+      if (!live[b]) return
       if (piece.done) controller.close()
       if (piece.value?.byteLength) controller.enqueue(piece.value)
     },
