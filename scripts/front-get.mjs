@@ -84,7 +84,6 @@ export class RawAnswer {
   #reject
   /** Bytes of the head read so far (copies), until it is complete. */
   #headParts = /** @type {Buffer[]} */ ([])
-  #headBytes = 0
   #framing = /** @type {'length' | 'chunked' | 'close' | null} */ (null)
   /** Body bytes still to come (framing 'length'). */
   #left = 0
@@ -137,10 +136,9 @@ export class RawAnswer {
   /** @param {Buffer} bytes */
   #takeHead(bytes) {
     this.#headParts.push(bytes)
-    this.#headBytes += bytes.length
     const all = this.#headParts.length === 1 ? bytes : Buffer.concat(this.#headParts)
     const end = all.indexOf('\r\n\r\n')
-    if (end < 0 ? this.#headBytes > HEAD_MAX : end > HEAD_MAX) return this.#fail(new Error('the answer\'s head is too large'))
+    if ((end < 0 ? all.length : end) > HEAD_MAX) return this.#fail(new Error('the answer\'s head is too large'))
     if (end < 0) return
     this.#headParts = [all]
     const lines = all.subarray(0, end).toString('latin1').split('\r\n')
@@ -151,7 +149,6 @@ export class RawAnswer {
     // An interim answer (1xx) is followed by the real one.
     if (code < 200) {
       this.#headParts = []
-      this.#headBytes = 0
       if (rest.length) this.#takeHead(rest)
       return
     }

@@ -54,13 +54,8 @@ export async function* batched(stream: ReadableStream<Uint8Array>, size: number)
  * cancelled when both are. A failing source errors both.
  */
 export function inStep(source: ReadableStream<Uint8Array>, size: number): [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>] {
-  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>
-  try {
-    reader = source.getReader({ mode: 'byob' })
-  } catch {
-    reader = source.getReader()
-  }
-  const readPiece = () => ('readAtLeast' in reader ? reader.readAtLeast(size, new Uint8Array(size)) : reader.read())
+  const reader = readerOf(source)
+  const readPiece = () => readSome(reader, size, new Uint8Array(size))
   // Piece `index` is `current` (read once, for both); `next[b]` is the piece branch b takes next.
   let index = 0
   let current: Promise<ReadableStreamReadResult<Uint8Array>> | null = null
@@ -109,12 +104,7 @@ export function inStep(source: ReadableStream<Uint8Array>, size: number): [Reada
  */
 export async function discard(stream: ReadableStream<Uint8Array>, limit: number, idleMs: number, maxMs: number): Promise<boolean> {
   if (stream.locked) return false
-  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>
-  try {
-    reader = stream.getReader({ mode: 'byob' })
-  } catch {
-    reader = stream.getReader()
-  }
+  const reader = readerOf(stream)
   let buffer = new Uint8Array(1024 * 1024)
   let left = limit
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -124,8 +114,7 @@ export async function discard(stream: ReadableStream<Uint8Array>, limit: number,
     for (;;) {
       // At least 64 KiB a read (a chunked body comes ~2 KB at a time): few turns, and a body
       // slower than 32 KB/s counts as stalled.
-      const read = 'readAtLeast' in reader ? reader.readAtLeast(64 * 1024, buffer) : reader.read()
-      const next = await Promise.race([read, silence()])
+      const next = await Promise.race([readSome(reader, 64 * 1024, buffer), silence()])
       clearTimeout(timer)
       if (next === 'idle') break
       if (next.done) return true
@@ -141,6 +130,21 @@ export async function discard(stream: ReadableStream<Uint8Array>, limit: number,
     clearTimeout(timer)
   }
 }
+
+type AnyReader = ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>
+
+/** A BYOB reader of a byte stream (request, response and R2 bodies), a default one of any other. */
+function readerOf(stream: ReadableStream<Uint8Array>): AnyReader {
+  try {
+    return stream.getReader({ mode: 'byob' })
+  } catch {
+    return stream.getReader()
+  }
+}
+
+/** At least `min` bytes into `buffer` (fewer at the end) from a BYOB reader; a chunk as it comes from any other. */
+const readSome = (reader: AnyReader, min: number, buffer: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> =>
+  'readAtLeast' in reader ? reader.readAtLeast(min, buffer) : reader.read()
 
 async function* joined(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array[] = []

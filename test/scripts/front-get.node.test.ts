@@ -62,6 +62,21 @@ function get(port: number, path = '/v2/r/blobs/sha256:x'): Promise<{ status: num
   })
 }
 
+/** A 200 of `total` zero bytes, written 1 MiB at a time as the socket takes them; `onWrite` hears each. */
+function sendLarge(socket: net.Socket, total: number, onWrite: (bytes: number) => void = () => {}): void {
+  socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`)
+  const piece = Buffer.alloc(MiB)
+  let written = 0
+  const pump = () => {
+    while (written < total) {
+      written += piece.length
+      onWrite(piece.length)
+      if (!socket.write(piece)) return socket.once('drain', pump)
+    }
+  }
+  pump()
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 describe('getRaw', () => {
@@ -164,17 +179,7 @@ describe('getRaw', () => {
   it('reads no faster than the client takes: with the client not reading, wrangler cannot send much more than the socket buffers hold', async () => {
     const total = 200 * MiB
     let written = 0
-    const port = await upstream((socket) => {
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`)
-      const piece = Buffer.alloc(MiB)
-      const pump = () => {
-        while (written < total) {
-          written += piece.length
-          if (!socket.write(piece)) return socket.once('drain', pump)
-        }
-      }
-      pump()
-    })
+    const port = await upstream((socket) => sendLarge(socket, total, (n) => (written += n)))
     const frontPort = await front(port)
     const client = net.connect(frontPort, '127.0.0.1')
     client.write('GET /v2/r/blobs/sha256:x HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -202,16 +207,7 @@ describe('getRaw', () => {
     const port = await upstream((socket) => {
       open++
       socket.on('close', () => open--)
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`)
-      const piece = Buffer.alloc(MiB)
-      let written = 0
-      const pump = () => {
-        while (written < total) {
-          written += piece.length
-          if (!socket.write(piece)) return socket.once('drain', pump)
-        }
-      }
-      pump()
+      sendLarge(socket, total)
     })
     const frontPort = await front(port)
     const client = net.connect(frontPort, '127.0.0.1')
