@@ -32,12 +32,16 @@ export async function storeWithDigest(
   const hash = new NativeHash(algorithmOf(digest))
   let writer: WritableStreamDefaultWriter<Uint8Array> | null = null
   let writing: Promise<IndexedBlob | null | undefined> = Promise.resolve(undefined)
+  const r2: { error?: unknown } = {}
   if (!existing) {
     // One pass feeds both the digest and R2, which checks the checksum itself.
     const fixed = new FixedLengthStream(length)
     const feeding = fixed.writable.getWriter()
     writer = feeding
-    writing = putBlobIfAbsent(env, digest, repo, fixed.readable, onlyIf).catch(() => undefined)  // R2 put
+    writing = putBlobIfAbsent(env, digest, repo, fixed.readable, onlyIf).catch((error) => {  // R2 put
+      r2.error = error
+      return undefined
+    })
     // R2 may refuse the write (an entry got there first) before it has read the body: stop
     // feeding it then, or the next write would wait for a reader that is gone.
     void writing.then(() => {
@@ -67,6 +71,9 @@ export async function storeWithDigest(
   const actual = await hash.hex()
   if (cut || received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
   if (actual !== hexOf(digest)) throw new RegistryError('DIGEST_INVALID', { digest })
+  // The bytes came whole and are what the client said, and R2 failed to take them: the
+  // registry's failure (500 UNKNOWN, R2's error on the log line), never the client's.
+  if ('error' in r2) throw r2.error
   // Known before, stored now, or stored meanwhile by another upload (R2 refused ours: +1 R2 head).
   const stored = existing ?? put ?? (put === null ? await headBlob(env, digest) : null)
   if (!stored) throw new RegistryError('BLOB_UPLOAD_INVALID', 'the blob could not be stored: push it again')

@@ -140,6 +140,8 @@ export function chunkTooLarge(limit: number): RegistryError {
 }
 
 const cutOff = () => new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
+/** R2's refusal of a put whose `sha256`/`sha512` checksum the bytes do not have ("The SHA-256 checksum you specified did not match what we received"). */
+const isChecksumMismatch = (err: unknown) => !(err instanceof RegistryError) && /checksum/i.test(String(err))
 const digestInvalid = (digest: Digest) => new RegistryError('DIGEST_INVALID', { digest })
 
 // ---------------------------------------------------------------------------------------
@@ -254,7 +256,7 @@ async function probe(chunks: AsyncGenerator<Uint8Array>, limit: number): Promise
   const read: Uint8Array[] = []
   let length = 0
   for (;;) {
-    const next = await chunks.next().catch(rethrowAsBodyError)
+    const next = await chunks.next()
     if (next.done) return { length, rest: (async function* () { yield* read })() }
     read.push(next.value)
     length += next.value.byteLength
@@ -303,7 +305,7 @@ async function claimFold(env: Env, state: UploadState, body: Body): Promise<Clai
 async function nonEmpty(body: Body): Promise<AsyncGenerator<Uint8Array> | null> {
   if (!body.stream || body.length === 0) return null
   const chunks = counted(batched(body.stream, BATCH_SIZE), body)
-  const first = await chunks.next().catch(rethrowAsBodyError)
+  const first = await chunks.next()
   if (first.done) return null
   return (async function* () {
     yield first.value
@@ -311,23 +313,46 @@ async function nonEmpty(body: Body): Promise<AsyncGenerator<Uint8Array> | null> 
   })()
 }
 
+/** The client's body in chunks; how it fails is always a RegistryError (a body that broke off: BLOB_UPLOAD_INVALID). */
 async function* counted(chunks: AsyncIterable<Uint8Array>, body: Body): AsyncGenerator<Uint8Array> {
   let received = 0
-  for await (const chunk of chunks) {
-    received += chunk.byteLength
-    body.received = received
-    countBodyBytes(chunk.byteLength)   // the log line's bytesIn when the body has no Content-Length
-    if (body.length !== null && received > body.length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
-    // A body of unknown length is refused as soon as it passes the limit; the session
-    // still stands where it was (nothing is written at its offset yet).
-    if (received > body.limit) throw chunkTooLarge(body.limit)
-    yield chunk
+  try {
+    for await (const chunk of chunks) {
+      received += chunk.byteLength
+      body.received = received
+      countBodyBytes(chunk.byteLength)   // the log line's bytesIn when the body has no Content-Length
+      if (body.length !== null && received > body.length) throw new RegistryError('SIZE_INVALID', 'body longer than Content-Length')
+      // A body of unknown length is refused as soon as it passes the limit; the session
+      // still stands where it was (nothing is written at its offset yet).
+      if (received > body.limit) throw chunkTooLarge(body.limit)
+      yield chunk
+    }
+  } catch (err) {
+    throw err instanceof RegistryError ? err : cutOff()
   }
   if (body.length !== null && received !== body.length) throw new RegistryError('SIZE_INVALID', 'body shorter than Content-Length')
 }
 
-function rethrowAsBodyError(err: unknown): never {
-  throw err instanceof RegistryError ? err : cutOff()
+/**
+ * `chunks` as they come, and whether they themselves failed (the client's body, or the
+ * session's bytes read back from R2), as against what consumed them. A write R2 failed to take
+ * while its bytes came whole is the registry's failure: rethrown as it is, it answers 500
+ * UNKNOWN (as distribution answers a storage driver's error) with R2's error on the log line,
+ * never a 4xx that blames the client; the session stays where it was.
+ */
+function watched(chunks: AsyncIterable<Uint8Array>): { chunks: AsyncGenerator<Uint8Array>; broke: () => boolean } {
+  let broke = false
+  return {
+    chunks: (async function* () {
+      try {
+        yield* chunks
+      } catch (err) {
+        broke = true
+        throw err
+      }
+    })(),
+    broke: () => broke,
+  }
 }
 
 /**
@@ -364,8 +389,9 @@ async function appendFirst(
 
 /**
  * Streams `chunks` (exactly `length` bytes) into the write `put` makes; false when R2
- * refused the write (its offset was taken). A failed body or write is BLOB_UPLOAD_INVALID
- * (or the RegistryError the body raised).
+ * refused the write (its offset was taken). Chunks that fail throw their own error (a client's
+ * body: its RegistryError, see counted); a write R2 failed while the chunks came whole throws
+ * R2's error (see watched).
  */
 async function streamInto(
   length: number,
@@ -379,9 +405,10 @@ async function streamInto(
   const writing = put(fixed.readable)
   // R2 may refuse a conditional write before reading the whole body: stop feeding it then.
   writing.then((ok) => ok || stop(), stop)
+  const source = watched(chunks)
   const feeding = (async () => {
     try {
-      for await (const piece of chunks) {
+      for await (const piece of source.chunks) {
         await each(piece)
         await writer.write(piece)
       }
@@ -393,8 +420,8 @@ async function streamInto(
   })()
   const [wrote, fed] = await Promise.allSettled([writing, feeding])
   if (wrote.status === 'fulfilled' && !wrote.value) return false
-  if (fed.status === 'rejected') rethrowAsBodyError(fed.reason)
-  if (wrote.status === 'rejected') throw cutOff()
+  if (fed.status === 'rejected' && (source.broke() || wrote.status === 'fulfilled')) throw fed.reason
+  if (wrote.status === 'rejected') throw wrote.reason
   return true
 }
 
@@ -445,21 +472,13 @@ async function appendThroughParts(
   const hash = first ? firstHash(state, chunked) : rehash ? new ResumableHash(state.alg) : resumed(state)
   const parts = new PartWriter(env, state, pending.etags, claim ? claim.until - LEASE_MARGIN_MS : Infinity)
   let received = 0
-  let bodyFailed = false
-  const body = (async function* () {
-    try {
-      yield* chunks
-    } catch (err) {
-      bodyFailed = true
-      throw err
-    }
-  })()
+  const body = watched(chunks)
   try {
     for await (const chunk of pending.chunks) {
       if (rehash) hash!.update(chunk)
       await parts.push(chunk)
     }
-    for await (const chunk of body) {
+    for await (const chunk of body.chunks) {
       await hash?.update(chunk)
       received += chunk.byteLength
       await parts.push(chunk)
@@ -469,7 +488,9 @@ async function appendThroughParts(
     // A multipart upload this request started is named by no state: abort it (free).
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     if (claim) await releaseClaim(env, state, claim)
-    if (err instanceof RegistryError || bodyFailed || !state.mp) rethrowAsBodyError(err)
+    // The body's own failure, the chunk's deadline, or (with no upload of the session's yet to
+    // be refused) R2 failing to take what came whole (see watched).
+    if (err instanceof RegistryError || body.broke() || !state.mp) throw err
     // R2 refused a part of the session's upload: a close or cancel completed or aborted it
     // meanwhile (however much of the body had arrived: reads of 1 MiB often hold it all by then).
     throw await moved(env, state)
@@ -516,8 +537,8 @@ export async function closeWhole(env: Env, state: UploadState, digest: Digest, b
   } catch (err) {
     // R2 checks the checksum before the condition: a replayed or out-of-date state is told so first (+1 R2 head).
     if (await isWritten(env, state, 0)) throw await moved(env, state)
-    // The whole body arrived and R2 refused it: its checksum did not match.
-    if (received === length && err instanceof RegistryError && err.code === 'BLOB_UPLOAD_INVALID') throw digestInvalid(digest)
+    // The whole body arrived and R2 refused it for its checksum; any other failure of R2's is the registry's (see watched).
+    if (received === length && isChecksumMismatch(err)) throw digestInvalid(digest)
     throw err
   }
   if (!written) throw await moved(env, state)

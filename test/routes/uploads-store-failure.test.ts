@@ -1,0 +1,136 @@
+/**
+ * R2 failing to take bytes that came whole (a full disk, an internal error) is the registry's
+ * failure: 500 UNKNOWN with the spec's error JSON, never a 4xx that tells the client its body
+ * was cut off or its digest wrong; the session stays where it was, so the same request sent
+ * again succeeds. A body that really broke off is still the client's (400).
+ */
+import { describe, expect, it } from 'vitest'
+import type { Env } from '../../src/env'
+import { PART_SIZE } from '../../src/upload/session'
+import { bytesOf, call, callWith, cutOffStream, errorCode, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
+import { bindings } from '../helpers'
+
+/** R2's answer to a put it could not store (the local simulator's, on a full disk, reads the same way). */
+const r2Failure = () => new Error('put: We encountered an internal error. Please try again. (10001)')
+
+/** Reads a put's body to its end, as R2 does before it fails at the last write. */
+async function drain(value: unknown): Promise<void> {
+  if (value instanceof ReadableStream) await value.pipeTo(new WritableStream())
+}
+
+/** The bucket, with every put and part upload failing after its whole body was read (the first put of each flow tested is its bytes'). */
+function failingBucket(): R2Bucket {
+  const failingUpload = (upload: R2MultipartUpload): R2MultipartUpload =>
+    new Proxy(upload, {
+      get(target, name) {
+        if (name === 'uploadPart') {
+          return async (_n: number, value: unknown) => {
+            await drain(value)
+            throw r2Failure()
+          }
+        }
+        const v = Reflect.get(target, name)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+  return new Proxy(bindings.BLOBS, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver)
+      if (name === 'put') {
+        return async (_key: string, body: unknown) => {
+          await drain(body)
+          throw r2Failure()
+        }
+      }
+      if (name === 'createMultipartUpload') {
+        return async (...args: Parameters<R2Bucket['createMultipartUpload']>) => failingUpload(await target.createMultipartUpload(...args))
+      }
+      if (name === 'resumeMultipartUpload') {
+        return (...args: Parameters<R2Bucket['resumeMultipartUpload']>) => failingUpload(target.resumeMultipartUpload(...args))
+      }
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+const failing = { BLOBS: failingBucket() } as Partial<Env>
+
+async function expectStoreFailure(res: Response, what: string): Promise<void> {
+  expect(res.status, what).toBe(500)
+  expect(res.headers.get('content-type'), what).toContain('application/json')
+  expect(await errorCode(res), what).toBe('UNKNOWN')
+}
+
+/** The blob is served whole under its digest. */
+async function expectServed(repo: string, digest: string, bytes: Uint8Array): Promise<void> {
+  const res = await call(`/v2/${repo}/blobs/${digest}`)
+  expect(res.status).toBe(200)
+  expect(await sha256(await bytesOf(res))).toBe(digest)
+}
+
+describe('R2 failing to store a body that came whole', () => {
+  it.each([
+    ['one PATCH with Content-Length', 20_000, false],
+    ['one chunked PATCH, through parts', PART_SIZE + 20_000, true],
+  ] as const)('%s: 500 UNKNOWN, the session where it was; sent again, it is stored', async (_how, size, chunked) => {
+    const repo = repoName('store-fail')
+    const bytes = randomBlob(size)
+    const digest = await sha256(bytes)
+    const location = await startUpload(repo)
+    const patch = () => (chunked
+      ? { method: 'PATCH', body: streamOf(bytes), duplex: 'half' } as RequestInit
+      : { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(size) } })
+    await expectStoreFailure(await callWith(failing, location, patch()), 'PATCH')
+    // nothing was taken: the session still stands at 0 bytes
+    const status = await call(location)
+    expect(status.status).toBe(204)
+    expect(status.headers.get('range')).toBe('0-0')
+    const again = await call(location, patch())
+    expect(again.status).toBe(202)
+    expect(again.headers.get('range')).toBe(`0-${size - 1}`)
+    const closed = await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })
+    expect(closed.status).toBe(201)
+    await expectServed(repo, digest, bytes)
+  })
+
+  it('PUT ?digest= with the whole body: 500 UNKNOWN, the session open; a wrong digest is still 400 DIGEST_INVALID', async () => {
+    const repo = repoName('store-fail')
+    const bytes = randomBlob(30_000)
+    const digest = await sha256(bytes)
+    const location = await startUpload(repo)
+    const put = () => ({ method: 'PUT', body: bytes, headers: { 'Content-Length': String(bytes.length) } })
+    await expectStoreFailure(await callWith(failing, withDigest(location, digest), put()), 'PUT')
+    const closed = await call(withDigest(location, digest), put())
+    expect(closed.status).toBe(201)
+    await expectServed(repo, digest, bytes)
+
+    const other = await startUpload(repo)
+    const wrong = await call(withDigest(other, `sha256:${'0'.repeat(64)}`), put())
+    expect(wrong.status).toBe(400)
+    expect(await errorCode(wrong)).toBe('DIGEST_INVALID')
+  })
+
+  it('a monolithic POST ?digest=: 500 UNKNOWN; sent again, it is stored', async () => {
+    const repo = repoName('store-fail')
+    const bytes = randomBlob(30_000)
+    const digest = await sha256(bytes)
+    const post = () => ({ method: 'POST', body: bytes, headers: { 'Content-Length': String(bytes.length) } })
+    await expectStoreFailure(await callWith(failing, `/v2/${repo}/blobs/uploads/?digest=${digest}`, post()), 'POST')
+    expect((await call(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    expect((await call(`/v2/${repo}/blobs/uploads/?digest=${digest}`, post())).status).toBe(201)
+    await expectServed(repo, digest, bytes)
+  })
+
+  it('a body that broke off is still the client’s: 400 BLOB_UPLOAD_INVALID, whatever R2 would have done', async () => {
+    const repo = repoName('store-fail')
+    const bytes = randomBlob(3 * 1024 * 1024)
+    for (const BLOBS of [bindings.BLOBS, failingBucket()]) {
+      const location = await startUpload(repo)
+      const res = await callWith({ BLOBS }, location, {
+        method: 'PATCH', body: cutOffStream(bytes, 1024 * 1024), headers: { 'Content-Length': String(bytes.length) }, duplex: 'half',
+      } as RequestInit)
+      expect(res.status).toBe(400)
+      expect(await errorCode(res)).toBe('BLOB_UPLOAD_INVALID')
+    }
+  })
+})
