@@ -141,7 +141,7 @@ export function chunkTooLarge(limit: number): RegistryError {
 
 const cutOff = () => new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
 /** R2's refusal of a put whose `sha256`/`sha512` checksum the bytes do not have ("The SHA-256 checksum you specified did not match what we received"). */
-const isChecksumMismatch = (err: unknown) => !(err instanceof RegistryError) && /checksum/i.test(String(err))
+const isChecksumMismatch = (err: unknown) => !(err instanceof RegistryError) && /checksum|digest/i.test(String(err))
 const digestInvalid = (digest: Digest) => new RegistryError('DIGEST_INVALID', { digest })
 
 // ---------------------------------------------------------------------------------------
