@@ -113,7 +113,7 @@ function workerdCpu(reg) {
 export async function runSpeed({ registries, runs, workDir, log }) {
   const out = {}
   for (const [key, spec] of Object.entries(IMAGES)) {
-    out[key] = { label: spec.label, bytes: 0, platforms: spec.platforms.length, runs: [], floor: [], loads: [] }
+    out[key] = { label: spec.label, bytes: 0, platforms: spec.platforms.length, runs: [], floor: [], loads: [], paired: Object.fromEntries(OPS.map((op) => [op, []])) }
     for (const r of registries) out[key][r.name] = { push: [], pull: [], pullAgain: [], errors: [], ...(r.workerd ? { pushCpu: [], pullCpu: [], pullAgainCpu: [] } : {}) }
   }
   const stamp = Date.now().toString(36)
@@ -131,6 +131,8 @@ export async function runSpeed({ registries, runs, workDir, log }) {
       res.bytes = image.bytes
       const repo = `bench/${key}-${stamp}-${run}`
       const pushed = new Set()
+      /** This run's seconds, by `${registry} ${op}` (for the paired ratios). */
+      const thisRun = {}
       for (const reg of order) {
         res.loads.push(await quiet(log))
         const cpu = workerdCpu(reg)
@@ -138,6 +140,7 @@ export async function runSpeed({ registries, runs, workDir, log }) {
         res[reg.name].pushCpu?.push(r.ok ? workerdCpu(reg) - cpu : null)
         if (r.ok) pushed.add(reg.name)
         res[reg.name].push.push(r.ok ? r.seconds : null)
+        thisRun[`${reg.name} push`] = r.ok ? r.seconds : null
         if (!r.ok) res[reg.name].errors.push(`push run ${run}: ${r.error}`)
         log(`speed: ${key} run ${run + 1} push ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
       }
@@ -153,9 +156,18 @@ export async function runSpeed({ registries, runs, workDir, log }) {
           res[reg.name][`${op}Cpu`]?.push(r.ok ? workerdCpu(reg) - cpu : null)
           rmSync(dest, { recursive: true, force: true })
           res[reg.name][op].push(r.ok ? r.seconds : null)
+          thisRun[`${reg.name} ${op}`] = r.ok ? r.seconds : null
           if (!r.ok) res[reg.name].errors.push(`${op} run ${run}: ${r.error}`)
           log(`speed: ${key} run ${run + 1} ${op} ${reg.name}: ${r.ok ? r.seconds.toFixed(2) + ' s' : 'FAILED ' + r.error} (load before ${res.loads.at(-1).toFixed(2)})`)
         }
+      }
+      // ours / distribution within the run: the two ran minutes apart at most, so a machine that
+      // is slower for a while slows both (the uploads section's ratios are per run too).
+      const [a, b] = registries.map((r) => r.name)
+      for (const op of OPS) {
+        const x = thisRun[`${a} ${op}`]
+        const y = thisRun[`${b} ${op}`]
+        res.paired[op].push(x && y ? x / y : null)
       }
       const f = await floor(image, join(workDir, 'floor'))
       res.floor.push(f)
@@ -179,6 +191,8 @@ export async function runSpeed({ registries, runs, workDir, log }) {
     const [ours, dist] = registries.map((r) => res[r.name])
     const ratio = (a, b) => (a && b ? a / b : null)
     res.ratios = {
+      // The goal's figure: the median of the per-run ratios (see `paired`).
+      ...Object.fromEntries(OPS.map((op) => [`${op}PairedVsDistribution`, median(res.paired[op])])),
       pushVsDistribution: ratio(ours.pushMedian, dist.pushMedian),
       pullVsDistribution: ratio(ours.pullMedian, dist.pullMedian),
       pullAgainVsDistribution: ratio(ours.pullAgainMedian, dist.pullAgainMedian),
