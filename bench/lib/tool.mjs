@@ -71,8 +71,9 @@ export async function runTool({ root, server, runs, workDir, log }) {
       ...Object.entries(CHUNKS).map(([name, bytes]) => [name, () =>
         timed('node', [bin, 'push', `oci:${image.dir}:v1`, `${server.host}/bench/tool-${stamp}-${run}-${name.toLowerCase()}:v1`, '--chunk-size', String(bytes)])]),
     ]
-    // Alternate the order: neither client always runs on a warmer registry.
-    for (const [name, job] of run % 2 === 0 ? jobs : [...jobs].reverse()) {
+    // Rotate the order: no push always runs first, or always right after another (reversing
+    // every other run left the 90 MiB push always in the middle).
+    for (const [name, job] of [...jobs.slice(run % jobs.length), ...jobs.slice(0, run % jobs.length)]) {
       const load = await quiet(log)
       ;(name === 'skopeo' ? out.skopeo : out.tool[name]).loads ??= []
       ;(name === 'skopeo' ? out.skopeo : out.tool[name]).loads.push(load)
