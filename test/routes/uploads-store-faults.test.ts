@@ -189,7 +189,7 @@ describe('a later chunk that folds into parts, R2 failing', () => {
     const fault = faulty((o) => o === 'put' && ++puts === 2)
     await expectStoreFailure(await callWith({ BLOBS: fault.BLOBS }, res.headers.get('location')!, chunk(next, first.length)), 'PATCH')
     expect(fault.started).toHaveLength(1)
-    expect(await isOpen(partsKeyOf(location), fault.started[0])).toBe(false)
+    expect(await isOpen(partsKeyOf(location), fault.started[0]!)).toBe(false)
   })
 })
 
@@ -201,7 +201,7 @@ describe('a first write through parts, R2 failing to put its tail', () => {
     const fault = once('put')
     await expectStoreFailure(await callWith({ BLOBS: fault.BLOBS }, location, { method: 'PATCH', body: streamOf(bytes), duplex: 'half' } as RequestInit), 'PATCH')
     expect(fault.started).toHaveLength(1)
-    expect(await isOpen(partsKeyOf(location), fault.started[0])).toBe(false)
+    expect(await isOpen(partsKeyOf(location), fault.started[0]!)).toBe(false)
     const again = await call(location, { method: 'PATCH', body: streamOf(bytes), duplex: 'half' } as RequestInit)
     expect(again.status).toBe(202)
     const digest = await sha256(bytes)
