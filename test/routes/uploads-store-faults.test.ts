@@ -226,3 +226,77 @@ describe('the common close of a first write in parts, R2 failing', () => {
     await expectServed(repo, digest, bytes)
   })
 })
+
+describe('other calls of an upload, R2 failing', () => {
+  it.each([
+    ['a later chunk written as a piece: its put', 'put', 5000],
+    ['a later chunk that folds: its claim', 'put', PART_SIZE],
+    ['a later chunk that folds: the status read of a first write (head)', 'head', PART_SIZE],
+  ] as const)('%s: 500 UNKNOWN; sent again, it is stored', async (_what, op, size) => {
+    const repo = repoName('store-faults')
+    const { location, bytes } = await withParts(repo)
+    const next = randomBlob(size)
+    await expectStoreFailure(await callWith({ BLOBS: once(op).BLOBS }, location, chunk(next, bytes.length)), op)
+    const again = await call(location, chunk(next, bytes.length))
+    expect(again.status).toBe(202)
+    const whole = new Uint8Array([...bytes, ...next])
+    const digest = await sha256(whole)
+    expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
+    await expectServed(repo, digest, whole)
+  })
+
+  it.each([
+    ['a first write of unknown length', false],
+    ['a first write with Content-Range over 8 MiB', true],
+  ] as const)('%s: createMultipartUpload fails: 500 UNKNOWN; sent again, it is stored', async (_what, withRange) => {
+    const repo = repoName('store-faults')
+    const bytes = randomBlob(PART_SIZE + 20_000)
+    const location = await startUpload(repo)
+    const init = (): RequestInit => (withRange
+      ? chunk(bytes, 0)
+      : { method: 'PATCH', body: streamOf(bytes), duplex: 'half' } as RequestInit)
+    await expectStoreFailure(await callWith({ BLOBS: once('createMultipartUpload').BLOBS }, location, init()), 'PATCH')
+    const again = await call(location, init())
+    expect(again.status).toBe(202)
+    const digest = await sha256(bytes)
+    expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
+    await expectServed(repo, digest, bytes)
+  })
+
+  it('GET of a session, its list failing: 500 UNKNOWN', async () => {
+    const repo = repoName('store-faults')
+    const { location } = await withParts(repo)
+    await expectStoreFailure(await callWith({ BLOBS: once('list').BLOBS }, location), 'GET')
+  })
+
+  it('DELETE, the abort of its parts failing: the session is cancelled all the same', async () => {
+    const repo = repoName('store-faults')
+    const { location } = await withParts(repo)
+    const res = await callWith({ BLOBS: once('abort').BLOBS }, location, { method: 'DELETE' })
+    expect(res.status).toBe(204)
+    expect((await call(location)).status).toBe(404)
+  })
+})
+
+describe('the close of a session of several chunks in parts, R2 failing', () => {
+  it.each([
+    ['the last part upload', 'uploadPart'],
+    ['the complete', 'complete'],
+  ] as const)('%s: 500 UNKNOWN (the registry’s failure, logged), nothing served, its parts aborted', async (_what, op) => {
+    const repo = repoName('store-faults')
+    const first = randomBlob(PART_SIZE)
+    const last = randomBlob(20_000)
+    const location = await startUpload(repo)
+    const one = await call(location, chunk(first, 0))
+    expect(one.status).toBe(202)
+    const two = await call(one.headers.get('location')!, chunk(last, first.length))
+    expect(two.status).toBe(202)
+    const whole = new Uint8Array([...first, ...last])
+    const digest = await sha256(whole)
+    const fault = once(op)
+    await expectStoreFailure(await callWith({ BLOBS: fault.BLOBS }, withDigest(two.headers.get('location')!, digest), { method: 'PUT' }), op)
+    expect((await call(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    // its end mark is placed before the parts are completed: the session is over (the client starts again)
+    expect((await call(two.headers.get('location')!)).status).toBe(404)
+  })
+})
