@@ -272,6 +272,11 @@ export async function deleteParts(env: Env, state: UploadState): Promise<void> {
   await env.BLOBS.delete(keys.uploadParts(state.id))
 }
 
+/** Whether the session's parts were completed or joined (the session is over). 1 R2 head. */
+export async function hasParts(env: Env, state: UploadState): Promise<boolean> {
+  return (await env.BLOBS.head(keys.uploadParts(state.id))) !== null
+}
+
 /** 1 R2 createMultipartUpload: its id. */
 export async function startParts(env: Env, state: UploadState): Promise<string> {
   const mp = await env.BLOBS.createMultipartUpload(keys.uploadParts(state.id), {

@@ -65,7 +65,7 @@ import { headBlob, headBlobOrSlot, indexBlob, putBlobIfAbsent, putVerifiedBlob, 
 import { isUploadKey } from '../storage/keys'
 import { batched, concat, readAtMost, type Carry } from '../storage/streams'
 import {
-  abortParts, completeParts, deleteParts, endClaim, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
+  abortParts, completeParts, deleteParts, endClaim, hasParts, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
   putWrite, readPending, readUploaded, releaseClaim, writeKey, type Claim,
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
@@ -302,7 +302,13 @@ function fitsPiece(s: UploadState, length: number): boolean {
 async function claimFold(env: Env, state: UploadState, body: Body): Promise<Claim> {
   const bytes = pendingBytes(state) + (body.length ?? body.limit)
   const until = Date.now() + LEASE_BASE_MS + Math.ceil((bytes / LEASE_BYTES_PER_SECOND) * 1000)
-  const [claim, over] = await Promise.all([putClaim(env, state, state.offset, until), spent(env, state)])
+  const claiming = putClaim(env, state, state.offset, until)
+  const [claim, over] = await Promise.all([claiming, spent(env, state)]).catch(async (err) => {
+    // R2 failed the look: give the claim up, or it holds the offset (every retry 416) for its lease.
+    const held = await claiming.catch(() => null)
+    if (held) await releaseClaim(env, state, held)
+    throw err
+  })
   if (!claim) throw await moved(env, state)
   if (over) {
     await endClaim(env, state, claim, 'closed')
@@ -637,9 +643,10 @@ async function gather(env: Env, state: UploadState, alg: Algorithm | null): Prom
   if (state.mp) {
     try {
       return { at: await completeUpload(env, state) }
-    } catch {
+    } catch (err) {
       await abortParts(env, state)
-      throw await moved(env, state)
+      // Completed by a close before this one (BLOB_UPLOAD_UNKNOWN), else R2's own failure (500, logged).
+      throw (await hasParts(env, state)) ? await moved(env, state) : err
     }
   }
   if (!state.more?.length) return { at: writeKey(state, state.at) }

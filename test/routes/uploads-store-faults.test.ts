@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { PART_SIZE } from '../../src/upload/session'
-import { bindings, bytesOf, call, callWith, errorCode, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
+import { bindings, bytesOf, call, callWith, errorCode, listObjects, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
 
 type Op = 'put' | 'get' | 'head' | 'list' | 'createMultipartUpload' | 'uploadPart' | 'complete' | 'abort'
 
@@ -298,5 +298,8 @@ describe('the close of a session of several chunks in parts, R2 failing', () => 
     expect((await call(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
     // its end mark is placed before the parts are completed: the session is over (the client starts again)
     expect((await call(two.headers.get('location')!)).status).toBe(404)
+    const mp = (await listObjects(`data/${sessionId(location)}/`)).map((o) => o.customMetadata?.mp).find(Boolean)!
+    expect(mp).toMatch(/\S/)
+    expect(await isOpen(partsKeyOf(location), mp)).toBe(false)
   })
 })
