@@ -5,9 +5,9 @@
  * half-written is served, no multipart upload is left named by no state, and the same request
  * sent again goes on.
  */
-import { describe, expect, it } from 'vitest'
-import { PART_SIZE } from '../../src/upload/session'
-import { bindings, bytesOf, call, callWith, errorCode, listObjects, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
+import { describe, expect, it, vi } from 'vitest'
+import { LEASE_BASE_MS, PART_SIZE } from '../../src/upload/session'
+import { bindings, bytesOf, call, callWith, errorCode, listObjects, randomBlob, repoName, sha256, slowBody, startUpload, streamOf, withDigest } from '../helpers'
 
 type Op = 'put' | 'get' | 'head' | 'list' | 'createMultipartUpload' | 'uploadPart' | 'complete' | 'abort'
 
@@ -301,5 +301,35 @@ describe('the close of a session of several chunks in parts, R2 failing', () => 
     const mp = (await listObjects(`data/${sessionId(location)}/`)).map((o) => o.customMetadata?.mp).find(Boolean)!
     expect(mp).toMatch(/\S/)
     expect(await isOpen(partsKeyOf(location), mp)).toBe(false)
+  })
+})
+
+describe('a folding chunk too slow for its claim', () => {
+  it('400 BLOB_UPLOAD_INVALID (the client’s), its claim given up; sent again, it is stored', async () => {
+    const repo = repoName('store-faults')
+    const { location, bytes } = await withParts(repo)
+    const next = randomBlob(PART_SIZE)
+    const slow = slowBody(next, 1024 * 1024)
+    const sending = callWith({}, location, { ...chunk(next, bytes.length), body: slow.stream, duplex: 'half' } as RequestInit)
+    await slow.reading
+    // the fold has claimed its offset (its lease is counted from then): now its time runs out
+    const claimed = async () => (await listObjects(`data/${sessionId(location)}/`)).some((o) => o.customMetadata?.claim)
+    while (!(await claimed())) await new Promise((r) => setTimeout(r, 10))
+    const now = Date.now()
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => now + 2 * LEASE_BASE_MS + 3_600_000)
+    try {
+      slow.open()
+      const res = await sending
+      expect(res.status).toBe(400)
+      expect(await errorCode(res)).toBe('BLOB_UPLOAD_INVALID')
+    } finally {
+      clock.mockRestore()
+    }
+    const again = await call(location, chunk(next, bytes.length))
+    expect(again.status).toBe(202)
+    const whole = new Uint8Array([...bytes, ...next])
+    const digest = await sha256(whole)
+    expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
+    await expectServed(repo, digest, whole)
   })
 })
