@@ -150,6 +150,16 @@ const chunk = (bytes: Uint8Array, from: number): RequestInit => ({
   method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
 })
 
+/** The chunk `next` sent again from `location` (after `bytes`) is taken; closed, the blob is served whole. */
+async function expectGoesOn(repo: string, location: string, bytes: Uint8Array, next: Uint8Array): Promise<void> {
+  const again = await call(location, chunk(next, bytes.length))
+  expect(again.status).toBe(202)
+  const whole = new Uint8Array([...bytes, ...next])
+  const digest = await sha256(whole)
+  expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
+  await expectServed(repo, digest, whole)
+}
+
 describe('a later chunk that folds into parts, R2 failing', () => {
   it.each([
     ['a part upload', 'uploadPart', false],
@@ -168,13 +178,7 @@ describe('a later chunk that folds into parts, R2 failing', () => {
     const status = await call(location)
     expect(status.status).toBe(204)
     expect(status.headers.get('range')).toBe(`0-${bytes.length - 1}`)
-    const again = await call(location, chunk(next, bytes.length))
-    expect(again.status).toBe(202)
-    const whole = new Uint8Array([...bytes, ...next])
-    const digest = await sha256(whole)
-    const closed = await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })
-    expect(closed.status).toBe(201)
-    await expectServed(repo, digest, whole)
+    await expectGoesOn(repo, location, bytes, next)
   })
 
   it('the put of the new tail: the multipart upload it started is aborted', async () => {
@@ -237,12 +241,7 @@ describe('other calls of an upload, R2 failing', () => {
     const { location, bytes } = await withParts(repo)
     const next = randomBlob(size)
     await expectStoreFailure(await callWith({ BLOBS: once(op).BLOBS }, location, chunk(next, bytes.length)), op)
-    const again = await call(location, chunk(next, bytes.length))
-    expect(again.status).toBe(202)
-    const whole = new Uint8Array([...bytes, ...next])
-    const digest = await sha256(whole)
-    expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
-    await expectServed(repo, digest, whole)
+    await expectGoesOn(repo, location, bytes, next)
   })
 
   it.each([
@@ -325,11 +324,6 @@ describe('a folding chunk too slow for its claim', () => {
     } finally {
       clock.mockRestore()
     }
-    const again = await call(location, chunk(next, bytes.length))
-    expect(again.status).toBe(202)
-    const whole = new Uint8Array([...bytes, ...next])
-    const digest = await sha256(whole)
-    expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
-    await expectServed(repo, digest, whole)
+    await expectGoesOn(repo, location, bytes, next)
   })
 })
