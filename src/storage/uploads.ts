@@ -162,9 +162,9 @@ export async function putClaim(env: Env, state: UploadState, offset: number, unt
   return put ? { offset, etag: put.etag, until } : null
 }
 
-/** Gives a claim up (its request failed): the offset is free again. 1 R2 put (conditional: only if still this claim). */
-export async function releaseClaim(env: Env, state: UploadState, claim: Claim): Promise<void> {
-  await env.BLOBS.put(keys.uploadWrite(state.id, claim.offset), crypto.randomUUID(), {
+/** Gives a claim up (its request failed): the offset is free again; false when it was no longer this claim. 1 R2 put (conditional). */
+export async function releaseClaim(env: Env, state: UploadState, claim: Claim): Promise<boolean> {
+  return null !== await env.BLOBS.put(keys.uploadWrite(state.id, claim.offset), crypto.randomUUID(), {
     customMetadata: metadata(state, { claim: '0' }),
     onlyIf: { etagMatches: claim.etag },
   })
@@ -270,6 +270,11 @@ export async function readPending(env: Env, state: UploadState): Promise<{ etags
  */
 export async function deleteParts(env: Env, state: UploadState): Promise<void> {
   await env.BLOBS.delete(keys.uploadParts(state.id))
+}
+
+/** Whether the session's parts were completed or joined (the session is over). 1 R2 head. */
+export async function hasParts(env: Env, state: UploadState): Promise<boolean> {
+  return (await env.BLOBS.head(keys.uploadParts(state.id))) !== null
 }
 
 /** 1 R2 createMultipartUpload: its id. */

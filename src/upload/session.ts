@@ -65,7 +65,7 @@ import { headBlob, headBlobOrSlot, indexBlob, putBlobIfAbsent, putVerifiedBlob, 
 import { isUploadKey } from '../storage/keys'
 import { batched, concat, readAtMost, type Carry } from '../storage/streams'
 import {
-  abortParts, completeParts, deleteParts, endClaim, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
+  abortParts, completeParts, deleteParts, endClaim, hasParts, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
   putWrite, readPending, readUploaded, releaseClaim, writeKey, type Claim,
 } from '../storage/uploads'
 import { PART_SIZE, PartWriter } from './parts'
@@ -187,6 +187,16 @@ export async function moved(env: Env, state: UploadState): Promise<Error> {
   }
 }
 
+/**
+ * After R2 refused or failed a call on the session's parts: `moved` when another request moved
+ * the session on or ended it (it completed or aborted the parts), else R2's own `err` (500
+ * UNKNOWN): the session stands where the client said, so a 416 or 404 would blame it. 1 R2 list.
+ */
+async function movedOr(env: Env, state: UploadState, err: unknown): Promise<unknown> {
+  const truth = await moved(env, state)
+  return truth instanceof Moved && truth.truth.offset === state.offset ? err : truth
+}
+
 const fresh = (alg: Algorithm): Progress => ({ offset: 0, alg, at: -1, size: 0, skip: 0, mp: '', parts: 0 })
 
 /** Whether all bytes so far came in the first write, whose object (offset 0) is then the tail. */
@@ -292,7 +302,13 @@ function fitsPiece(s: UploadState, length: number): boolean {
 async function claimFold(env: Env, state: UploadState, body: Body): Promise<Claim> {
   const bytes = pendingBytes(state) + (body.length ?? body.limit)
   const until = Date.now() + LEASE_BASE_MS + Math.ceil((bytes / LEASE_BYTES_PER_SECOND) * 1000)
-  const [claim, over] = await Promise.all([putClaim(env, state, state.offset, until), spent(env, state)])
+  const claiming = putClaim(env, state, state.offset, until)
+  const [claim, over] = await Promise.all([claiming, spent(env, state)]).catch(async (err) => {
+    // R2 failed the look: give the claim up, or it holds the offset (every retry 416) for its lease.
+    const held = await claiming.catch(() => null)
+    if (held) await releaseClaim(env, state, held)
+    throw err
+  })
   if (!claim) throw await moved(env, state)
   if (over) {
     await endClaim(env, state, claim, 'closed')
@@ -462,7 +478,11 @@ function later(state: UploadState): Progress {
 async function appendThroughParts(
   env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, chunked: boolean, claim: Claim | null,
 ): Promise<UploadState> {
-  const pending = await readPending(env, state)
+  // R2 failing to read the pending bytes must not leave the claim holding the offset for its lease.
+  const pending = await readPending(env, state).catch(async (err) => {
+    if (claim) await releaseClaim(env, state, claim)
+    throw err
+  })
   if (!pending) {
     if (claim) await releaseClaim(env, state, claim)
     throw await moved(env, state)
@@ -492,8 +512,9 @@ async function appendThroughParts(
     // be refused) R2 failing to take what came whole (see watched).
     if (err instanceof RegistryError || body.broke() || !state.mp) throw err
     // R2 refused a part of the session's upload: a close or cancel completed or aborted it
-    // meanwhile (however much of the body had arrived: reads of 1 MiB often hold it all by then).
-    throw await moved(env, state)
+    // meanwhile (however much of the body had arrived: reads of 1 MiB often hold it all by then),
+    // or R2 itself failed (the tail's read, a part upload) with the session where it was.
+    throw await movedOr(env, state, err)
   }
   const rest = parts.remainder()
   const list = parts.etags.length ? new TextEncoder().encode(JSON.stringify(parts.etags)) : new Uint8Array(0)
@@ -508,7 +529,14 @@ async function appendThroughParts(
     ...(await hashed(hash, first)),
   }
   delete after.more // the pieces are in the new tail or parts now
-  if (!(await putWrite(env, state, state.offset, concat([list, rest]), after, { claim }))) {
+  const wrote = await putWrite(env, state, state.offset, concat([list, rest]), after, { claim }).catch(async (err) => {
+    // R2 failed to record the write: free the offset, and abort the parts this request started
+    // (named by no state), unless the write landed after all (the claim is gone, offset 0 taken).
+    const free = claim ? await releaseClaim(env, state, claim) : !(await isWritten(env, state, state.offset))
+    if (free && parts.started) await abortParts(env, { ...state, mp: parts.mp })
+    throw err
+  })
+  if (!wrote) {
     // Offset 0 was taken, or a cancel (or, past its lease, another request) took the claim over.
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     throw await moved(env, state)
@@ -599,8 +627,8 @@ async function closeFirst(env: Env, state: UploadState, digest: Digest): Promise
   if (state.mp) {
     try {
       at = await completeUpload(env, state)
-    } catch {
-      throw await moved(env, state) // the parts were completed, or taken on, by a request before this one
+    } catch (err) {
+      throw await movedOr(env, state, err) // the parts were completed, or taken on, by a request before this one
     }
   }
   return publish(env, state, digest, at, false)
@@ -615,9 +643,10 @@ async function gather(env: Env, state: UploadState, alg: Algorithm | null): Prom
   if (state.mp) {
     try {
       return { at: await completeUpload(env, state) }
-    } catch {
+    } catch (err) {
       await abortParts(env, state)
-      throw await moved(env, state)
+      // Completed by a close before this one (BLOB_UPLOAD_UNKNOWN), else R2's own failure (500, logged).
+      throw (await hasParts(env, state)) ? await moved(env, state) : err
     }
   }
   if (!state.more?.length) return { at: writeKey(state, state.at) }
