@@ -5,67 +5,14 @@
  * again succeeds. A body that really broke off is still the client's (400).
  */
 import { describe, expect, it } from 'vitest'
-import type { Env } from '../../src/env'
 import { PART_SIZE } from '../../src/upload/session'
-import { bindings, bytesOf, call, callWith, cutOffStream, errorCode, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
-
-/** R2's answer to a put it could not store (the local simulator's, on a full disk, reads the same way). */
-const r2Failure = () => new Error('put: We encountered an internal error. Please try again. (10001)')
-
-/** Reads a put's body to its end, as R2 does before it fails at the last write. */
-async function drain(value: unknown): Promise<void> {
-  if (value instanceof ReadableStream) await value.pipeTo(new WritableStream())
-}
+import { expectServed, expectStoreFailure, faulty } from '../faulty-bucket'
+import { bindings, call, callWith, cutOffStream, errorCode, randomBlob, repoName, sha256, startUpload, streamOf, withDigest } from '../helpers'
 
 /** The bucket, with every put and part upload failing after its whole body was read (the first put of each flow tested is its bytes'). */
-function failingBucket(): R2Bucket {
-  const failingUpload = (upload: R2MultipartUpload): R2MultipartUpload =>
-    new Proxy(upload, {
-      get(target, name) {
-        if (name === 'uploadPart') {
-          return async (_n: number, value: unknown) => {
-            await drain(value)
-            throw r2Failure()
-          }
-        }
-        const v = Reflect.get(target, name)
-        return typeof v === 'function' ? v.bind(target) : v
-      },
-    })
-  return new Proxy(bindings.BLOBS, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver)
-      if (name === 'put') {
-        return async (_key: string, body: unknown) => {
-          await drain(body)
-          throw r2Failure()
-        }
-      }
-      if (name === 'createMultipartUpload') {
-        return async (...args: Parameters<R2Bucket['createMultipartUpload']>) => failingUpload(await target.createMultipartUpload(...args))
-      }
-      if (name === 'resumeMultipartUpload') {
-        return (...args: Parameters<R2Bucket['resumeMultipartUpload']>) => failingUpload(target.resumeMultipartUpload(...args))
-      }
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
-}
+const failingBucket = () => faulty((op) => op === 'put' || op === 'uploadPart').BLOBS
 
-const failing = { BLOBS: failingBucket() } as Partial<Env>
-
-async function expectStoreFailure(res: Response, what: string): Promise<void> {
-  expect(res.status, what).toBe(500)
-  expect(res.headers.get('content-type'), what).toContain('application/json')
-  expect(await errorCode(res), what).toBe('UNKNOWN')
-}
-
-/** The blob is served whole under its digest. */
-async function expectServed(repo: string, digest: string): Promise<void> {
-  const res = await call(`/v2/${repo}/blobs/${digest}`)
-  expect(res.status).toBe(200)
-  expect(await sha256(await bytesOf(res))).toBe(digest)
-}
+const failing = { BLOBS: failingBucket() }
 
 describe('R2 failing to store a body that came whole', () => {
   it.each([

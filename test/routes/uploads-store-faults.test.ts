@@ -7,101 +7,8 @@
  */
 import { describe, expect, it, vi } from 'vitest'
 import { LEASE_BASE_MS, PART_SIZE } from '../../src/upload/session'
-import { bindings, bytesOf, call, callWith, errorCode, listObjects, randomBlob, repoName, sha256, slowBody, startUpload, streamOf, withDigest } from '../helpers'
-
-type Op = 'put' | 'get' | 'head' | 'list' | 'createMultipartUpload' | 'uploadPart' | 'complete' | 'abort'
-
-const r2Failure = (op: string) => new Error(`${op}: We encountered an internal error. Please try again. (10001)`)
-
-async function drain(value: unknown): Promise<void> {
-  if (value instanceof ReadableStream) await value.pipeTo(new WritableStream())
-}
-
-/**
- * The bucket, with the calls `fails(op, key)` picks failing (a put or part upload after reading
- * its body; a get `broken` mid-body rather than at once). Records the multipart uploads started.
- */
-function faulty(fails: (op: Op, key: string) => boolean, broken = false): { BLOBS: R2Bucket; started: string[] } {
-  const started: string[] = []
-  const upload = (mp: R2MultipartUpload): R2MultipartUpload =>
-    new Proxy(mp, {
-      get(target, name) {
-        if (name === 'uploadPart') {
-          return async (n: number, value: Uint8Array) => {
-            if (fails('uploadPart', target.key)) {
-              await drain(value)
-              throw r2Failure('uploadPart')
-            }
-            return target.uploadPart(n, value)
-          }
-        }
-        if (name === 'complete' || name === 'abort') {
-          return async (...args: unknown[]) => {
-            if (fails(name, target.key)) throw r2Failure(name)
-            return (target[name] as (...a: unknown[]) => Promise<unknown>)(...args)
-          }
-        }
-        const v = Reflect.get(target, name)
-        return typeof v === 'function' ? v.bind(target) : v
-      },
-    })
-  const BLOBS = new Proxy(bindings.BLOBS, {
-    get(target, name) {
-      const value = Reflect.get(target, name)
-      if (name === 'put') {
-        return async (key: string, body: unknown, options?: R2PutOptions) => {
-          if (fails('put', key)) {
-            await drain(body)
-            throw r2Failure('put')
-          }
-          return target.put(key, body as ReadableStream, options)
-        }
-      }
-      if (name === 'get') {
-        return async (key: string, options?: R2GetOptions) => {
-          if (!fails('get', key)) return target.get(key, options)
-          if (!broken) throw r2Failure('get')
-          const object = await target.get(key, options)
-          if (!object || !('body' in object)) return object
-          // its first 64 KiB (past the tail's etag list), then the failure
-          const reader = object.body.getReader()
-          let sent = 0
-          const body = new ReadableStream<Uint8Array>({
-            async pull(c) {
-              const next = sent < 64 * 1024 ? await reader.read() : { done: true, value: undefined }
-              if (next.done) {
-                void reader.cancel().catch(() => {})
-                return c.error(r2Failure('get (body)'))
-              }
-              sent += next.value.byteLength
-              c.enqueue(next.value)
-            },
-          })
-          return new Proxy(object, { get: (o, n) => (n === 'body' ? body : Reflect.get(o, n)) })
-        }
-      }
-      if (name === 'head' || name === 'list') {
-        return async (...args: unknown[]) => {
-          if (fails(name, String(args[0] ?? ''))) throw r2Failure(name)
-          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
-        }
-      }
-      if (name === 'createMultipartUpload') {
-        return async (...args: Parameters<R2Bucket['createMultipartUpload']>) => {
-          if (fails('createMultipartUpload', args[0])) throw r2Failure('createMultipartUpload')
-          const mp = await target.createMultipartUpload(...args)
-          started.push(mp.uploadId)
-          return upload(mp)
-        }
-      }
-      if (name === 'resumeMultipartUpload') {
-        return (...args: Parameters<R2Bucket['resumeMultipartUpload']>) => upload(target.resumeMultipartUpload(...args))
-      }
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
-  return { BLOBS, started }
-}
+import { expectServed, expectStoreFailure, faulty, type Op } from '../faulty-bucket'
+import { bindings, call, callWith, errorCode, listObjects, randomBlob, repoName, sha256, slowBody, startUpload, streamOf, withDigest } from '../helpers'
 
 /** Fails the first call `op` whose key `matches`, once. */
 function once(op: Op, matches: (key: string) => boolean = () => true, broken = false) {
@@ -110,18 +17,6 @@ function once(op: Op, matches: (key: string) => boolean = () => true, broken = f
     if (done || o !== op || !matches(key)) return false
     return (done = true)
   }, broken)
-}
-
-async function expectStoreFailure(res: Response, what: string): Promise<void> {
-  expect(res.status, what).toBe(500)
-  expect(res.headers.get('content-type'), what).toContain('application/json')
-  expect(await errorCode(res), what).toBe('UNKNOWN')
-}
-
-async function expectServed(repo: string, digest: string, bytes: Uint8Array): Promise<void> {
-  const res = await call(`/v2/${repo}/blobs/${digest}`)
-  expect(res.status).toBe(200)
-  expect(await sha256(await bytesOf(res))).toBe(digest)
 }
 
 /** Whether R2 still holds the multipart upload `mp` of the session at `key` (an aborted one refuses a part). */
@@ -157,7 +52,7 @@ async function expectGoesOn(repo: string, location: string, bytes: Uint8Array, n
   const whole = new Uint8Array([...bytes, ...next])
   const digest = await sha256(whole)
   expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
-  await expectServed(repo, digest, whole)
+  await expectServed(repo, digest)
 }
 
 describe('a later chunk that folds into parts, R2 failing', () => {
@@ -210,7 +105,7 @@ describe('a first write through parts, R2 failing to put its tail', () => {
     expect(again.status).toBe(202)
     const digest = await sha256(bytes)
     expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
-    await expectServed(repo, digest, bytes)
+    await expectServed(repo, digest)
   })
 })
 
@@ -227,7 +122,7 @@ describe('the common close of a first write in parts, R2 failing', () => {
     expect((await call(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
     const closed = await call(withDigest(location, digest), { method: 'PUT' })
     expect(closed.status).toBe(201)
-    await expectServed(repo, digest, bytes)
+    await expectServed(repo, digest)
   })
 })
 
@@ -259,7 +154,7 @@ describe('other calls of an upload, R2 failing', () => {
     expect(again.status).toBe(202)
     const digest = await sha256(bytes)
     expect((await call(withDigest(again.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
-    await expectServed(repo, digest, bytes)
+    await expectServed(repo, digest)
   })
 
   it('GET of a session, its list failing: 500 UNKNOWN', async () => {
