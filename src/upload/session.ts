@@ -140,8 +140,8 @@ export function chunkTooLarge(limit: number): RegistryError {
 }
 
 const cutOff = () => new RegistryError('BLOB_UPLOAD_INVALID', 'the request body was cut off')
-/** R2's refusal of a put whose `sha256`/`sha512` checksum the bytes do not have ("The SHA-256 checksum you specified did not match what we received"). */
-const isChecksumMismatch = (err: unknown) => !(err instanceof RegistryError) && /checksum|digest/i.test(String(err))
+/** R2's refusal of a put whose `sha256`/`sha512` checksum the bytes do not have: BadDigest, code 10037 ("The SHA-256 checksum you specified did not match what we received"). */
+const isChecksumMismatch = (err: unknown) => !(err instanceof RegistryError) && /checksum|digest|10037/i.test(String(err))
 const digestInvalid = (digest: Digest) => new RegistryError('DIGEST_INVALID', { digest })
 
 // ---------------------------------------------------------------------------------------
