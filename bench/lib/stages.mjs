@@ -1,7 +1,7 @@
 /**
  * The stages section: where an upload's time and CPU go, one stage at a time. A worker of its
  * own (bench/stages/worker.ts, run by `wrangler dev` straight, no front) takes the same 300 MiB
- * body from `curl -T file` at each stage: read only, read and hash (native, WebAssembly),
+ * body from `curl -T file` at each stage: read only, read and hash (native SHA-256, SHA-512),
  * handed to R2 as it is, pumped to R2 through a FixedLengthStream (with and without `onlyIf`, with
  * the native hash), into 10 MiB multipart parts; and the object read back (a pull). Per stage:
  * wall seconds and the CPU seconds of the workerd processes (the worker, the R2 simulator, which
@@ -20,7 +20,7 @@ import { median } from './speed.mjs'
 const MiB = 1024 * 1024
 const BYTES = 300 * MiB
 export const STAGES = [
-  'read-as-it-comes', 'read', 'read+native-sha256', 'read+wasm-sha256', 'read+wasm-sha512',
+  'read-as-it-comes', 'read', 'read+native-sha256', 'read+native-sha512',
   'r2-put-body', 'r2-put-body+checksum', 'r2-put-pumped', 'r2-put-pumped+onlyIf', 'r2-put-pumped+onlyIf+native-sha256',
   'r2-multipart-10MiB+native-sha256',
 ]

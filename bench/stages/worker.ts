@@ -5,7 +5,6 @@
  * Not part of the registry; runs only under `wrangler dev` for the bench.
  */
 import { NativeHash } from '../../src/digest/native'
-import { ResumableHash } from '../../src/digest/hasher'
 import { batched, chunksOf } from '../../src/storage/streams'
 
 const MiB = 1024 * 1024
@@ -49,13 +48,8 @@ const STAGES: Record<string, Stage> = {
     await read(req, (chunk) => hash.update(chunk))
     return hash.hex()
   },
-  'read+wasm-sha256': async (req) => {
-    const hash = new ResumableHash('sha256')
-    await read(req, (chunk) => hash.update(chunk))
-    return hash.hex()
-  },
-  'read+wasm-sha512': async (req) => {
-    const hash = new ResumableHash('sha512')
+  'read+native-sha512': async (req) => {
+    const hash = new NativeHash('sha512')
     await read(req, (chunk) => hash.update(chunk))
     return hash.hex()
   },

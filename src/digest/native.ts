@@ -1,9 +1,10 @@
 /**
- * The runtime's own SHA-256/SHA-512 (crypto.DigestStream): several times faster than
- * any WebAssembly hash here, but its state cannot be saved between requests. An upload
- * hashes natively what its first request receives; a session that spans requests keeps a
- * resumable hash (hasher.ts) instead (upload/session.ts).
+ * The runtime's own SHA-256/SHA-512 (BoringSSL, through node:crypto and crypto.DigestStream):
+ * about six times faster here than a WebAssembly hash. Its state cannot be saved, so a
+ * session that spans requests keeps its hash in the isolate's memory between them
+ * (upload/kept.ts), and reads its bytes back once at the close when it was not kept.
  */
+import { createHash, type Hash } from 'node:crypto'
 import { toHex } from './hex'
 
 /** The digest algorithms the registry verifies. */
@@ -11,24 +12,21 @@ export type Algorithm = 'sha256' | 'sha512'
 
 const NAMES: Record<Algorithm, string> = { sha256: 'SHA-256', sha512: 'SHA-512' }
 
-/** A digest fed chunk by chunk. */
+/** A digest fed chunk by chunk, which can go on after its digest is read. */
 export class NativeHash {
-  private readonly stream: DigestStream
-  private readonly writer: WritableStreamDefaultWriter<ArrayBuffer | ArrayBufferView>
+  private readonly hash: Hash
 
   constructor(readonly algorithm: Algorithm) {
-    this.stream = new crypto.DigestStream(NAMES[algorithm])
-    this.writer = this.stream.getWriter()
+    this.hash = createHash(algorithm)
   }
 
-  update(chunk: Uint8Array): Promise<void> {
-    return this.writer.write(chunk)
+  update(chunk: Uint8Array): void {
+    this.hash.update(chunk)
   }
 
-  /** Hex digest of everything fed; the hash takes no more input. */
-  async hex(): Promise<string> {
-    await this.writer.close()
-    return toHex(new Uint8Array(await this.stream.digest))
+  /** Hex digest of everything fed so far; the hash goes on. */
+  hex(): string {
+    return this.hash.copy().digest('hex')
   }
 }
 

@@ -40,11 +40,7 @@ export interface Progress {
   alg: Algorithm
   /** Hex digest (`alg`) of all bytes so far, while one request has sent them all; else absent. */
   sum?: string
-  /**
-   * The resumable hash (`alg`) of all bytes so far, saved (base64url, 152 characters for
-   * SHA-256, 280 for SHA-512): kept once the session spans requests, or from a first write
-   * that announced more (Content-Range). Absent when a close must read the bytes back.
-   */
+  /** A saved hash state, as earlier versions wrote (their WebAssembly hash): now dropped, unread. */
   hs?: string
   /** Offset of the write holding the tail (bytes not yet in a part), -1 when none. */
   at: number

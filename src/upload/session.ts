@@ -40,22 +40,20 @@
  * Concurrent requests at one offset: only the one holding it reads back or uploads parts; the
  * others stop at their first write (a claim, a piece: the piece's L bytes at most).
  *
- * Hashing, only with the session's algorithm: a first write is hashed natively on the way
- * (crypto.DigestStream), which covers the common flows (one PATCH, or a PUT with the body).
- * Its state cannot be saved, so a session that spans requests carries a resumable hash
- * (digest/hasher.ts, WebAssembly) in its state (`hs`), updated by every later chunk, and
- * its close compares that digest without reading the blob back:
- *   - a first write that announced more (Content-Range) is hashed resumably from the start;
- *   - otherwise the first fold starts one from the first write's bytes (and the pieces after
- *     it), which it reads anyway to fold them into parts (no added call);
- *   - a session whose first write is not hashed resumably and that was never folded (a first
- *     write and pieces) is hashed at the close, natively, as its bytes are joined into one object;
- *   - a first write of unknown length already in multipart parts (docker, podman: they send
- *     one PATCH) cannot be read again before the close: such a session, or a close with the
- *     other algorithm, is hashed once at the close by reading the blob back.
+ * Hashing, only with the session's algorithm, natively (digest/native.ts) on the way: a first
+ * write records its digest (`sum`), which covers the common flows (one PATCH, or a PUT with
+ * the body). The hash's state cannot be saved with the session, so a request that records a
+ * write keeps its hash in the isolate's memory for the next one (upload/kept.ts), and the
+ * close compares that digest without reading the blob back. A request that finds none (it
+ * runs in another isolate, or a request before it failed) hashes nothing, and then:
+ *   - the first fold of a session whose bytes are all in its first write and the pieces after
+ *     it starts a hash from them, as it reads them anyway to fold them into parts (no added call);
+ *   - a session never folded (a first write and pieces) is hashed at the close as its bytes
+ *     are joined into one object;
+ *   - any other session (its bytes in multipart parts), or a close with the other algorithm, is
+ *     hashed once at the close by reading the blob back (+1 R2 get of the whole blob).
  */
 import type { Algorithm } from '../digest/native'
-import { ResumableHash } from '../digest/hasher'
 import { hashStream, NativeHash } from '../digest/native'
 import { RegistryError } from '../errors'
 import { countBodyBytes } from '../log'
@@ -68,9 +66,10 @@ import {
   abortParts, completeParts, deleteParts, endClaim, hasParts, isWritten, listSession, partsKey, putClaim, putEnd, putJoined, putPart,
   putWrite, readPending, readUploaded, releaseClaim, writeKey, type Claim,
 } from '../storage/uploads'
+import { keep, peek, take } from './kept'
 import { PART_SIZE, PartWriter } from './parts'
 import {
-  decodeHashState, encodeHashState, MAX_SESSION_AGE_MS, newUploadState, unknownUpload, withProgress, type Progress, type UploadState,
+  MAX_SESSION_AGE_MS, newUploadState, unknownUpload, withProgress, type Progress, type UploadState,
 } from './state'
 
 export { PART_SIZE } from './parts'
@@ -244,9 +243,9 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
     // A first write needs no look: its write at offset 0 is refused if that offset is taken
     // (a multipart upload it started meanwhile is then aborted; it is its own, no other's).
     if (body.length !== null && !(body.chunked && body.length > BUFFER_LIMIT)) {
-      return appendFirst(env, state, chunks, body.length, body.chunked)
+      return appendFirst(env, state, chunks, body.length)
     }
-    return appendThroughParts(env, state, chunks, body.chunked, null)
+    return appendThroughParts(env, state, chunks, null)
   }
   // A chunk of unknown length that turns out small is read whole first: it may land as a piece.
   const { length, rest } = body.length === null ? await probe(chunks, PROBE_BYTES) : { length: body.length, rest: chunks }
@@ -255,7 +254,7 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
     if (await spent(env, state)) throw unknownUpload(state.id)
     return appendPiece(env, state, rest, length)
   }
-  return appendThroughParts(env, state, rest, body.chunked, await claimFold(env, state, body))
+  return appendThroughParts(env, state, rest, await claimFold(env, state, body))
 }
 
 /**
@@ -372,35 +371,16 @@ function watched(chunks: AsyncIterable<Uint8Array>): { chunks: AsyncGenerator<Ui
 }
 
 /**
- * A first write's hash: native, or resumable when the client announced more chunks.
- * (The recorded progress of a first write streamed with its length has neither digest nor
- * hash state; a state read back from it continues as a session without `hs`.)
+ * A first write of known length: streamed into one object at offset 0, hashed on the way.
+ * 1 R2 put. (Its recorded progress has no digest: a state read back from it goes on unhashed.)
  */
-const firstHash = (state: UploadState, chunked: boolean): NativeHash | ResumableHash =>
-  chunked ? new ResumableHash(state.alg) : new NativeHash(state.alg)
-
-/** What a write records of its hash: the digest of a first write, the saved state of a resumable one. */
-async function hashed(hash: NativeHash | ResumableHash | null, first: boolean): Promise<Pick<Progress, 'sum' | 'hs'>> {
-  if (!hash) return {}
-  return {
-    ...(first ? { sum: await hash.hex() } : {}),
-    ...(hash instanceof ResumableHash ? { hs: encodeHashState(hash.save()) } : {}),
-  }
-}
-
-/** The resumable hash of the bytes before this request, when the state carries one. */
-const resumed = (state: UploadState): ResumableHash | null =>
-  state.hs ? new ResumableHash(state.alg, decodeHashState(state.hs)) : null
-
-/** A first write of known length: streamed into one object at offset 0, hashed on the way. 1 R2 put. */
-async function appendFirst(
-  env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number, chunked: boolean,
-): Promise<UploadState> {
-  const hash = firstHash(state, chunked)
+async function appendFirst(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
+  const hash = new NativeHash(state.alg)
   const after: Progress = { ...fresh(state.alg), offset: length, at: 0, size: length }
   const written = await streamInto(length, chunks, (piece) => hash.update(piece), (readable) => putWrite(env, state, 0, readable, after))
   if (!written) throw await moved(env, state)
-  return withProgress(state, { ...after, ...(await hashed(hash, true)) })
+  keep(state, length, hash)
+  return withProgress(state, { ...after, sum: hash.hex() })
 }
 
 /**
@@ -441,26 +421,29 @@ async function streamInto(
   return true
 }
 
-/** A later chunk that fits a piece (`fitsPiece`) is written once, at its offset, as it came. 1 R2 put. */
+/**
+ * A later chunk that fits a piece (`fitsPiece`) is written once, at its offset, as it came;
+ * the kept hash goes on with it once the write holds the offset. 1 R2 put.
+ */
 async function appendPiece(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
-  const hash = resumed(state)
   const pieces: Uint8Array[] = []
-  for await (const chunk of chunks) {
-    hash?.update(chunk)
-    pieces.push(chunk)
-  }
+  for await (const chunk of chunks) pieces.push(chunk)
   const bytes = concat(pieces)
   const after: Progress = {
     ...later(state),
     offset: state.offset + length,
     more: [...(state.more ?? []), [state.offset, length]],
-    ...(await hashed(hash, false)),
   }
   if (!(await putWrite(env, state, state.offset, bytes, after))) throw await moved(env, state)
+  const hash = take(state)
+  if (hash) {
+    hash.update(bytes)
+    keep(state, after.offset, hash)
+  }
   return withProgress(state, after)
 }
 
-/** The progress of a state about to take bytes from another request: its digest and hash state no longer cover them. */
+/** The progress of a state about to take bytes from another request: its digest no longer covers them. */
 function later(state: UploadState): Progress {
   const { offset, alg, at, size, skip, mp, parts, more } = state
   return { offset, alg, at, size, skip, mp, parts, ...(more ? { more } : {}) }
@@ -471,12 +454,13 @@ function later(state: UploadState): Progress {
  * fills no part becomes the new tail, written at the state's offset (after the etag list). A
  * later chunk holds `claim` on that offset (`claimFold`) before it reads back or touches a part,
  * and its tail replaces the claim; a first write (no claim) streams into a multipart upload of
- * its own. The body is hashed on the way: a first write as `firstHash` says, a later one with
- * the state's resumable hash; a state without one whose bytes so far are all in the first write
- * and the pieces after it (no parts) starts one from them as they are read.
+ * its own. The body is hashed on the way: a first write with a new hash, a later one with the
+ * kept hash of the bytes before it (taken once the claim is held); without one, a state whose
+ * bytes so far are all in the first write and the pieces after it (no parts) starts one from
+ * them as they are read.
  */
 async function appendThroughParts(
-  env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, chunked: boolean, claim: Claim | null,
+  env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, claim: Claim | null,
 ): Promise<UploadState> {
   // R2 failing to read the pending bytes must not leave the claim holding the offset for its lease.
   const pending = await readPending(env, state).catch(async (err) => {
@@ -488,8 +472,9 @@ async function appendThroughParts(
     throw await moved(env, state)
   }
   const first = state.offset === 0
-  const rehash = !first && !state.hs && state.at === 0 && !state.mp
-  const hash = first ? firstHash(state, chunked) : rehash ? new ResumableHash(state.alg) : resumed(state)
+  const kept = first ? null : take(state)
+  const rehash = !first && !kept && state.at === 0 && !state.mp
+  const hash = first || rehash ? new NativeHash(state.alg) : kept
   const parts = new PartWriter(env, state, pending.etags, claim ? claim.until - LEASE_MARGIN_MS : Infinity)
   let received = 0
   const body = watched(chunks)
@@ -499,7 +484,7 @@ async function appendThroughParts(
       await parts.push(chunk)
     }
     for await (const chunk of body.chunks) {
-      await hash?.update(chunk)
+      hash?.update(chunk)
       received += chunk.byteLength
       await parts.push(chunk)
     }
@@ -526,7 +511,7 @@ async function appendThroughParts(
     skip: list.byteLength,
     mp: parts.mp,
     parts: parts.etags.length,
-    ...(await hashed(hash, first)),
+    ...(first ? { sum: hash!.hex() } : {}),
   }
   delete after.more // the pieces are in the new tail or parts now
   const wrote = await putWrite(env, state, state.offset, concat([list, rest]), after, { claim }).catch(async (err) => {
@@ -541,6 +526,7 @@ async function appendThroughParts(
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     throw await moved(env, state)
   }
+  if (hash) keep(state, after.offset, hash)
   return withProgress(state, after)
 }
 
@@ -590,11 +576,12 @@ export async function closeWhole(env: Env, state: UploadState, digest: Digest, b
 export async function close(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
   if (state.offset === 0) return closeEmpty(env, state, digest)
   const alg = algorithmOf(digest)
-  const sum = state.alg !== alg ? undefined : state.sum ?? resumed(state)?.hex()
+  const sum = state.alg !== alg ? undefined : state.sum ?? peek(state)?.hex()
   if (firstOnly(state) && sum === hexOf(digest)) return closeFirst(env, state, digest)
   // The only write so far may be a blob already, whatever digest this request names: a replay.
   if (await spent(env, state)) throw unknownUpload(state.id)
   if (!(await putEnd(env, state, state.offset, 'closed'))) throw await moved(env, state)
+  take(state) // the session is over: its kept hash is of no more use
   if (sum !== undefined && sum !== hexOf(digest)) {
     await abortParts(env, state)
     throw digestInvalid(digest)
@@ -622,6 +609,7 @@ export async function close(env: Env, state: UploadState, digest: Digest): Promi
  * (storage/uploads.ts, invariant 2), nothing another request does can empty what it names.
  */
 async function closeFirst(env: Env, state: UploadState, digest: Digest): Promise<IndexedBlob> {
+  take(state) // the digest is the state's own: the kept hash is of no more use
   if (await isWritten(env, state, state.offset)) throw await moved(env, state)
   let at = writeKey(state, 0)
   if (state.mp) {
@@ -741,7 +729,10 @@ async function closeEmpty(env: Env, state: UploadState, digest: Digest): Promise
 export async function cancel(env: Env, state: UploadState): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const now = await truth(env, state)
-    if (await putEnd(env, now, now.offset, 'cancelled', true)) return abortParts(env, now)
+    if (await putEnd(env, now, now.offset, 'cancelled', true)) {
+      take(now)
+      return abortParts(env, now)
+    }
   }
   throw await moved(env, state) // a session moving on faster than it can be read: 416 with where it is
 }

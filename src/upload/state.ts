@@ -64,10 +64,6 @@ const b64url = (bytes: Uint8Array): string =>
 const unb64url = (s: string): Uint8Array =>
   Uint8Array.from(atob(s.replaceAll('-', '+').replaceAll('_', '/')), (c) => c.charCodeAt(0))
 
-/** A saved hash state (digest/hasher.ts) as it is kept in a Progress, and back. */
-export const encodeHashState = (bytes: Uint8Array): string => b64url(bytes)
-export const decodeHashState = (s: string): Uint8Array => unb64url(s)
-
 export async function signState(secret: string, state: UploadState): Promise<string> {
   const payload = new TextEncoder().encode(JSON.stringify(state))
   const mac = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), payload))

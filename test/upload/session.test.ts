@@ -8,6 +8,7 @@ import type { Env } from '../../src/env'
 import type { Digest, Repo } from '../../src/names'
 import { keys } from '../../src/storage/keys'
 import { append, BUFFER_LIMIT, cancel, close, Moved, open, PART_SIZE, status, type Body } from '../../src/upload/session'
+import { forgetKept } from '../../src/upload/kept'
 import type { UploadState } from '../../src/upload/state'
 import { bindings as env, listObjects, MiB, randomBlob, sha256, sha512, streamOf } from '../helpers'
 
@@ -100,10 +101,11 @@ describe('append', () => {
     const first = await append(env, open(repo), sized(bytes.subarray(0, PART_SIZE + MiB), true))
     const piece = await append(env, first, sized(bytes.subarray(PART_SIZE + MiB, PART_SIZE + 2 * MiB), true))
     expect(piece).toMatchObject({ at: first.at, size: first.size, more: [[PART_SIZE + MiB, MiB]] })
-    expect(piece.sum).toBeUndefined() // several requests: their resumable hash state instead
-    expect(piece.hs).toBeTruthy()
+    expect(piece.sum).toBeUndefined() // several requests: the hash is kept in the isolate instead
     const last = await append(env, piece, sized(bytes.subarray(PART_SIZE + 2 * MiB), true))
-    expect((await close(env, last, await d256(bytes))).size).toBe(bytes.length)
+    const { env: counting, read } = readCounter()
+    expect((await close(counting, last, await d256(bytes))).size).toBe(bytes.length)
+    expect(read.every((n) => n < PART_SIZE)).toBe(true) // the kept hash went on through the piece: no read-back
   })
 
   it('never re-reads more than a part’s remainder per chunk', async () => {
@@ -210,14 +212,16 @@ describe('close', () => {
 })
 
 describe('the hash of a session that spans requests', () => {
-  it('is resumable from a first write that announced more (Content-Range), and the close reads only the tail', async () => {
+  beforeEach(() => forgetKept())
+
+  it('is kept in the isolate from one request to the next, and the close reads only the tail', async () => {
     const bytes = randomBlob(2 * PART_SIZE + 3 * MiB)
     const chunk = PART_SIZE + MiB
     let state = open(repo)
     const { env: counting, read } = readCounter()
     for (let at = 0; at < bytes.length; at += chunk) {
       state = await append(counting, state, sized(bytes.subarray(at, at + chunk), true))
-      expect(state.hs).toBeTruthy()
+      expect(state.hs).toBeUndefined() // nothing saved with the state
     }
     read.length = 0
     expect((await close(counting, state, await d256(bytes))).size).toBe(bytes.length)
@@ -225,14 +229,13 @@ describe('the hash of a session that spans requests', () => {
     expect(read.reduce((n, m) => n + m, 0)).toBeLessThan(PART_SIZE + 4096)
   })
 
-  it('starts from the first write as the second chunk folds it into parts: read once, no added call', async () => {
+  it('is started from the first write when the second chunk, in another isolate, folds it into parts: read once, no added call', async () => {
     const bytes = randomBlob(PART_SIZE + 2 * MiB)
     const first = await append(env, open(repo), sized(bytes.subarray(0, 3 * MiB)))
-    expect(first.hs).toBeUndefined() // one PATCH (skopeo): native, nothing saved
+    forgetKept()
     const { env: counting, read } = readCounter()
     const second = await append(counting, first, sized(bytes.subarray(3 * MiB), true))
     expect(read).toEqual([3 * MiB])
-    expect(second.hs).toBeTruthy()
     read.length = 0
     expect((await close(counting, second, await d256(bytes))).size).toBe(bytes.length)
     expect(read).toEqual([second.size + second.skip])
@@ -246,7 +249,7 @@ describe('the hash of a session that spans requests', () => {
     expect(await codeOf(close(env, last, await d256(bytes)))).toBe('BLOB_UPLOAD_UNKNOWN')
   })
 
-  it('hashes a sha512 session resumably; closed with sha256 it reads the bytes back', async () => {
+  it('hashes a sha512 session as it comes; closed with sha256 it reads the bytes back', async () => {
     const bytes = randomBlob(PART_SIZE + 3 * MiB)
     const chunks = async () => {
       const first = await append(env, open(repo, '', 'sha512'), sized(bytes.subarray(0, PART_SIZE + MiB), true))
@@ -254,22 +257,53 @@ describe('the hash of a session that spans requests', () => {
     }
     const { env: counting, read } = readCounter()
     const s512 = await chunks()
-    expect(s512.hs!.length).toBeGreaterThan(200) // a SHA-512 state, not a SHA-256 one
-    expect((await close(counting, s512, (await sha512(bytes)) as Digest)).size).toBe(bytes.length)
+    expect(await codeOf(close(counting, s512, (await sha512(randomBlob(10))) as Digest))).toBe('DIGEST_INVALID')
+    expect(read.every((n) => n < PART_SIZE)).toBe(true)
+    expect((await close(counting, await chunks(), (await sha512(bytes)) as Digest)).size).toBe(bytes.length)
     expect(read.every((n) => n < PART_SIZE)).toBe(true)
     read.length = 0
     expect((await close(counting, await chunks(), await d256(bytes))).size).toBe(bytes.length)
     expect(read).toContain(bytes.length)
   })
 
-  it('is not kept when the first write went into parts without announcing more: the close reads the bytes back', async () => {
-    const bytes = randomBlob(PART_SIZE + 3 * MiB)
-    const first = await append(env, open(repo), unsized(bytes.subarray(0, PART_SIZE + MiB)))
-    const second = await append(env, first, sized(bytes.subarray(PART_SIZE + MiB), true))
-    expect(second.hs).toBeUndefined()
+  it('is missing in another isolate once the bytes are in parts: the close reads them back, and still tells a wrong digest', async () => {
+    const bytes = randomBlob(2 * PART_SIZE + 3 * MiB)
+    const twoChunks = async () => {
+      const first = await append(env, open(repo), sized(bytes.subarray(0, PART_SIZE + MiB), true))
+      forgetKept()
+      return append(env, first, sized(bytes.subarray(PART_SIZE + MiB), true))
+    }
     const { env: counting, read } = readCounter()
-    expect(await codeOf(close(counting, second, await d256(randomBlob(10))))).toBe('DIGEST_INVALID')
+    expect(await codeOf(close(counting, await twoChunks(), await d256(randomBlob(10))))).toBe('DIGEST_INVALID')
     expect(read).toContain(bytes.length)
+    read.length = 0
+    expect((await close(counting, await twoChunks(), await d256(bytes))).size).toBe(bytes.length)
+    expect(read).toContain(bytes.length)
+  })
+
+  it('is taken by one of two chunks racing at an offset: whichever wins, the close verifies the bytes it stored', async () => {
+    const head = randomBlob(PART_SIZE + MiB)
+    const a = randomBlob(PART_SIZE + 2 * MiB)
+    const b = randomBlob(PART_SIZE + 3 * MiB)
+    const first = await append(env, open(repo), sized(head, true))
+    const [ra, rb] = await Promise.allSettled([append(env, first, sized(a, true)), append(env, first, sized(b, true))])
+    const won = ra.status === 'fulfilled' ? { state: ra.value, body: a } : rb.status === 'fulfilled' ? { state: rb.value, body: b } : null
+    expect(won).not.toBeNull()
+    expect([ra.status, rb.status].filter((x) => x === 'fulfilled')).toHaveLength(1)
+    const lost = won!.body === a ? b : a
+    expect(await codeOf(close(env, won!.state, await d256(new Uint8Array([...head, ...lost]))))).toBe('DIGEST_INVALID')
+    const again = await append(env, first, sized(head, true)).catch(() => null) // offset 0 is taken: refused
+    expect(again).toBeNull()
+  })
+
+  it('of an old state is never used for a later offset: a replayed close is refused', async () => {
+    const bytes = randomBlob(3 * MiB)
+    const first = await append(env, open(repo), sized(bytes.subarray(0, MiB), true))
+    const second = await append(env, first, sized(bytes.subarray(MiB, 2 * MiB), true))
+    const third = await append(env, second, sized(bytes.subarray(2 * MiB), true))
+    // the first state's digest is of its own bytes; the session has moved on from it
+    expect(await failure(close(env, first, await d256(bytes.subarray(0, MiB))))).toBeInstanceOf(Moved)
+    expect((await close(env, third, await d256(bytes))).size).toBe(bytes.length)
   })
 })
 
