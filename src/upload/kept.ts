@@ -5,9 +5,9 @@
  * in WebAssembly so that it could be costs about six times the CPU (docs/performance.md). So a
  * request that records a write leaves its hash here, keyed by the session and the offset the
  * write ends at, and the next request of the session takes it from there when it runs in the
- * same isolate (the usual case: wrangler dev has one; a client's requests mostly reach the
- * same one deployed). A request that finds none hashes nothing, and the close reads the
- * session's bytes back once to hash them (upload/session.ts `hashUploaded`): slower, as correct.
+ * same isolate (wrangler dev has one; Cloudflare promises nothing either way, so this is only a
+ * shortcut). A request that finds none hashes nothing, and the close reads the session's bytes
+ * back once to hash them (upload/session.ts `hashUploaded`): slower, as correct.
  *
  * Why an entry names exactly the session's bytes [0, offset): each offset of a session is
  * written once (storage/uploads.ts), an entry is left only after its write was recorded, and
