@@ -56,7 +56,7 @@ export async function storeWithDigest(
   try {
     for await (const piece of batched(body ?? new Response('').body!, BATCH_SIZE)) {
       received += piece.byteLength
-      await hash.update(piece)
+      hash.update(piece)
       // R2 may stop reading once it refuses the write (an entry got there first): hash on.
       if (writer) await writer.write(piece).catch(() => (writer = null))
     }
@@ -68,7 +68,7 @@ export async function storeWithDigest(
     await writer?.abort().catch(() => {})
   }
   const put = await writing
-  const actual = await hash.hex()
+  const actual = hash.hex()
   if (cut || received !== length) throw new RegistryError('SIZE_INVALID', { expected: length, received })
   if (actual !== hexOf(digest)) throw new RegistryError('DIGEST_INVALID', { digest })
   // The bytes came whole and are what the client said, and R2 failed to take them: the
