@@ -79,7 +79,7 @@ const STAGES: Record<string, Stage> = {
       parts.push(upload.uploadPart(parts.length + 1, bytes))
     }
     await read(req, async (chunk) => {
-      await hash.update(chunk)
+      hash.update(chunk)
       for (let at = 0; at < chunk.byteLength; ) {
         const take = Math.min(PART - filled, chunk.byteLength - at)
         part.set(chunk.subarray(at, at + take), filled)

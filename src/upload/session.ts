@@ -643,7 +643,7 @@ async function gather(env: Env, state: UploadState, alg: Algorithm | null): Prom
   const hash = alg ? new NativeHash(alg) : null
   const joined = await streamInto(state.offset, pending.chunks, (piece) => hash?.update(piece), (readable) => putJoined(env, state, readable))
   if (!joined) throw await moved(env, state)
-  return { at: partsKey(state), ...(hash ? { sum: await hash.hex() } : {}) }
+  return { at: partsKey(state), ...(hash ? { sum: hash.hex() } : {}) }
 }
 
 /** Hex digest (`alg`) of an object the session made. 1 R2 get, its bytes read once. */
