@@ -490,6 +490,10 @@ async function appendThroughParts(
     }
     await parts.settle()
   } catch (err) {
+    // A part still uploading (the body broke off while the next one filled) must land before the
+    // claim is given up: landing after a retry's upload of the same part number, it would replace
+    // that part, whose recorded etag then no longer matches (a session that can never complete).
+    await parts.settle().catch(() => {})
     // A multipart upload this request started is named by no state: abort it (free).
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     if (claim) await releaseClaim(env, state, claim)
