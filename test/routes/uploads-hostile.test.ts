@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../src/env'
 import { PART_SIZE } from '../../src/upload/session'
-import { expectServed } from '../faulty-bucket'
-import { bindings, callWith, cutOffStream, errorCode, MiB, randomBlob, repoName, sha256, startUpload, withDigest } from '../helpers'
+import { expectServed, faulty } from '../faulty-bucket'
+import { bindings, callWith, cutOffStream, errorCode, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest } from '../helpers'
 
 const ranged = (method: string, bytes: Uint8Array, from: number): RequestInit => ({
   method, body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
@@ -88,6 +88,222 @@ describe('a fold whose body breaks off while one of its parts is still uploading
     const digest = await sha256(whole)
     const put = await callWith({}, withDigest(again!.headers.get('location')!, digest), { method: 'PUT' })
     expect(put.status, await put.clone().text()).toBe(201)
+    await expectServed(repo, digest)
+  })
+})
+
+describe('two closes of one Location at once', () => {
+  it.each([
+    ['one write through parts (docker: no end mark)', 'docker'],
+    ['chunks, the hash kept', 'chunks'],
+  ] as const)('%s: one 201, the other 404; a wrong digest racing the right one never indexes it', async (_how, mode) => {
+    for (let run = 0; run < 4; run++) {
+      const repo = repoName('hostile')
+      const bytes = randomBlob(PART_SIZE + 3 * MiB)
+      let location = await startUpload(repo)
+      if (mode === 'docker') {
+        location = (await callWith({}, location, { method: 'PATCH', body: streamOf(bytes, 500_001), duplex: 'half' } as RequestInit)).headers.get('location')!
+      } else {
+        for (const [from, to] of [[0, 2 * MiB], [2 * MiB, bytes.length]] as const) {
+          const res = await callWith({}, location, ranged('PATCH', bytes.subarray(from, to), from))
+          expect(res.status).toBe(202)
+          location = res.headers.get('location')!
+        }
+      }
+      const digest = await sha256(bytes)
+      const wrong = await sha256(randomBlob(10))
+      const digests = run % 2 ? [digest, wrong] : [digest, digest]
+      const puts = await Promise.all(digests.map((d) => callWith({}, withDigest(location, d), { method: 'PUT' })))
+      const statuses = puts.map((p) => p.status)
+      const text = await Promise.all(puts.map((p) => p.clone().text()))
+      expect(statuses.every((s) => s < 500), `run ${run}: ${statuses} ${text}`).toBe(true)
+      expect(statuses.filter((s) => s === 201 || s === 400), `run ${run}: ${statuses}`).toHaveLength(1)
+      expect((await callWith({}, `/v2/${repo}/blobs/${wrong}`, { method: 'HEAD' })).status).toBe(404)
+      if (statuses[0] === 201) await expectServed(repo, digest)
+    }
+  })
+})
+
+/** The bucket, counting the bytes each get returns. */
+function counting(): { BLOBS: R2Bucket; read: number[] } {
+  const read: number[] = []
+  const BLOBS = new Proxy(bindings.BLOBS, {
+    get(target, name) {
+      const value = Reflect.get(target, name)
+      if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
+      return async (...args: Parameters<R2Bucket['get']>) => {
+        const object = await target.get(...args)
+        if (object && 'body' in object) read.push(object.size - ((args[1]?.range as { offset?: number } | undefined)?.offset ?? 0))
+        return object
+      }
+    },
+  })
+  return { BLOBS, read }
+}
+
+const digestOf = (alg: 'sha256' | 'sha512', bytes: Uint8Array) => (alg === 'sha256' ? sha256(bytes) : sha512(bytes))
+
+describe('old Locations replayed between the real requests of a session', () => {
+  it.each([
+    ['sha256', 'sha256'],
+    ['sha512', 'sha512'],
+    ['sha512', 'sha256'],
+  ] as const)('a %s session closed with %s: every replay 416, no prefix ever indexed; the real close verifies', async (alg, closing) => {
+    const repo = repoName('hostile')
+    // a first write sent whole, a piece, a fold into parts, a piece
+    const cuts = [0, 3 * MiB, 3 * MiB + 100_000, 3 * MiB + 100_000 + PART_SIZE + MiB, 3 * MiB + 100_000 + PART_SIZE + MiB + 50_000]
+    const bytes = randomBlob(cuts.at(-1)!)
+    const start = await callWith({}, `/v2/${repo}/blobs/uploads/?digest-algorithm=${alg}`, { method: 'POST' })
+    const locations = [start.headers.get('location')!]
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const res = await callWith({}, locations.at(-1)!, ranged('PATCH', bytes.subarray(cuts[i], cuts[i + 1]), cuts[i]!))
+      expect(res.status, `chunk ${i}`).toBe(202)
+      locations.push(res.headers.get('location')!)
+      // every earlier Location, replayed: a close with the digest of its own bytes (either
+      // algorithm), a chunk, a GET; the session stays where it is
+      for (const [j, old] of locations.slice(1, -1).entries()) {
+        const prefix = bytes.subarray(0, cuts[j + 1])
+        for (const a of ['sha256', 'sha512'] as const) {
+          const d = await digestOf(a, prefix)
+          const put = await callWith({}, withDigest(old, d), { method: 'PUT' })
+          expect(put.status, `chunk ${i}: close of Location ${j + 1} with ${a}`).toBe(416)
+          expect(put.headers.get('range')).toBe(`0-${cuts[i + 1]! - 1}`)
+          expect((await callWith({}, `/v2/${repo}/blobs/${d}`, { method: 'HEAD' })).status).toBe(404)
+        }
+        const more = randomBlob(j % 2 ? 1000 : PART_SIZE + 1000)
+        expect((await callWith({}, old, ranged('PATCH', more, cuts[j + 1]!))).status, `chunk ${i}: PATCH at Location ${j + 1}`).toBe(416)
+        const get = await callWith({}, old)
+        expect(get.status).toBe(204)
+        expect(get.headers.get('range')).toBe(`0-${cuts[i + 1]! - 1}`)
+      }
+    }
+    const wrong = await digestOf(closing, randomBlob(10))
+    const { BLOBS, read } = counting()
+    const digest = await digestOf(closing, bytes)
+    const put = await callWith({ BLOBS } as Partial<Env>, withDigest(locations.at(-1)!, digest), { method: 'PUT' })
+    expect(put.status, await put.clone().text()).toBe(201)
+    // the replays left the kept hash alone: the session's own algorithm reads no blob back
+    if (closing === alg) expect(read.every((n) => n < PART_SIZE)).toBe(true)
+    else expect(read).toContain(bytes.length)
+    const served = await callWith({}, `/v2/${repo}/blobs/${digest}`)
+    expect(served.status).toBe(200)
+    expect(await digestOf(closing, new Uint8Array(await served.arrayBuffer()))).toBe(digest)
+    expect((await callWith({}, `/v2/${repo}/blobs/${wrong}`, { method: 'HEAD' })).status).toBe(404)
+  })
+})
+
+/** `bytes` as a body of unknown length that sends `extra` more bytes (or, negative, fewer) than `bytes`. */
+function misSized(bytes: Uint8Array, extra: number): ReadableStream<Uint8Array> {
+  return streamOf(extra > 0 ? join(bytes, randomBlob(extra)) : bytes.subarray(0, bytes.length + extra))
+}
+
+const sized = (bytes: Uint8Array, from: number, body: BodyInit = bytes): RequestInit => ({
+  method: 'PATCH', body, duplex: 'half',
+  headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
+} as RequestInit)
+
+/** The Location after the first chunk (already in multipart parts), and its bytes. */
+async function sessionInParts(repo: string, alg: 'sha256' | 'sha512'): Promise<{ location: string; first: Uint8Array }> {
+  const first = randomBlob(PART_SIZE + MiB)
+  const start = await callWith({}, `/v2/${repo}/blobs/uploads/?digest-algorithm=${alg}`, { method: 'POST' })
+  const res = await callWith({}, start.headers.get('location')!, ranged('PATCH', first, 0))
+  expect(res.status).toBe(202)
+  return { location: res.headers.get('location')!, first }
+}
+
+describe('a request that fails after the kept hash was taken (or before), the session sent on', () => {
+  const fold = PART_SIZE + 2 * MiB
+  const piece = 100_000
+  const cases: [string, number, (l: string, next: Uint8Array, at: number) => Promise<Response>, number][] = [
+    ['a fold cut off', fold, (l, next, at) => callWith({}, l, sized(next, at, cutOffStream(next, 5 * MiB))), 400],
+    ['a fold longer than its Content-Length', fold, (l, next, at) => callWith({}, l, sized(next, at, misSized(next, 3000))), 400],
+    ['a fold shorter than its Content-Length', fold, (l, next, at) => callWith({}, l, sized(next, at, misSized(next, -3000))), 400],
+    ['a fold of unknown length over MAX_CHUNK_BYTES (413)', fold,
+      (l, next) => callWith({ MAX_CHUNK_BYTES: String(PART_SIZE + MiB) } as Partial<Env>, l, { method: 'PATCH', body: streamOf(join(next, next)), duplex: 'half' } as RequestInit), 413],
+    ['a fold whose read of the tail breaks off (R2)', fold,
+      (l, next, at) => callWith({ BLOBS: faulty((op) => op === 'get', true).BLOBS } as Partial<Env>, l, sized(next, at)), 500],
+    // its claim's put, then its tail's: the second fails
+    ['a fold whose tail R2 fails to put', fold,
+      (l, next, at) => callWith({ BLOBS: faulty((op, key) => op === 'put' && key.endsWith(`/${String(at).padStart(16, '0')}`) && ++once.used === 2).BLOBS } as Partial<Env>, l, sized(next, at)), 500],
+    ['a piece cut off', piece, (l, next, at) => callWith({}, l, sized(next, at, cutOffStream(next, 50_000, 10_000))), 400],
+    ['a piece longer than its Content-Length', piece, (l, next, at) => callWith({}, l, sized(next, at, misSized(next, 3000))), 400],
+    ['a piece R2 fails to put', piece, (l, next, at) => callWith({ BLOBS: faulty((op) => op === 'put').BLOBS } as Partial<Env>, l, sized(next, at)), 500],
+  ]
+  const once = { used: 0 }
+  it.each(cases)('%s: sent again and closed, a wrong digest is refused and the right one served', async (_how, size, fail, status) => {
+    for (const [i, right] of [false, true].entries()) {
+      once.used = 0
+      const alg = i ? 'sha512' : 'sha256'
+      const repo = repoName('hostile')
+      const { location, first } = await sessionInParts(repo, alg)
+      const next = randomBlob(size)
+      const failed = await fail(location, next, first.length)
+      expect(failed.status, await failed.clone().text()).toBe(status)
+      const again = await callWith({}, location, ranged('PATCH', next, first.length))
+      expect(again.status, await again.clone().text()).toBe(202)
+      const last = randomBlob(30_000)
+      const whole = join(first, next, last)
+      const digest = await digestOf(alg, right ? whole : randomBlob(10))
+      const put = await callWith({}, withDigest(again.headers.get('location')!, digest), ranged('PUT', last, first.length + next.length))
+      expect(put.status, await put.clone().text()).toBe(right ? 201 : 400)
+      const served = await callWith({}, `/v2/${repo}/blobs/${digest}`)
+      expect(served.status).toBe(right ? 200 : 404)
+      if (right) expect(await digestOf(alg, new Uint8Array(await served.arrayBuffer()))).toBe(digest)
+    }
+  })
+})
+
+describe('a fold whose tail R2 stores but answers with a failure', () => {
+  it('500; the chunk sent again is told where the session is (416), and the close from there verifies it', async () => {
+    for (const right of [false, true]) {
+      const repo = repoName('hostile')
+      const { location, first } = await sessionInParts(repo, 'sha256')
+      const next = randomBlob(PART_SIZE + 2 * MiB)
+      let puts = 0
+      const BLOBS = new Proxy(bindings.BLOBS, {
+        get(target, name) {
+          const value = Reflect.get(target, name)
+          if (name !== 'put') return typeof value === 'function' ? value.bind(target) : value
+          return async (...args: Parameters<R2Bucket['put']>) => {
+            const put = await target.put(...args)
+            if (args[0].endsWith(String(first.length).padStart(16, '0')) && ++puts === 2) throw new Error('put: We encountered an internal error. Please try again. (10001)')
+            return put
+          }
+        },
+      })
+      const failed = await callWith({ BLOBS } as Partial<Env>, location, sized(next, first.length))
+      expect(failed.status).toBe(500)
+      const again = await callWith({}, location, ranged('PATCH', next, first.length))
+      expect(again.status).toBe(416)
+      expect(again.headers.get('range')).toBe(`0-${first.length + next.length - 1}`)
+      const whole = join(first, next)
+      const digest = right ? await sha256(whole) : await sha256(randomBlob(10))
+      const put = await callWith({}, withDigest(again.headers.get('location')!, digest), { method: 'PUT' })
+      expect(put.status, await put.clone().text()).toBe(right ? 201 : 400)
+      if (right) await expectServed(repo, digest)
+    }
+  })
+})
+
+describe('a piece still arriving when the session of one write is closed', () => {
+  it.each([
+    ['in one read', 1000],
+    ['in several reads', 5 * MiB],
+  ] as const)('%s: the close is the end of it, the piece 404; the blob keeps its bytes', async (_how, size) => {
+    const repo = repoName('hostile')
+    const bytes = randomBlob(3 * MiB) // one PATCH with its length (skopeo): its close marks no end
+    const l1 = (await callWith({}, await startUpload(repo), { method: 'PATCH', body: bytes, headers: { 'Content-Length': String(bytes.length) } })).headers.get('location')!
+    const more = randomBlob(size)
+    const slow = slowBody(more, size / 2)
+    const sending = callWith({}, l1, sized(more, bytes.length, slow.stream))
+    await slow.reading
+    const digest = await sha256(bytes)
+    const put = await callWith({}, withDigest(l1, digest), { method: 'PUT' })
+    expect(put.status).toBe(201)
+    slow.open()
+    const patch = await sending
+    expect(patch.status).toBe(404)
+    expect(await errorCode(patch)).toBe('BLOB_UPLOAD_UNKNOWN')
     await expectServed(repo, digest)
   })
 })
