@@ -6,9 +6,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../src/env'
+import { NativeHash } from '../../src/digest/native'
+import { keep, MAX_KEPT } from '../../src/upload/kept'
 import { PART_SIZE } from '../../src/upload/session'
 import { expectServed, faulty } from '../faulty-bucket'
-import { bindings, callWith, cutOffStream, errorCode, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest } from '../helpers'
+import { bindings, callWith, cutOffStream, errorCode, listObjects, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest } from '../helpers'
 
 const ranged = (method: string, bytes: Uint8Array, from: number): RequestInit => ({
   method, body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
@@ -305,5 +307,100 @@ describe('a piece still arriving when the session of one write is closed', () =>
     expect(patch.status).toBe(404)
     expect(await errorCode(patch)).toBe('BLOB_UPLOAD_UNKNOWN')
     await expectServed(repo, digest)
+  })
+})
+
+/** Resolves once the session of `location` has a claim stored (a fold holds its offset). */
+async function claimed(location: string): Promise<void> {
+  const id = new URL(location, 'http://x').pathname.split('/').pop()!
+  while (!(await listObjects(`data/${id}/`)).some((o) => o.customMetadata?.claim)) await new Promise((r) => setTimeout(r, 10))
+}
+
+describe('a fold in the middle of its body, holding its offset (and the kept hash)', () => {
+  it.each(['sha256', 'sha512'] as const)('%s: every other request there is told 416; the fold goes on, and its close verifies without reading back', async (alg) => {
+    const repo = repoName('hostile')
+    const { location, first } = await sessionInParts(repo, alg)
+    const next = randomBlob(PART_SIZE + 2 * MiB)
+    const slow = slowBody(next, 3 * MiB)
+    const folding = callWith({}, location, sized(next, first.length, slow.stream))
+    await claimed(location)
+    const prefix = await digestOf(alg, first)
+    const other = randomBlob(PART_SIZE + MiB)
+    const small = randomBlob(1000)
+    const tries: [string, Promise<Response>][] = [
+      ['close', callWith({}, withDigest(location, prefix), { method: 'PUT' })],
+      ['close with the other algorithm', callWith({}, withDigest(location, await digestOf(alg === 'sha256' ? 'sha512' : 'sha256', first)), { method: 'PUT' })],
+      ['close with a last chunk', callWith({}, withDigest(location, prefix), ranged('PUT', small, first.length))],
+      ['a piece', callWith({}, location, ranged('PATCH', small, first.length))],
+      ['a fold', callWith({}, location, ranged('PATCH', other, first.length))],
+    ]
+    for (const [what, res] of tries) expect((await res).status, what).toBe(416)
+    const get = await callWith({}, location)
+    expect(get.headers.get('range')).toBe(`0-${first.length - 1}`)
+    slow.open()
+    const folded = await folding
+    expect(folded.status).toBe(202)
+    expect((await callWith({}, `/v2/${repo}/blobs/${prefix}`, { method: 'HEAD' })).status).toBe(404)
+    const whole = join(first, next)
+    const digest = await digestOf(alg, whole)
+    const { BLOBS, read } = counting()
+    const put = await callWith({ BLOBS } as Partial<Env>, withDigest(folded.headers.get('location')!, digest), { method: 'PUT' })
+    expect(put.status, await put.clone().text()).toBe(201)
+    expect(read.every((n) => n < PART_SIZE)).toBe(true)
+  })
+
+  it('a DELETE ends the session: the fold is told 404, and nothing of it is ever a blob', async () => {
+    const repo = repoName('hostile')
+    const { location, first } = await sessionInParts(repo, 'sha256')
+    const next = randomBlob(PART_SIZE + 2 * MiB)
+    const slow = slowBody(next, 3 * MiB)
+    const folding = callWith({}, location, sized(next, first.length, slow.stream))
+    await claimed(location)
+    expect((await callWith({}, location, { method: 'DELETE' })).status).toBe(204)
+    slow.open()
+    const folded = await folding
+    expect(folded.status).toBe(404)
+    for (const d of [await sha256(first), await sha256(join(first, next))]) {
+      expect((await callWith({}, withDigest(location, d), { method: 'PUT' })).status).toBe(404)
+      expect((await callWith({}, `/v2/${repo}/blobs/${d}`, { method: 'HEAD' })).status).toBe(404)
+    }
+  })
+})
+
+describe('a session whose kept hash is pushed out (more than MAX_KEPT sessions kept in the isolate)', () => {
+  const evict = () => {
+    for (let i = 0; i < MAX_KEPT; i++) keep({ id: `evict${i}`, alg: 'sha256' }, 1, new NativeHash('sha256'))
+  }
+  it.each([
+    ['in parts', true],
+    ['in its first write and a piece (the next fold hashes them again)', false],
+  ] as const)('%s: the session goes on; a wrong digest is refused and the right one served', async (_how, inParts) => {
+    for (const right of [false, true]) {
+      const repo = repoName('hostile')
+      let location = await startUpload(repo)
+      const first = randomBlob(inParts ? PART_SIZE + MiB : 3 * MiB)
+      const piece = randomBlob(inParts ? 0 : 200_000)
+      const fold = randomBlob(PART_SIZE + 2 * MiB)
+      const last = randomBlob(20_000)
+      let at = 0
+      for (const chunk of [first, piece, fold]) {
+        if (!chunk.length) continue
+        if (chunk === fold) evict()
+        const res = await callWith({}, location, ranged('PATCH', chunk, at))
+        expect(res.status).toBe(202)
+        location = res.headers.get('location')!
+        at += chunk.length
+      }
+      const whole = join(first, piece, fold, last)
+      const digest = right ? await sha256(whole) : await sha256(randomBlob(10))
+      const { BLOBS, read } = counting()
+      const put = await callWith({ BLOBS } as Partial<Env>, withDigest(location, digest), ranged('PUT', last, at))
+      expect(put.status, await put.clone().text()).toBe(right ? 201 : 400)
+      // pushed out: read back; hashed again by the fold, it was kept from there
+      if (inParts) expect(read).toContain(whole.length)
+      else expect(read.every((n) => n < PART_SIZE)).toBe(true)
+      if (right) await expectServed(repo, digest)
+      else expect((await callWith({}, `/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    }
   })
 })
