@@ -404,3 +404,31 @@ describe('a session whose kept hash is pushed out (more than MAX_KEPT sessions k
     }
   })
 })
+
+describe('a close and a DELETE of one Location at once', () => {
+  it.each([
+    ['one write', 'one'],
+    ['chunks, the hash kept', 'chunks'],
+  ] as const)('%s: the close is 201 (served) or 404, the DELETE 204 or 404; never a 5xx', async (_how, mode) => {
+    for (let run = 0; run < 4; run++) {
+      const repo = repoName('hostile')
+      const bytes = randomBlob(PART_SIZE + 3 * MiB)
+      let location = await startUpload(repo)
+      for (const [from, to] of mode === 'one' ? [[0, bytes.length]] : [[0, 2 * MiB], [2 * MiB, bytes.length]]) {
+        const res = await callWith({}, location, ranged('PATCH', bytes.subarray(from, to), from!))
+        expect(res.status).toBe(202)
+        location = res.headers.get('location')!
+      }
+      const digest = await sha256(bytes)
+      const [put, del] = await Promise.all([
+        callWith({}, withDigest(location, digest), { method: 'PUT' }),
+        // at once, or a little later (after a GET)
+        (run % 2 ? callWith({}, location) : Promise.resolve()).then(() => callWith({}, location, { method: 'DELETE' })),
+      ])
+      expect([201, 404], `run ${run}: PUT ${await put.clone().text()}`).toContain(put.status)
+      expect([204, 404], `run ${run}: DELETE`).toContain(del.status)
+      if (put.status === 201) await expectServed(repo, digest)
+      else expect((await callWith({}, `/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    }
+  })
+})
