@@ -1,8 +1,9 @@
 /**
- * The hash a session keeps in the isolate between its requests (src/upload/kept.ts), attacked as
- * a hostile tenant would: replays, races at one offset, requests that fail after taking it, the
- * other algorithm, eviction. Whatever happens, a blob is indexed only under the digest of the
- * bytes stored, and the session's true bytes close under their own digest.
+ * Upload sessions, and the hash each keeps in the isolate between its requests
+ * (src/upload/kept.ts), attacked as a hostile tenant would: replays of old Locations, requests
+ * racing at one offset, requests that fail (after taking the kept hash, or before) and are sent
+ * again, the other algorithm, kept hashes pushed out. Whatever happens, a blob is indexed only
+ * under the digest of the bytes stored, and the session's true bytes close under their own digest.
  */
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../src/env'
@@ -23,12 +24,11 @@ const join = (...parts: Uint8Array[]) => {
 }
 
 /** The bucket, its part uploads held until `open()`; `landed` once every held one is in. */
-function heldParts(): { BLOBS: R2Bucket; open(): void; landed(): Promise<unknown>; held: number } {
+function heldParts(): { BLOBS: R2Bucket; open(): void; landed(): Promise<unknown> } {
   let go!: () => void
   const gate = new Promise<void>((r) => (go = r))
   const uploads: Promise<unknown>[] = []
   const out = {
-    held: 0,
     open: () => go(),
     landed: () => Promise.allSettled(uploads),
     BLOBS: null as unknown as R2Bucket,
@@ -41,9 +41,9 @@ function heldParts(): { BLOBS: R2Bucket; open(): void; landed(): Promise<unknown
         const mp = target.resumeMultipartUpload(key, id)
         return new Proxy(mp, {
           get(t, n) {
-            if (n !== 'uploadPart') return typeof Reflect.get(t, n) === 'function' ? (Reflect.get(t, n) as Function).bind(t) : Reflect.get(t, n)
+            const v = Reflect.get(t, n)
+            if (n !== 'uploadPart') return typeof v === 'function' ? v.bind(t) : v
             return (part: number, bytes: Uint8Array) => {
-              out.held++
               const upload = gate.then(() => t.uploadPart(part, bytes))
               uploads.push(upload)
               return upload
@@ -98,7 +98,7 @@ describe('two closes of one Location at once', () => {
   it.each([
     ['one write through parts (docker: no end mark)', 'docker'],
     ['chunks, the hash kept', 'chunks'],
-  ] as const)('%s: one 201, the other 404; a wrong digest racing the right one never indexes it', async (_how, mode) => {
+  ] as const)('%s: one closes it (201, or 400 for a wrong digest), the other is told 404; a wrong digest is never indexed', async (_how, mode) => {
     for (let run = 0; run < 4; run++) {
       const repo = repoName('hostile')
       const bytes = randomBlob(PART_SIZE + 3 * MiB)
