@@ -5,11 +5,11 @@
  * again, the other algorithm, kept hashes pushed out. Whatever happens, a blob is indexed only
  * under the digest of the bytes stored, and the session's true bytes close under their own digest.
  */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { Env } from '../../src/env'
 import { NativeHash } from '../../src/digest/native'
 import { keep, MAX_KEPT } from '../../src/upload/kept'
-import { PART_SIZE } from '../../src/upload/session'
+import { LEASE_BASE_MS, PART_SIZE } from '../../src/upload/session'
 import { expectServed, faulty } from '../faulty-bucket'
 import { bindings, callWith, cutOffStream, errorCode, listObjects, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest } from '../helpers'
 
@@ -430,6 +430,48 @@ describe('a close and a DELETE of one Location at once', () => {
       expect([201, 404], `run ${run}: PUT ${await put.clone().text()}`).toContain(put.status)
       expect([204, 404], `run ${run}: DELETE`).toContain(del.status)
       if (put.status === 201) await expectServed(repo, digest)
+      else expect((await callWith({}, `/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
+    }
+  })
+})
+
+describe('a fold too slow for its claim while the same chunk, sent again, takes its offset over', () => {
+  it.each([
+    ['in parts', true],
+    ['in its first write and a piece (the next fold hashes them again)', false],
+  ] as const)('%s: the slow one fails, the other is the session; its close tells a wrong digest and serves the right one', async (_how, inParts) => {
+    for (const right of [false, true]) {
+      const repo = repoName('hostile')
+      let location = await startUpload(repo)
+      const first = randomBlob(inParts ? PART_SIZE + MiB : 3 * MiB)
+      const piece = randomBlob(inParts ? 0 : 200_000)
+      for (const [chunk, at] of [[first, 0], [piece, first.length]] as const) {
+        if (!chunk.length) continue
+        const res = await callWith({}, location, ranged('PATCH', chunk, at))
+        expect(res.status).toBe(202)
+        location = res.headers.get('location')!
+      }
+      const at = first.length + piece.length
+      const next = randomBlob(PART_SIZE + 2 * MiB)
+      const slow = slowBody(next, 3 * MiB)
+      const sending = callWith({}, location, sized(next, at, slow.stream))
+      await claimed(location)
+      const now = Date.now()
+      const clock = vi.spyOn(Date, 'now').mockImplementation(() => now + 2 * LEASE_BASE_MS + 3_600_000)
+      let again: Response
+      try {
+        again = await callWith({}, location, ranged('PATCH', next, at))
+        expect(again.status, await again.clone().text()).toBe(202)
+        slow.open()
+        expect([400, 416]).toContain((await sending).status)
+      } finally {
+        clock.mockRestore()
+      }
+      const whole = join(first, piece, next)
+      const digest = right ? await sha256(whole) : await sha256(randomBlob(10))
+      const put = await callWith({}, withDigest(again.headers.get('location')!, digest), { method: 'PUT' })
+      expect(put.status, await put.clone().text()).toBe(right ? 201 : 400)
+      if (right) await expectServed(repo, digest)
       else expect((await callWith({}, `/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404)
     }
   })
