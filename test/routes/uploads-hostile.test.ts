@@ -11,11 +11,10 @@ import { NativeHash } from '../../src/digest/native'
 import { keep, MAX_KEPT } from '../../src/upload/kept'
 import { LEASE_BASE_MS, PART_SIZE } from '../../src/upload/session'
 import { expectServed, faulty } from '../faulty-bucket'
-import { bindings, callWith, cutOffStream, errorCode, listObjects, MiB, randomBlob, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest } from '../helpers'
+import {
+  bindings, callWith, countingReads, cutOffStream, errorCode, listObjects, MiB, randomBlob, ranged, repoName, sha256, sha512, slowBody, startUpload, streamOf, withDigest,
+} from '../helpers'
 
-const ranged = (method: string, bytes: Uint8Array, from: number): RequestInit => ({
-  method, body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
-})
 const join = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
   let at = 0
@@ -128,23 +127,6 @@ describe('two closes of one Location at once', () => {
   })
 })
 
-/** The bucket, counting the bytes each get returns. */
-function counting(): { BLOBS: R2Bucket; read: number[] } {
-  const read: number[] = []
-  const BLOBS = new Proxy(bindings.BLOBS, {
-    get(target, name) {
-      const value = Reflect.get(target, name)
-      if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
-      return async (...args: Parameters<R2Bucket['get']>) => {
-        const object = await target.get(...args)
-        if (object && 'body' in object) read.push(object.size - ((args[1]?.range as { offset?: number } | undefined)?.offset ?? 0))
-        return object
-      }
-    },
-  })
-  return { BLOBS, read }
-}
-
 const digestOf = (alg: 'sha256' | 'sha512', bytes: Uint8Array) => (alg === 'sha256' ? sha256(bytes) : sha512(bytes))
 
 describe('old Locations replayed between the real requests of a session', () => {
@@ -182,7 +164,7 @@ describe('old Locations replayed between the real requests of a session', () => 
       }
     }
     const wrong = await digestOf(closing, randomBlob(10))
-    const { BLOBS, read } = counting()
+    const { BLOBS, read } = countingReads()
     const digest = await digestOf(closing, bytes)
     const put = await callWith({ BLOBS } as Partial<Env>, withDigest(locations.at(-1)!, digest), { method: 'PUT' })
     expect(put.status, await put.clone().text()).toBe(201)
@@ -345,7 +327,7 @@ describe('a fold in the middle of its body, holding its offset (and the kept has
     expect((await callWith({}, `/v2/${repo}/blobs/${prefix}`, { method: 'HEAD' })).status).toBe(404)
     const whole = join(first, next)
     const digest = await digestOf(alg, whole)
-    const { BLOBS, read } = counting()
+    const { BLOBS, read } = countingReads()
     const put = await callWith({ BLOBS } as Partial<Env>, withDigest(folded.headers.get('location')!, digest), { method: 'PUT' })
     expect(put.status, await put.clone().text()).toBe(201)
     expect(read.every((n) => n < PART_SIZE)).toBe(true)
@@ -395,7 +377,7 @@ describe('a session whose kept hash is pushed out (more than MAX_KEPT sessions k
       }
       const whole = join(first, piece, fold, last)
       const digest = right ? await sha256(whole) : await sha256(randomBlob(10))
-      const { BLOBS, read } = counting()
+      const { BLOBS, read } = countingReads()
       const put = await callWith({ BLOBS } as Partial<Env>, withDigest(location, digest), ranged('PUT', last, at))
       expect(put.status, await put.clone().text()).toBe(right ? 201 : 400)
       // pushed out: read back; hashed again by the fold, it was kept from there
