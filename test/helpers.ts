@@ -225,3 +225,25 @@ export function slowBody(bytes: Uint8Array, at: number): { stream: ReadableStrea
   })
   return { stream, reading, open: go }
 }
+
+/** The bucket, recording the bytes each get returns (what a request read back). */
+export function countingReads(): { BLOBS: R2Bucket; read: number[] } {
+  const read: number[] = []
+  const BLOBS = new Proxy(bindings.BLOBS, {
+    get(target, name) {
+      const value = Reflect.get(target, name)
+      if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
+      return async (...args: Parameters<R2Bucket['get']>) => {
+        const object = await target.get(...args)
+        if (object && 'body' in object) read.push(object.size - ((args[1]?.range as { offset?: number } | undefined)?.offset ?? 0))
+        return object
+      }
+    },
+  })
+  return { BLOBS, read }
+}
+
+/** A request sending `bytes` as the chunk at `from`, with Content-Length and Content-Range. */
+export const ranged = (method: string, bytes: Uint8Array, from: number): RequestInit => ({
+  method, body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
+})

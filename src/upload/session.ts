@@ -249,11 +249,7 @@ export async function append(env: Env, state: UploadState, body: Body): Promise<
   }
   // A chunk of unknown length that turns out small is read whole first: it may land as a piece.
   const { length, rest } = body.length === null ? await probe(chunks, PROBE_BYTES) : { length: body.length, rest: chunks }
-  if (length !== null && fitsPiece(state, length)) {
-    // Continuing the only write so far, which may be a blob already: the session is over then.
-    if (await spent(env, state)) throw unknownUpload(state.id)
-    return appendPiece(env, state, rest, length)
-  }
+  if (length !== null && fitsPiece(state, length)) return appendPiece(env, state, rest, length)
   return appendThroughParts(env, state, rest, await claimFold(env, state, body))
 }
 
@@ -423,12 +419,17 @@ async function streamInto(
 
 /**
  * A later chunk that fits a piece (`fitsPiece`) is written once, at its offset, as it came;
- * the kept hash goes on with it once the write holds the offset. 1 R2 put.
+ * the kept hash goes on with it once the write holds the offset. 1 R2 put (+1 R2 head of the
+ * blob index after a single write).
  */
 async function appendPiece(env: Env, state: UploadState, chunks: AsyncIterable<Uint8Array>, length: number): Promise<UploadState> {
   const pieces: Uint8Array[] = []
   for await (const chunk of chunks) pieces.push(chunk)
   const bytes = concat(pieces)
+  // Continuing the only write so far, which may be a blob already: the session is over then.
+  // Looked at once the body is in, just before the write: a close of that one write (which
+  // marks no end) while a slow body came would otherwise be followed by this piece.
+  if (await spent(env, state)) throw unknownUpload(state.id)
   const after: Progress = {
     ...later(state),
     offset: state.offset + length,
@@ -490,6 +491,10 @@ async function appendThroughParts(
     }
     await parts.settle()
   } catch (err) {
+    // A part still uploading (the body broke off while the next one filled) must land before the
+    // claim is given up: landing after a retry's upload of the same part number, it would replace
+    // that part, whose recorded etag then no longer matches (a session that can never complete).
+    await parts.settle().catch(() => {})
     // A multipart upload this request started is named by no state: abort it (free).
     if (parts.started) await abortParts(env, { ...state, mp: parts.mp })
     if (claim) await releaseClaim(env, state, claim)

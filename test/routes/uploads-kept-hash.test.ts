@@ -10,28 +10,7 @@ import type { Env } from '../../src/env'
 import { forgetKept } from '../../src/upload/kept'
 import { PART_SIZE } from '../../src/upload/session'
 import { expectServed, faulty } from '../faulty-bucket'
-import { bindings, callWith, errorCode, MiB, randomBlob, repoName, sha256, startUpload, withDigest } from '../helpers'
-
-/** The bucket, counting the bytes each get returns. */
-function counting(): { BLOBS: R2Bucket; read: number[] } {
-  const read: number[] = []
-  const BLOBS = new Proxy(bindings.BLOBS, {
-    get(target, name) {
-      const value = Reflect.get(target, name)
-      if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
-      return async (...args: Parameters<R2Bucket['get']>) => {
-        const object = await target.get(...args)
-        if (object && 'body' in object) read.push(object.size - ((args[1]?.range as { offset?: number } | undefined)?.offset ?? 0))
-        return object
-      }
-    },
-  })
-  return { BLOBS, read }
-}
-
-const ranged = (method: string, bytes: Uint8Array, from: number): RequestInit => ({
-  method, body: bytes, headers: { 'Content-Length': String(bytes.length), 'Content-Range': `${from}-${from + bytes.length - 1}` },
-})
+import { callWith, countingReads, errorCode, MiB, randomBlob, ranged, repoName, sha256, startUpload, withDigest } from '../helpers'
 
 /**
  * The push tool's requests: PATCHes of `size` with Content-Range, then the last chunk on the
@@ -48,7 +27,7 @@ async function pushInChunks(repo: string, blob: Uint8Array, digest: string, size
     location = res.headers.get('location')!
   }
   between()
-  const { BLOBS, read } = counting()
+  const { BLOBS, read } = countingReads()
   const put = await callWith({ BLOBS }, withDigest(location, digest), ranged('PUT', blob.subarray(at), at))
   return { put, read }
 }
@@ -93,7 +72,7 @@ describe('a session pushed in several requests', () => {
       expect((await callWith({ BLOBS: broken.BLOBS }, one.headers.get('location')!, ranged('PATCH', second, first.length))).status).toBe(500)
       const two = await callWith({}, one.headers.get('location')!, ranged('PATCH', second, first.length))
       expect(two.status).toBe(202)
-      const { BLOBS, read } = counting()
+      const { BLOBS, read } = countingReads()
       const put = await callWith({ BLOBS }, withDigest(two.headers.get('location')!, digest), ranged('PUT', last, 2 * PART_SIZE))
       expect(read).toContain(blob.length)
       if (digest === (await sha256(blob))) {
