@@ -480,10 +480,14 @@ async function appendThroughParts(
   let received = 0
   const body = watched(chunks)
   try {
+    let stored = 0
     for await (const chunk of pending.chunks) {
+      stored += chunk.byteLength
       if (rehash) hash!.update(chunk)
       await parts.push(chunk)
     }
+    // A kept hash covers the bytes as they came: what goes into parts must be all of them.
+    if (stored !== pendingBytes(state)) throw new Error(`the session's stored bytes read back as ${stored} bytes, not ${pendingBytes(state)}`)
     for await (const chunk of body.chunks) {
       hash?.update(chunk)
       received += chunk.byteLength

@@ -10,7 +10,7 @@ import type { Env } from '../../src/env'
 import { forgetKept } from '../../src/upload/kept'
 import { PART_SIZE } from '../../src/upload/session'
 import { expectServed, faulty } from '../faulty-bucket'
-import { callWith, countingReads, errorCode, MiB, randomBlob, ranged, repoName, sha256, startUpload, withDigest } from '../helpers'
+import { bindings, callWith, countingReads, errorCode, MiB, randomBlob, ranged, repoName, sha256, startUpload, withDigest } from '../helpers'
 
 /**
  * The push tool's requests: PATCHes of `size` with Content-Range, then the last chunk on the
@@ -83,5 +83,40 @@ describe('a session pushed in several requests', () => {
         expect(await errorCode(put)).toBe('DIGEST_INVALID')
       }
     }
+  })
+})
+
+describe('the bytes a fold reads back', () => {
+  it('read back short are the store’s failure: 500, nothing stored for them; sent again, the blob is served whole', async () => {
+    const repo = repoName('kept')
+    const first = randomBlob(3 * MiB)
+    const next = randomBlob(PART_SIZE)
+    const whole = new Uint8Array([...first, ...next])
+    const location = await startUpload(repo)
+    const one = await callWith({}, location, { method: 'PATCH', body: first, headers: { 'Content-Length': String(first.length) } })
+    expect(one.status).toBe(202)
+    // R2 answers the read of the first write with only its first MiB, once (the hash kept covers all 3)
+    let cut = false
+    const short = new Proxy(bindings.BLOBS, {
+      get(target, name) {
+        const value = Reflect.get(target, name)
+        if (name !== 'get') return typeof value === 'function' ? value.bind(target) : value
+        return async (key: string, options?: R2GetOptions) => {
+          const object = await target.get(key, options)
+          if (cut || !object || !('body' in object) || object.size !== first.length) return object
+          cut = true
+          const body = new Response(first.subarray(0, MiB)).body!
+          return new Proxy(object, { get: (o, n) => (n === 'body' ? body : Reflect.get(o, n)) })
+        }
+      },
+    })
+    const failed = await callWith({ BLOBS: short }, one.headers.get('location')!, ranged('PATCH', next, first.length))
+    expect(failed.status).toBe(500)
+    expect(cut).toBe(true)
+    const two = await callWith({}, one.headers.get('location')!, ranged('PATCH', next, first.length))
+    expect(two.status).toBe(202)
+    const digest = await sha256(whole)
+    expect((await callWith({}, withDigest(two.headers.get('location')!, digest), { method: 'PUT' })).status).toBe(201)
+    await expectServed(repo, digest)
   })
 })
