@@ -42,7 +42,8 @@ export type OciCode = keyof typeof OCI
  * replaces the table's only where the client must read more than the code (clients such as
  * skopeo and docker print the message of a code they do not know, never the detail);
  * `options.status` overrides the table's only to pass an upstream's status on (UPSTREAM_UNAVAILABLE)
- * or where the code is chosen for how clients react to it (a body over MAX_CHUNK_BYTES: 413 DENIED).
+ * or where the code is chosen for how clients react to it (a body over MAX_CHUNK_BYTES, a blob past
+ * what R2's multipart assembles: 413 DENIED).
  */
 export class RegistryError extends Error {
   constructor(

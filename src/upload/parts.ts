@@ -10,6 +10,19 @@ import type { UploadState } from './state'
 
 /** Size of every multipart part; with two in memory, the memory bound of a request. */
 export const PART_SIZE = 10 * 1024 * 1024
+/**
+ * Parts a session may fill: R2 takes 10,000 in one upload, and the close may add two of its
+ * own (the bytes still pending). So a blob is at most ~97.6 GiB here.
+ */
+export const MAX_PARTS = 10_000 - 2
+
+/** 413 DENIED (final for docker and podman, as `chunkTooLarge`): the blob passes what R2 can assemble. */
+const blobTooLarge = () => new RegistryError(
+  'DENIED',
+  { limit: MAX_PARTS * PART_SIZE },
+  {},
+  { message: `the blob passes the largest this registry can store (${MAX_PARTS} parts of ${PART_SIZE} bytes)`, status: 413 },
+)
 
 export class PartWriter {
   /** Etags of the parts so far, in part order. */
@@ -66,6 +79,7 @@ export class PartWriter {
     if (Date.now() > this.deadline) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'the chunk arrived too slowly (its claim on the offset ran out): send it again, or in smaller chunks')
     }
+    if (this.etags.length >= MAX_PARTS) throw blobTooLarge()
     if (!this.mp) this.mp = await startParts(this.env, this.state)
     const slot = this.etags.push('') - 1
     const bytes = this.current
