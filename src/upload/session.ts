@@ -160,8 +160,9 @@ export function status(env: Env, state: UploadState): Promise<UploadState> {
  * The session as storage knows it, whatever Location asked: the progress its latest write
  * recorded. BLOB_UPLOAD_UNKNOWN once it has ended (an end mark, completed parts, or its
  * only write indexed as a blob). 1 R2 list, +1 R2 head for a session of one write (+1 get
- * reading that write again when neither it nor the asking Location recorded its digest: a
- * first write streamed with its length, asked about from the POST's Location).
+ * reading that write again when neither it nor the asking Location recorded its digest, nor
+ * this isolate kept its hash: a first write streamed with its length, asked about from the
+ * POST's Location).
  */
 async function truth(env: Env, state: UploadState): Promise<UploadState> {
   const stored = await listSession(env, state)
@@ -208,11 +209,11 @@ const pendingBytes = (s: UploadState): number => s.size + (s.more ?? []).reduce(
  * Whether a session of one write is over: the index entry of its digest names that write (the
  * common close leaves no end mark; every other ending does, at the last offset, which the
  * caller finds by its own write or head there). 0 calls, or 1 R2 head (+1 R2 get when the
- * write recorded no digest).
+ * write recorded no digest and this isolate keeps no hash of it).
  */
 async function spent(env: Env, s: UploadState): Promise<boolean> {
   if (!firstOnly(s)) return false
-  let sum = s.sum
+  let sum = s.sum ?? peek(s)?.hex()
   if (sum === undefined) {
     if (s.mp) return false // a first write through parts always records its digest
     const bytes = await readUploaded(env, writeKey(s, 0), 0)

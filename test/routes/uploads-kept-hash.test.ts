@@ -120,3 +120,21 @@ describe('the bytes a fold reads back', () => {
     await expectServed(repo, digest)
   })
 })
+
+describe('the status of a session of one write, asked from the POST’s Location', () => {
+  it('reads the write back only where its hash is not kept', async () => {
+    const repo = repoName('kept')
+    for (const elsewhere of [false, true]) {
+      const first = randomBlob(3 * MiB)
+      const location = await startUpload(repo)
+      const one = await callWith({}, location, { method: 'PATCH', body: first, headers: { 'Content-Length': String(first.length) } })
+      expect(one.status).toBe(202)
+      if (elsewhere) forgetKept()
+      const { BLOBS, read } = countingReads()
+      const asked = await callWith({ BLOBS }, location)
+      expect(asked.status).toBe(204)
+      expect(asked.headers.get('range')).toBe(`0-${first.length - 1}`)
+      expect(read.includes(first.length)).toBe(elsewhere)
+    }
+  })
+})
